@@ -1,0 +1,208 @@
+/*
+ * mpistore: a c10d-compatible key-value store for MPI jobs, built on MPI-3
+ * one-sided RMA windows.  No server process, no helper thread, no socket:
+ * every rank of the communicator hosts a slice of the store.
+ *
+ * Conventions
+ *  - Every function returning int returns MPISTORE_OK (0) or a negative code
+ *    -MPISTORE_Exxx.  mpistore_strerror() names a code; mpistore_errmsg()
+ *    gives a one-line description of the handle's last failure (which key,
+ *    which rank, how long it waited, MPI's own error string).
+ *  - Output parameters are written only on success.  A failed call leaves the
+ *    store unchanged.
+ *  - Every buffer the library returns is malloc'ed, carries one extra NUL byte
+ *    after its length (not counted), and is released with mpistore_free().
+ *  - Keys are non-empty C strings of at most max_key_len bytes (the full key,
+ *    prefix included for views).  Values are arbitrary bytes, possibly empty,
+ *    possibly containing NUL.
+ *  - Threads: a handle is used by one thread at a time, unless MPI was
+ *    initialised with MPI_THREAD_MULTIPLE; then one handle may be shared by
+ *    threads (calls are serialised by an internal mutex that blocking calls
+ *    release while they back off).  With a shared handle, mpistore_errmsg()
+ *    may describe another thread's failure.
+ *  - The library never aborts, exits or prints.
+ */
+#ifndef MPISTORE_H
+#define MPISTORE_H
+
+#include <mpi.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mpistore_version.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Opaque handle: a store (from mpistore_open) or a prefix view. */
+typedef struct mpistore mpistore_t;
+
+/*
+ * Error codes, generated from one table so that the enum, the names and the
+ * texts never drift apart.  Functions return them negated.
+ */
+#define MPISTORE_ERRNO_MAP(XX)                                                          \
+    XX(EINVAL, "invalid argument (NULL pointer, empty key, bad count, timeout or option)") \
+    XX(ETIMEDOUT, "timeout: a blocking call reached its deadline")                      \
+    XX(EKEYTOOLONG, "key longer than the store's max_key_len")                          \
+    XX(ETOOBIG, "value longer than the store's max_value_len")                          \
+    XX(ENOSPC, "the store's key slots or value memory are full")                        \
+    XX(ENOTINT, "value is not a decimal int64, or the add would overflow")              \
+    XX(ENOMEM, "local memory allocation failed")                                        \
+    XX(EMPI, "an MPI call failed")                                                      \
+    XX(ESTATE, "invalid state (MPI not initialised, open views at close, ...)")
+
+enum {
+    MPISTORE_OK = 0,
+#define MPISTORE_XX_ENUM(name, text) MPISTORE_##name,
+    MPISTORE_ERRNO_MAP(MPISTORE_XX_ENUM)
+#undef MPISTORE_XX_ENUM
+    MPISTORE_ERRNO_COUNT_ /* not a code */
+};
+
+/** "Use the store's timeout" for mpistore_wait(). */
+#define MPISTORE_TIMEOUT_DEFAULT (-1.0)
+
+/** The version of mpistore_options_t this header describes. */
+#define MPISTORE_OPTIONS_VERSION 1u
+
+/*
+ * Store options.  Initialise with mpistore_options_init(), then change fields.
+ * Every rank must pass identical options to mpistore_open().
+ *
+ * Defaults: timeout_s 300, max_key_len 1024, max_value_len 1 MiB,
+ * keys_per_rank 4096, bytes_per_rank 7 MiB (the index adds about 200 KiB, so
+ * a default store uses less than 8 MiB of window memory per rank).
+ */
+typedef struct mpistore_options {
+    unsigned version;      /**< MPISTORE_OPTIONS_VERSION */
+    double timeout_s;      /**< default deadline of blocking calls; 0 = none */
+    size_t max_key_len;    /**< bytes (full key, prefix included) */
+    size_t max_value_len;  /**< bytes */
+    size_t keys_per_rank;  /**< keys each rank's index can host */
+    size_t bytes_per_rank; /**< value memory each rank hosts for its writes */
+} mpistore_options_t;
+
+/** Fill *opts with the defaults above (NULL is ignored). */
+void mpistore_options_init(mpistore_options_t *opts);
+
+/**
+ * Open a store over comm.  Collective over comm: every rank must call it with
+ * identical options (opts NULL = defaults).  Duplicates comm and allocates
+ * the window memory (MPI_Win_allocate).
+ * Errors: EINVAL (NULL out, MPI_COMM_NULL, bad or differing options),
+ * ESTATE (MPI not initialised), ENOMEM, EMPI (window allocation failed; the
+ * message names the MPI setting that fixes known transport problems).
+ * On error *out is untouched and, except for EINVAL on a NULL comm, every
+ * rank returns the same code.
+ */
+int mpistore_open(mpistore_t **out, MPI_Comm comm, const mpistore_options_t *opts);
+
+/**
+ * Close a handle.  For a store: collective over its communicator, frees the
+ * window; fails with ESTATE (without entering the collective) while prefix
+ * views of it are open.  For a view: local.  NULL is a no-op returning OK.
+ */
+int mpistore_close(mpistore_t *store);
+
+/**
+ * Create a local view that maps every key k to prefix "/" k over the same
+ * store (PrefixStore).  Views of views nest.  The view starts with its
+ * parent's timeout and must be closed before its parent.
+ * Errors: EINVAL (NULL argument, empty prefix), EKEYTOOLONG, ENOMEM.
+ */
+int mpistore_prefix(mpistore_t **out, mpistore_t *store, const char *prefix);
+
+/** Store value under key, replacing any old value; wakes waiters.  Non-blocking
+ *  except for short lock waits bounded by the timeout.
+ *  Errors: EINVAL, EKEYTOOLONG, ETOOBIG, ENOSPC, ETIMEDOUT, ENOMEM, EMPI. */
+int mpistore_set(mpistore_t *s, const char *key, const void *value, size_t len);
+
+/** Get key's value, blocking until some rank sets it or the handle's timeout
+ *  expires (ETIMEDOUT; the message names the key, its home rank and the
+ *  seconds waited).  *value is freed with mpistore_free(). */
+int mpistore_get(mpistore_t *s, const char *key, void **value, size_t *len);
+
+/** Atomic add on a decimal int64 value (missing key starts at 0).
+ *  *result (may be NULL) gets the new value.  ENOTINT if the value is not a
+ *  decimal int64 or the sum would overflow; the value is then unchanged. */
+int mpistore_add(mpistore_t *s, const char *key, int64_t delta, int64_t *result);
+
+/**
+ * Atomic compare-and-set with c10d's truth table:
+ *  key missing, expected empty      -> store desired, return desired;
+ *  key missing, expected non-empty  -> store nothing, return expected;
+ *  key equal to expected            -> store desired, return desired;
+ *  key different                    -> store nothing, return current value.
+ * *current/*current_len receive the returned value (free with mpistore_free).
+ */
+int mpistore_compare_set(mpistore_t *s, const char *key, const void *expected,
+                         size_t expected_len, const void *desired, size_t desired_len,
+                         void **current, size_t *current_len);
+
+/** Remove key; *deleted (may be NULL) tells whether a key was removed. */
+int mpistore_delete_key(mpistore_t *s, const char *key, bool *deleted);
+
+/** Non-blocking: *all_present is true if every key exists.  nkeys may be 0. */
+int mpistore_check(mpistore_t *s, const char *const *keys, size_t nkeys, bool *all_present);
+
+/** Block until every key exists.  timeout_s: MPISTORE_TIMEOUT_DEFAULT = the
+ *  handle's timeout, 0 = forever, > 0 = seconds.  ETIMEDOUT names the keys
+ *  still missing. */
+int mpistore_wait(mpistore_t *s, const char *const *keys, size_t nkeys, double timeout_s);
+
+/** Number of keys in the store now (exact when no insert/delete is in flight). */
+int mpistore_num_keys(mpistore_t *s, int64_t *count);
+
+/** get() for each key under one deadline; values[i]/lens[i] in order, each
+ *  freed with mpistore_free().  On failure nothing is written. */
+int mpistore_multi_get(mpistore_t *s, const char *const *keys, size_t nkeys, void **values,
+                       size_t *lens);
+
+/** set() for each pair, in order.  Validates every argument before writing.
+ *  Each set is atomic; on a failure midway, the earlier pairs stay set. */
+int mpistore_multi_set(mpistore_t *s, const char *const *keys, const void *const *values,
+                       const size_t *lens, size_t nkeys);
+
+/** Create key with value, or append value to it atomically; wakes waiters. */
+int mpistore_append(mpistore_t *s, const char *key, const void *value, size_t len);
+
+/** Set the handle's default deadline for blocking calls (seconds, finite,
+ *  >= 0; 0 = no deadline). */
+int mpistore_set_timeout(mpistore_t *s, double seconds);
+
+/** The handle's timeout in seconds (-1.0 for a NULL handle). */
+double mpistore_timeout(const mpistore_t *s);
+
+/** Per-store operation counters (shared by a store and its views). */
+typedef struct mpistore_stats {
+    uint64_t rma_calls;   /**< RMA calls issued (get, put, atomics) */
+    uint64_t round_trips; /**< completions waited for (flushes) */
+    uint64_t bytes;       /**< payload bytes moved by RMA */
+} mpistore_stats_t;
+
+/** Read (and with reset=true, zero) the counters.  Local. */
+int mpistore_stats(mpistore_t *s, mpistore_stats_t *out, bool reset);
+
+/** Free a buffer returned by the library (NULL ok). */
+void mpistore_free(void *p);
+
+/** Static text for a code, positive or negative ("unknown error" otherwise). */
+const char *mpistore_strerror(int code);
+
+/** Static name of a code ("MPISTORE_ETIMEDOUT"), positive or negative. */
+const char *mpistore_errname(int code);
+
+/** One line on the handle's last failure, "" if none (NULL handle: ""). */
+const char *mpistore_errmsg(const mpistore_t *s);
+
+/** Runtime library version, "MAJOR.MINOR.PATCH". */
+const char *mpistore_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MPISTORE_H */
