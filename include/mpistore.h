@@ -30,8 +30,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "mpistore_version.h"
-
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -136,7 +134,7 @@ int mpistore_add(mpistore_t *s, const char *key, int64_t delta, int64_t *result)
  *  key missing, expected non-empty  -> store nothing, return expected;
  *  key equal to expected            -> store desired, return desired;
  *  key different                    -> store nothing, return current value.
- * *current/*current_len receive the returned value (free with mpistore_free).
+ * current and current_len receive the returned value (free with mpistore_free).
  */
 int mpistore_compare_set(mpistore_t *s, const char *key, const void *expected,
                          size_t expected_len, const void *desired, size_t desired_len,
@@ -195,7 +193,8 @@ const char *mpistore_strerror(int code);
 /** Static name of a code ("MPISTORE_ETIMEDOUT"), positive or negative. */
 const char *mpistore_errname(int code);
 
-/** One line on the handle's last failure, "" if none (NULL handle: ""). */
+/** One line on the handle's last failure, "" if none.  With NULL: the calling
+ *  thread's last failed mpistore_open() or store close (which leave no handle). */
 const char *mpistore_errmsg(const mpistore_t *s);
 
 /** Runtime library version, "MAJOR.MINOR.PATCH". */

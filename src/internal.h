@@ -1,0 +1,217 @@
+/* Internal declarations shared by the library's source files.  Nothing here is
+ * public; see docs/design.md for the layout and the concurrency argument. */
+#ifndef MPISTORE_INTERNAL_H
+#define MPISTORE_INTERNAL_H
+
+#include "mpistore.h"
+
+#include <pthread.h>
+
+#define MS_ERRMSG_LEN 512
+#define MS_PROBE_MAX 64u          /* probe window, in slots */
+#define MS_CTL_WORDS 4u           /* lock, fp, blen, spare */
+#define MS_CTL_LOCK 0u
+#define MS_CTL_FP 1u
+#define MS_CTL_BLEN 2u
+#define MS_BLK_HDR 32u            /* bytes of a block header */
+#define MS_UNIT_MIN_SHIFT 5u      /* 32-byte allocation units */
+#define MS_MAX_RANKS (1u << 17)
+#define MS_NBINS 32u
+
+/* ---- descriptor word: ver:22 | valid:1 | rank:17 | unit_offset:24 ---- */
+#define MS_DESC_VER_BITS 22u
+#define MS_DESC_VER_MASK ((1u << MS_DESC_VER_BITS) - 1u)
+static inline uint64_t ms_desc_make(uint32_t ver, int valid, uint32_t rank, uint32_t uoff)
+{
+    return ((uint64_t)(ver & MS_DESC_VER_MASK) << 42) | ((uint64_t)(valid ? 1 : 0) << 41) |
+           ((uint64_t)(rank & 0x1FFFFu) << 24) | (uint64_t)(uoff & 0xFFFFFFu);
+}
+static inline uint32_t ms_desc_ver(uint64_t d) { return (uint32_t)(d >> 42) & MS_DESC_VER_MASK; }
+static inline int ms_desc_valid(uint64_t d) { return (int)((d >> 41) & 1u); }
+static inline int ms_desc_rank(uint64_t d) { return (int)((d >> 24) & 0x1FFFFu); }
+static inline uint32_t ms_desc_uoff(uint64_t d) { return (uint32_t)(d & 0xFFFFFFu); }
+
+/* ---- lock word: ver:31 | locked:1 ---- */
+static inline uint32_t ms_lock_ver(uint32_t l) { return l >> 1; }
+static inline int ms_lock_held(uint32_t l) { return (int)(l & 1u); }
+
+/* A block header as it sits in window memory (32 bytes). */
+typedef struct ms_blk {
+    uint64_t dead;       /* set remotely when unpublished by another rank */
+    uint32_t units;      /* chunk size in allocation units */
+    uint32_t prev_units; /* size of the previous chunk (allocator only) */
+    uint32_t klen;
+    uint32_t flags;      /* MS_CHUNK_FREE / MS_CHUNK_USED (allocator only) */
+    uint64_t vlen;       /* for free chunks: two uint32 free-list links */
+} ms_blk_t;
+
+/* Private allocator over this rank's arena (owner-only metadata). */
+typedef struct ms_alloc {
+    unsigned char *arena; /* local address of the arena */
+    size_t arena_off;     /* window displacement of the arena */
+    uint32_t nunits;
+    unsigned shift;       /* log2 of the unit size */
+    uint32_t bins[MS_NBINS];
+    uint64_t used_units;
+} ms_alloc_t;
+
+typedef struct ms_core {
+    MPI_Comm comm;
+    MPI_Win win;
+    int rank, nranks;
+    unsigned char *base;
+    size_t nslots, probe, nphys;
+    size_t off_ctl, off_desc, off_arena, win_bytes;
+    size_t max_key_len, max_value_len, keys_per_rank, bytes_per_rank;
+    ms_alloc_t alloc;
+    int thread_multiple;
+    pthread_mutex_t mu;
+    mpistore_stats_t stats;
+} ms_core_t;
+
+struct mpistore {
+    ms_core_t *core;
+    mpistore_t *parent;   /* NULL for a store */
+    char *prefix;         /* "p/" for a view (trailing slash), NULL for a store */
+    size_t prefix_len;
+    double timeout;
+    int nviews;           /* open views created from this handle */
+    char errmsg[MS_ERRMSG_LEN];
+};
+
+/* ---- errors.c ---- */
+int ms_err(mpistore_t *s, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+int ms_mpierr(mpistore_t *s, int mpirc, const char *call, int target);
+const char *ms_orphan_errmsg(void); /* last failed open/close of this thread */
+
+/* ---- rma.c: counted RMA primitives, progress, backoff, deadlines ---- */
+int ms_flush(mpistore_t *s, int target);
+int ms_flush2(mpistore_t *s, int a, int b);
+int ms_flush_all(mpistore_t *s);
+int ms_rget(mpistore_t *s, int target, size_t off, void *buf, size_t len);
+int ms_getacc_u32(mpistore_t *s, int target, size_t off, uint32_t *buf, size_t count);
+int ms_getacc_u64(mpistore_t *s, int target, size_t off, uint64_t *buf, size_t count);
+int ms_cas_u32(mpistore_t *s, int target, size_t off, const uint32_t *desired,
+               const uint32_t *expected, uint32_t *result);
+int ms_put_u32(mpistore_t *s, int target, size_t off, const uint32_t *val);
+int ms_put_u64(mpistore_t *s, int target, size_t off, const uint64_t *val);
+int ms_add_i64(mpistore_t *s, int target, size_t off, const int64_t *delta);
+int ms_fao_i64(mpistore_t *s, int target, size_t off, const int64_t *delta, int64_t *result);
+int ms_read_u64(mpistore_t *s, int target, size_t off, uint64_t *result);
+int ms_getacc_i64(mpistore_t *s, int target, size_t off, int64_t *buf);
+#define MS_OFF_COUNT 0u /* window displacement of the rank's key count */
+
+typedef struct ms_backoff {
+    unsigned round;
+} ms_backoff_t;
+/* Drive MPI progress, then yield or sleep a growing step (<= 1 ms). */
+void ms_backoff(mpistore_t *s, ms_backoff_t *b);
+double ms_now(void);
+/* deadline for a timeout in seconds (0 = none -> +inf) */
+double ms_deadline(double timeout_s);
+int ms_expired(double deadline);
+
+/* ---- alloc.c ---- */
+void ms_alloc_init(ms_alloc_t *a, unsigned char *arena, size_t arena_off, size_t bytes,
+                   unsigned shift);
+/* allocate a block of at least `bytes` (header included); reclaims blocks
+ * other ranks marked dead when the arena is full.  0 or -MPISTORE_ENOSPC /
+ * -MPISTORE_EMPI. *uoff receives the unit offset. */
+int ms_alloc_block(mpistore_t *s, size_t bytes, uint32_t *uoff);
+void ms_free_block(ms_core_t *c, uint32_t uoff);
+static inline ms_blk_t *ms_blk_at(ms_core_t *c, uint32_t uoff)
+{
+    return (ms_blk_t *)(void *)(c->alloc.arena + ((size_t)uoff << c->alloc.shift));
+}
+
+/* ---- index.c: keys, snapshots, blocks ---- */
+typedef struct ms_key {
+    const char *full; /* prefix + key, NUL-terminated */
+    size_t len;
+    char *owned;      /* heap copy when a prefix was added */
+    int rank;         /* home rank */
+    size_t home;      /* home bucket */
+    uint32_t fp;
+} ms_key_t;
+
+int ms_key_prepare(mpistore_t *s, const char *key, ms_key_t *k);
+void ms_key_release(ms_key_t *k);
+
+typedef struct ms_snap {
+    int rank;
+    size_t first, n;
+    uint32_t ctl[MS_PROBE_MAX * MS_CTL_WORDS];
+    uint64_t desc[MS_PROBE_MAX];
+} ms_snap_t;
+
+static inline size_t ms_ctl_off(const ms_core_t *c, size_t slot, unsigned word)
+{
+    return c->off_ctl + (slot * MS_CTL_WORDS + word) * sizeof(uint32_t);
+}
+static inline size_t ms_desc_off(const ms_core_t *c, size_t slot)
+{
+    return c->off_desc + slot * sizeof(uint64_t);
+}
+static inline uint32_t ms_snap_lock(const ms_snap_t *sn, size_t i) { return sn->ctl[i * MS_CTL_WORDS + MS_CTL_LOCK]; }
+static inline uint32_t ms_snap_fp(const ms_snap_t *sn, size_t i) { return sn->ctl[i * MS_CTL_WORDS + MS_CTL_FP]; }
+static inline uint32_t ms_snap_blen(const ms_snap_t *sn, size_t i) { return sn->ctl[i * MS_CTL_WORDS + MS_CTL_BLEN]; }
+/* lock free and lock version matching the descriptor's */
+static inline int ms_snap_stable(const ms_snap_t *sn, size_t i)
+{
+    uint32_t l = ms_snap_lock(sn, i);
+    return !ms_lock_held(l) && (ms_lock_ver(l) & MS_DESC_VER_MASK) == ms_desc_ver(sn->desc[i]);
+}
+static inline int ms_snap_candidate(const ms_snap_t *sn, size_t i, uint32_t fp)
+{
+    return ms_desc_valid(sn->desc[i]) && ms_snap_fp(sn, i) == fp;
+}
+
+/* Read the probe window of key k (one round trip). */
+int ms_snapshot(mpistore_t *s, const ms_key_t *k, ms_snap_t *sn);
+
+/* A block fetched into local memory. */
+typedef struct ms_block {
+    unsigned char *buf; /* header + key + value */
+    size_t got;         /* bytes fetched */
+} ms_block_t;
+
+/* Issue (no flush) the fetch of the block named by desc, sized by the hint. */
+int ms_block_issue(mpistore_t *s, uint64_t desc, size_t hint, ms_block_t *b);
+/* After the flush: fetch the rest if the header says the block is longer.
+ * Returns 1 when the header looks torn (the caller revalidates), 0 ok. */
+int ms_block_complete(mpistore_t *s, uint64_t desc, ms_block_t *b, int *torn);
+int ms_block_is_key(const ms_block_t *b, const ms_key_t *k);
+const unsigned char *ms_block_value(const ms_block_t *b, size_t *vlen);
+void ms_block_release(ms_block_t *b);
+
+/* Validated read of key k from a snapshot (reader path).
+ * Returns 0 and sets *found; on found, *b holds the block (caller releases).
+ * Returns 1 when a concurrent change was seen (caller retries). */
+int ms_lookup(mpistore_t *s, const ms_key_t *k, ms_snap_t *sn, int *found, ms_block_t *b);
+
+/* Build a block locally: header + key + a + b (value = a||b). */
+int ms_block_build(mpistore_t *s, const ms_key_t *k, const void *a, size_t alen, const void *b2,
+                   size_t blen, uint32_t *uoff, uint32_t *total);
+
+/* ---- locking around public calls ---- */
+static inline void ms_enter(ms_core_t *c)
+{
+    if (c->thread_multiple)
+        pthread_mutex_lock(&c->mu);
+}
+static inline void ms_leave(ms_core_t *c)
+{
+    if (c->thread_multiple)
+        pthread_mutex_unlock(&c->mu);
+}
+
+void *ms_dup_value(const void *v, size_t len); /* malloc len+1, NUL-terminated */
+
+/* ---- shared by the operation files (called with the core entered) ---- */
+int ms_set_locked(mpistore_t *s, const char *key, const void *value, size_t len);
+
+#endif /* MPISTORE_INTERNAL_H */

@@ -1,0 +1,271 @@
+/* Reading operations: get, check, wait, multi_get, multi_set, num_keys.
+ * Lookups are lock-free validated reads (docs/design.md, "Reader validation"). */
+#include "internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* One validated lookup, retried while concurrent publications disturb it.
+ * On found, *b holds the key's block. */
+static int find(mpistore_t *s, const ms_key_t *k, double deadline, int *found, ms_block_t *b)
+{
+    ms_snap_t sn;
+    ms_backoff_t bo = {0};
+    for (;;) {
+        int rc = ms_snapshot(s, k, &sn);
+        if (rc == 0)
+            rc = ms_lookup(s, k, &sn, found, b);
+        if (rc <= 0)
+            return rc;
+        if (ms_expired(deadline))
+            return ms_err(s, MPISTORE_ETIMEDOUT,
+                          "timeout reading key '%.64s' (home rank %d): it kept changing", k->full,
+                          k->rank);
+        ms_backoff(s, &bo);
+    }
+}
+
+/* Wait until key k exists; on success *b (if non-NULL) holds its block. */
+static int await(mpistore_t *s, const ms_key_t *k, double t0, double deadline, ms_block_t *b)
+{
+    ms_backoff_t bo = {0};
+    for (;;) {
+        ms_block_t blk = {0};
+        int found = 0, rc = find(s, k, deadline, &found, &blk);
+        if (rc)
+            return rc;
+        if (found) {
+            if (b)
+                *b = blk;
+            else
+                ms_block_release(&blk);
+            return 0;
+        }
+        if (ms_expired(deadline))
+            return ms_err(s, MPISTORE_ETIMEDOUT,
+                          "timeout after %.3f s waiting for key '%.64s' (home rank %d)",
+                          ms_now() - t0, k->full, k->rank);
+        ms_backoff(s, &bo);
+    }
+}
+
+static int block_to_value(mpistore_t *s, ms_block_t *b, void **value, size_t *len)
+{
+    size_t vlen = 0;
+    const unsigned char *v = ms_block_value(b, &vlen);
+    void *copy = ms_dup_value(v, vlen);
+    ms_block_release(b);
+    if (!copy)
+        return ms_err(s, MPISTORE_ENOMEM, "out of memory for a %zu-byte value", vlen);
+    *value = copy;
+    *len = vlen;
+    return 0;
+}
+
+static int get_one(mpistore_t *s, const char *key, double t0, double deadline, void **value,
+                   size_t *len)
+{
+    ms_key_t k;
+    ms_block_t b = {0};
+    int rc = ms_key_prepare(s, key, &k);
+    if (rc == 0)
+        rc = await(s, &k, t0, deadline, &b);
+    if (rc == 0)
+        rc = block_to_value(s, &b, value, len);
+    ms_key_release(&k);
+    return rc;
+}
+
+int mpistore_get(mpistore_t *s, const char *key, void **value, size_t *len)
+{
+    if (!s)
+        return -MPISTORE_EINVAL;
+    ms_enter(s->core);
+    int rc;
+    if (!value || !len)
+        rc = ms_err(s, MPISTORE_EINVAL, "get: value or len is NULL");
+    else
+        rc = get_one(s, key, ms_now(), ms_deadline(s->timeout), value, len);
+    ms_leave(s->core);
+    return rc;
+}
+
+static int check_keys_arg(mpistore_t *s, const char *const *keys, size_t nkeys, const char *op)
+{
+    if (nkeys > 0 && !keys)
+        return ms_err(s, MPISTORE_EINVAL, "%s: keys is NULL with nkeys=%zu", op, nkeys);
+    for (size_t i = 0; i < nkeys; i++) {
+        ms_key_t k;
+        int rc = ms_key_prepare(s, keys[i], &k);
+        ms_key_release(&k);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static int present(mpistore_t *s, const char *key, double deadline, int *found)
+{
+    ms_key_t k;
+    ms_block_t b = {0};
+    int rc = ms_key_prepare(s, key, &k);
+    if (rc == 0)
+        rc = find(s, &k, deadline, found, &b);
+    ms_block_release(&b);
+    ms_key_release(&k);
+    return rc;
+}
+
+int mpistore_check(mpistore_t *s, const char *const *keys, size_t nkeys, bool *all_present)
+{
+    if (!s)
+        return -MPISTORE_EINVAL;
+    ms_enter(s->core);
+    int rc = all_present ? check_keys_arg(s, keys, nkeys, "check")
+                         : ms_err(s, MPISTORE_EINVAL, "check: all_present is NULL");
+    int found = 1;
+    double deadline = ms_deadline(s->timeout);
+    for (size_t i = 0; rc == 0 && found && i < nkeys; i++)
+        rc = present(s, keys[i], deadline, &found);
+    if (rc == 0)
+        *all_present = found != 0;
+    ms_leave(s->core);
+    return rc;
+}
+
+/* "timeout after X s in wait: 2 of 5 keys missing: 'a' (rank 1), 'b' (rank 0)" */
+static int wait_timeout(mpistore_t *s, const char *const *keys, size_t nkeys, size_t from,
+                        double t0)
+{
+    char list[320] = "";
+    size_t used = 0, missing = 0;
+    for (size_t i = from; i < nkeys; i++) {
+        int found = 0;
+        if (present(s, keys[i], ms_now() + 1.0, &found) == 0 && found)
+            continue;
+        missing++;
+        ms_key_t k;
+        if (ms_key_prepare(s, keys[i], &k) == 0 && used < sizeof list - 1) {
+            int n = snprintf(list + used, sizeof list - used, "%s'%.48s' (home rank %d)",
+                             missing > 1 ? ", " : "", k.full, k.rank);
+            used += n > 0 ? (size_t)n : 0;
+            if (used >= sizeof list)
+                used = sizeof list - 1;
+        }
+        ms_key_release(&k);
+    }
+    return ms_err(s, MPISTORE_ETIMEDOUT, "timeout after %.3f s in wait: %zu of %zu keys missing: %s",
+                  ms_now() - t0, missing ? missing : 1, nkeys, list);
+}
+
+int mpistore_wait(mpistore_t *s, const char *const *keys, size_t nkeys, double timeout_s)
+{
+    if (!s)
+        return -MPISTORE_EINVAL;
+    ms_enter(s->core);
+    int rc = check_keys_arg(s, keys, nkeys, "wait");
+    if (rc == 0 && !(timeout_s == MPISTORE_TIMEOUT_DEFAULT || (timeout_s >= 0 && isfinite(timeout_s))))
+        rc = ms_err(s, MPISTORE_EINVAL, "wait: timeout %g is neither >= 0 nor MPISTORE_TIMEOUT_DEFAULT",
+                    timeout_s);
+    double t0 = ms_now();
+    double deadline = ms_deadline(timeout_s == MPISTORE_TIMEOUT_DEFAULT ? s->timeout : timeout_s);
+    for (size_t i = 0; rc == 0 && i < nkeys; i++) {
+        ms_key_t k;
+        rc = ms_key_prepare(s, keys[i], &k);
+        if (rc == 0)
+            rc = await(s, &k, t0, deadline, NULL);
+        ms_key_release(&k);
+        if (rc == -MPISTORE_ETIMEDOUT)
+            rc = wait_timeout(s, keys, nkeys, i, t0);
+    }
+    ms_leave(s->core);
+    return rc;
+}
+
+int mpistore_multi_get(mpistore_t *s, const char *const *keys, size_t nkeys, void **values,
+                       size_t *lens)
+{
+    if (!s)
+        return -MPISTORE_EINVAL;
+    ms_enter(s->core);
+    int rc = check_keys_arg(s, keys, nkeys, "multi_get");
+    if (rc == 0 && nkeys > 0 && (!values || !lens))
+        rc = ms_err(s, MPISTORE_EINVAL, "multi_get: values or lens is NULL");
+    void **vals = NULL;
+    size_t *ls = NULL;
+    if (rc == 0 && nkeys > 0) {
+        vals = calloc(nkeys, sizeof *vals);
+        ls = calloc(nkeys, sizeof *ls);
+        if (!vals || !ls)
+            rc = ms_err(s, MPISTORE_ENOMEM, "multi_get: out of memory for %zu keys", nkeys);
+    }
+    double t0 = ms_now(), deadline = ms_deadline(s->timeout);
+    size_t done = 0;
+    for (; rc == 0 && done < nkeys; done++)
+        rc = get_one(s, keys[done], t0, deadline, &vals[done], &ls[done]);
+    if (rc == 0) {
+        for (size_t i = 0; i < nkeys; i++) {
+            values[i] = vals[i];
+            lens[i] = ls[i];
+        }
+    } else if (vals) {
+        for (size_t i = 0; i < nkeys; i++)
+            free(vals[i]);
+    }
+    free(vals);
+    free(ls);
+    ms_leave(s->core);
+    return rc;
+}
+
+int mpistore_multi_set(mpistore_t *s, const char *const *keys, const void *const *values,
+                       const size_t *lens, size_t nkeys)
+{
+    if (!s)
+        return -MPISTORE_EINVAL;
+    ms_enter(s->core);
+    int rc = check_keys_arg(s, keys, nkeys, "multi_set");
+    if (rc == 0 && nkeys > 0 && (!values || !lens))
+        rc = ms_err(s, MPISTORE_EINVAL, "multi_set: values or lens is NULL");
+    for (size_t i = 0; rc == 0 && i < nkeys; i++) {
+        if (!values[i] && lens[i] > 0)
+            rc = ms_err(s, MPISTORE_EINVAL, "multi_set: value %zu is NULL with length %zu", i,
+                        lens[i]);
+        else if (lens[i] > s->core->max_value_len)
+            rc = ms_err(s, MPISTORE_ETOOBIG, "multi_set: value %zu is %zu bytes, max_value_len is %zu",
+                        i, lens[i], s->core->max_value_len);
+    }
+    for (size_t i = 0; rc == 0 && i < nkeys; i++)
+        rc = ms_set_locked(s, keys[i], values[i], lens[i]);
+    ms_leave(s->core);
+    return rc;
+}
+
+int mpistore_num_keys(mpistore_t *s, int64_t *count)
+{
+    if (!s)
+        return -MPISTORE_EINVAL;
+    ms_enter(s->core);
+    ms_core_t *c = s->core;
+    int rc = 0;
+    int64_t *per = NULL;
+    if (!count)
+        rc = ms_err(s, MPISTORE_EINVAL, "num_keys: count is NULL");
+    if (rc == 0 && !(per = calloc((size_t)c->nranks, sizeof *per)))
+        rc = ms_err(s, MPISTORE_ENOMEM, "num_keys: out of memory");
+    for (int r = 0; rc == 0 && r < c->nranks; r++)
+        rc = ms_getacc_i64(s, r, MS_OFF_COUNT, &per[r]);
+    if (rc == 0)
+        rc = ms_flush_all(s);
+    if (rc == 0) {
+        int64_t sum = 0;
+        for (int r = 0; r < c->nranks; r++)
+            sum += per[r];
+        *count = sum;
+    }
+    free(per);
+    ms_leave(c);
+    return rc;
+}

@@ -1,0 +1,529 @@
+/* The write engine: set, add, compare_set, append and delete_key share one
+ * lock / read / decide / publish path (docs/design.md, "Writer locking" and
+ * "Inserts"). */
+#include "internal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { W_SET, W_ADD, W_CAS, W_APPEND, W_DELETE } wkind_t;
+
+typedef struct wreq {
+    wkind_t kind;
+    const void *val; /* SET/APPEND value, CAS desired */
+    size_t vlen;
+    const void *exp; /* CAS expected */
+    size_t explen;
+    int64_t delta;   /* ADD */
+    /* results, valid after success */
+    int64_t sum;
+    void *cur;
+    size_t curlen;
+    bool deleted;
+} wreq_t;
+
+enum { ACT_NONE, ACT_WRITE, ACT_DELETE };
+
+/* What one request does to one observed state of the key. */
+typedef struct wplan {
+    int action;
+    const void *a, *b; /* new value = a || b */
+    size_t alen, blen;
+    const void *ret;   /* CAS: the value returned */
+    size_t retlen;
+    int64_t sum;
+    char num[24];
+} wplan_t;
+
+/* strict decimal int64: [+-]?[0-9]+ within range */
+static int parse_i64(const unsigned char *p, size_t n, int64_t *out)
+{
+    char buf[32];
+    char *end = NULL;
+    size_t i = 0;
+    if (n == 0 || n >= sizeof buf)
+        return -1;
+    if (p[0] == '-' || p[0] == '+')
+        i = 1;
+    if (i == n)
+        return -1;
+    for (size_t j = i; j < n; j++)
+        if (p[j] < '0' || p[j] > '9')
+            return -1;
+    memcpy(buf, p, n);
+    buf[n] = 0;
+    errno = 0;
+    long long v = strtoll(buf, &end, 10);
+    if (errno == ERANGE || end != buf + n)
+        return -1;
+    *out = (int64_t)v;
+    return 0;
+}
+
+static int plan(mpistore_t *s, const ms_key_t *k, const wreq_t *w, int present,
+                const unsigned char *old, size_t oldlen, wplan_t *p)
+{
+    memset(p, 0, sizeof *p);
+    switch (w->kind) {
+    case W_SET:
+        p->action = ACT_WRITE;
+        p->a = w->val;
+        p->alen = w->vlen;
+        return 0;
+    case W_ADD: {
+        int64_t base = 0;
+        if (present && parse_i64(old, oldlen, &base) != 0)
+            return ms_err(s, MPISTORE_ENOTINT,
+                          "add on key '%.64s': value (%zu bytes) is not a decimal int64", k->full,
+                          oldlen);
+        if ((w->delta > 0 && base > INT64_MAX - w->delta) ||
+            (w->delta < 0 && base < INT64_MIN - w->delta))
+            return ms_err(s, MPISTORE_ENOTINT,
+                          "add on key '%.64s': %" PRId64 " + %" PRId64 " overflows int64", k->full,
+                          base, w->delta);
+        p->sum = base + w->delta;
+        p->action = ACT_WRITE;
+        p->alen = (size_t)snprintf(p->num, sizeof p->num, "%" PRId64, p->sum);
+        p->a = p->num;
+        return 0;
+    }
+    case W_CAS:
+        if (!present && w->explen > 0) {
+            p->action = ACT_NONE;
+            p->ret = w->exp;
+            p->retlen = w->explen;
+        } else if (!present || (oldlen == w->explen && (oldlen == 0 || memcmp(old, w->exp, oldlen) == 0))) {
+            p->action = ACT_WRITE;
+            p->a = w->val;
+            p->alen = w->vlen;
+            p->ret = w->val;
+            p->retlen = w->vlen;
+        } else {
+            p->action = ACT_NONE;
+            p->ret = old;
+            p->retlen = oldlen;
+        }
+        return 0;
+    case W_APPEND:
+        if (present && oldlen + w->vlen > s->core->max_value_len)
+            return ms_err(s, MPISTORE_ETOOBIG,
+                          "append on key '%.64s': %zu + %zu bytes exceeds max_value_len %zu",
+                          k->full, oldlen, w->vlen, s->core->max_value_len);
+        p->action = ACT_WRITE;
+        p->a = present ? old : w->val;
+        p->alen = present ? oldlen : w->vlen;
+        p->b = present ? w->val : NULL;
+        p->blen = present ? w->vlen : 0;
+        return 0;
+    case W_DELETE:
+        p->action = present ? ACT_DELETE : ACT_NONE;
+        return 0;
+    }
+    return ms_err(s, MPISTORE_EINVAL, "internal: unknown write kind");
+}
+
+/* Record the results of a completed request (copies what must outlive it). */
+static int finish(mpistore_t *s, wreq_t *w, const wplan_t *p)
+{
+    w->sum = p->sum;
+    w->deleted = p->action == ACT_DELETE;
+    if (w->kind == W_CAS) {
+        w->cur = ms_dup_value(p->ret, p->retlen);
+        if (!w->cur)
+            return ms_err(s, MPISTORE_ENOMEM, "out of memory for a %zu-byte value", p->retlen);
+        w->curlen = p->retlen;
+    }
+    return 0;
+}
+
+static int unlock_unchanged(mpistore_t *s, int home, size_t slot, const uint32_t *lockword)
+{
+    int rc = ms_put_u32(s, home, ms_ctl_off(s->core, slot, MS_CTL_LOCK), lockword);
+    return rc ? rc : ms_flush(s, home);
+}
+
+/* Release a block that was just unpublished. */
+static int retire(mpistore_t *s, uint64_t old)
+{
+    ms_core_t *c = s->core;
+    static const uint64_t one = 1;
+    int owner = ms_desc_rank(old);
+    if (owner == c->rank) {
+        ms_free_block(c, ms_desc_uoff(old));
+        return 0;
+    }
+    int rc = ms_put_u64(s, owner, c->off_arena + ((size_t)ms_desc_uoff(old) << c->alloc.shift),
+                        &one);
+    return rc ? rc : ms_flush(s, owner);
+}
+
+/* Update the key in slot i of the snapshot.  0 done, 1 retry, 2 the slot
+ * holds another key, <0 error. */
+static int update_slot(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_snap_t *sn, size_t i)
+{
+    ms_core_t *c = s->core;
+    size_t slot = sn->first + i;
+    uint64_t d = sn->desc[i];
+    uint32_t exp = ms_snap_lock(sn, i), want = exp | 1u, got = 0;
+    ms_block_t blk = {0};
+    wplan_t p;
+    int rc, torn = 0;
+
+    rc = ms_cas_u32(s, sn->rank, ms_ctl_off(c, slot, MS_CTL_LOCK), &want, &exp, &got);
+    if (rc == 0)
+        rc = ms_block_issue(s, d, ms_snap_blen(sn, i), &blk);
+    if (rc == 0)
+        rc = ms_flush2(s, sn->rank, ms_desc_rank(d));
+    if (rc || got != exp) {
+        ms_block_release(&blk);
+        return rc ? rc : 1;
+    }
+    /* locked: the block is current and stays so */
+    rc = ms_block_complete(s, d, &blk, &torn);
+    if (rc == 0 && torn)
+        rc = ms_err(s, MPISTORE_EMPI, "corrupt value block on rank %d for key '%.64s' (internal error)",
+                    ms_desc_rank(d), k->full);
+    if (rc == 0 && !ms_block_is_key(&blk, k))
+        rc = 2;
+    size_t oldlen = 0;
+    const unsigned char *old = rc == 0 ? ms_block_value(&blk, &oldlen) : NULL;
+    if (rc == 0)
+        rc = plan(s, k, w, 1, old, oldlen, &p);
+    if (rc || p.action == ACT_NONE) {
+        int urc = unlock_unchanged(s, sn->rank, slot, &exp);
+        if (rc == 0)
+            rc = finish(s, w, &p);
+        ms_block_release(&blk);
+        return urc ? urc : rc;
+    }
+
+    uint32_t uoff = 0, total = 0, ver = ms_lock_ver(exp) + 1u;
+    if (p.action == ACT_WRITE) {
+        rc = ms_block_build(s, k, p.a, p.alen, p.b, p.blen, &uoff, &total);
+        if (rc) {
+            int urc = unlock_unchanged(s, sn->rank, slot, &exp);
+            ms_block_release(&blk);
+            return urc ? urc : rc;
+        }
+    }
+    rc = finish(s, w, &p); /* before the old block (p.ret may point into it) goes */
+    ms_block_release(&blk);
+    if (rc) {
+        if (p.action == ACT_WRITE)
+            ms_free_block(c, uoff);
+        int urc = unlock_unchanged(s, sn->rank, slot, &exp);
+        return urc ? urc : rc;
+    }
+    uint64_t nd = ms_desc_make(ver, p.action == ACT_WRITE, (uint32_t)c->rank, uoff);
+    uint32_t nl = ver << 1, nb = total;
+    static const int64_t minus1 = -1;
+    rc = ms_put_u64(s, sn->rank, ms_desc_off(c, slot), &nd);
+    if (rc == 0 && p.action == ACT_WRITE)
+        rc = ms_put_u32(s, sn->rank, ms_ctl_off(c, slot, MS_CTL_BLEN), &nb);
+    if (rc == 0 && p.action == ACT_DELETE)
+        rc = ms_add_i64(s, sn->rank, MS_OFF_COUNT, &minus1);
+    if (rc == 0)
+        rc = ms_put_u32(s, sn->rank, ms_ctl_off(c, slot, MS_CTL_LOCK), &nl);
+    if (rc == 0)
+        rc = ms_flush(s, sn->rank);
+    if (rc == 0)
+        rc = retire(s, d);
+    if (rc) {
+        free(w->cur);
+        w->cur = NULL;
+    }
+    return rc;
+}
+
+/* Is slot j of a snapshot taken under the home lock stable for us?  Slot 0
+ * (the home slot) is locked by ourselves. */
+static int stable_under_home(const ms_snap_t *sn, size_t j)
+{
+    uint32_t l = ms_snap_lock(sn, j);
+    if (j == 0)
+        return (ms_lock_ver(l) & MS_DESC_VER_MASK) == ms_desc_ver(sn->desc[j]);
+    return ms_snap_stable(sn, j);
+}
+
+/* Under the home lock: is the key present in the re-read window?
+ * 0 absent, 1 present or unsure (caller retries), <0 error. */
+static int present_under_home(mpistore_t *s, const ms_key_t *k, const ms_snap_t *sn)
+{
+    for (size_t j = 0; j < sn->n; j++) {
+        if (!ms_snap_candidate(sn, j, k->fp))
+            continue;
+        if (!stable_under_home(sn, j))
+            return 1;
+        /* fingerprint match: check the stored key (validated read) */
+        ms_snap_t one = *sn;
+        for (size_t x = 0; x < one.n; x++)
+            if (x != j)
+                one.desc[x] = 0; /* only slot j is a candidate */
+        ms_block_t blk = {0};
+        int found = 0, rc = ms_lookup(s, k, &one, &found, &blk);
+        ms_block_release(&blk);
+        if (rc < 0)
+            return rc;
+        if (rc == 1 || found)
+            return 1;
+    }
+    return 0;
+}
+
+/* The key is absent in sn: insert it.  0 done, 1 retry, <0 error. */
+static int insert(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_snap_t *sn)
+{
+    ms_core_t *c = s->core;
+    wplan_t p;
+    int rc = plan(s, k, w, 0, NULL, 0, &p);
+    if (rc)
+        return rc;
+    if (p.action == ACT_NONE)
+        return finish(s, w, &p);
+    if (!ms_snap_stable(sn, 0))
+        return 1;
+
+    uint32_t uoff = 0, total = 0;
+    rc = ms_block_build(s, k, p.a, p.alen, p.b, p.blen, &uoff, &total);
+    if (rc)
+        return rc;
+
+    int home = sn->rank;
+    size_t h = sn->first;
+    uint32_t exph = ms_snap_lock(sn, 0), wanth = exph | 1u, got = 0;
+    rc = ms_cas_u32(s, home, ms_ctl_off(c, h, MS_CTL_LOCK), &wanth, &exph, &got);
+    if (rc == 0)
+        rc = ms_flush(s, home);
+    if (rc || got != exph) {
+        ms_free_block(c, uoff);
+        return rc ? rc : 1;
+    }
+
+    /* holding the home lock: re-read the window, reserve a key, and if the
+     * home slot is empty prepare its hints */
+    int home_empty = !ms_desc_valid(sn->desc[0]);
+    ms_snap_t sn2;
+    const int64_t plus1 = 1, minus1 = -1;
+    int64_t count = 0;
+    uint32_t fp = k->fp, nb = total;
+    sn2.rank = home;
+    sn2.first = h;
+    sn2.n = sn->n;
+    rc = ms_getacc_u32(s, home, ms_ctl_off(c, h, 0), sn2.ctl, sn2.n * MS_CTL_WORDS);
+    if (rc == 0)
+        rc = ms_getacc_u64(s, home, ms_desc_off(c, h), sn2.desc, sn2.n);
+    if (rc == 0)
+        rc = ms_fao_i64(s, home, MS_OFF_COUNT, &plus1, &count);
+    if (rc == 0 && home_empty)
+        rc = ms_put_u32(s, home, ms_ctl_off(c, h, MS_CTL_FP), &fp);
+    if (rc == 0 && home_empty)
+        rc = ms_put_u32(s, home, ms_ctl_off(c, h, MS_CTL_BLEN), &nb);
+    if (rc == 0)
+        rc = ms_flush(s, home);
+    if (rc) {
+        ms_free_block(c, uoff);
+        return rc; /* the window may stay locked: an MPI failure is fatal to the store */
+    }
+
+    int outcome = present_under_home(s, k, &sn2);
+    size_t slot = h;
+    uint32_t slot_exp = exph;
+    if (outcome == 0 && count >= (int64_t)c->keys_per_rank)
+        outcome = ms_err(s, MPISTORE_ENOSPC,
+                         "key slots of rank %d are full: %" PRId64 " keys, keys_per_rank=%zu "
+                         "(key '%.64s')",
+                         home, count, c->keys_per_rank, k->full);
+    if (outcome == 0 && !home_empty) {
+        int empties = 0;
+        outcome = -MPISTORE_ENOSPC;
+        for (size_t j = 1; j < sn2.n; j++) {
+            if (ms_desc_valid(sn2.desc[j]))
+                continue;
+            empties++;
+            if (!ms_snap_stable(&sn2, j))
+                continue;
+            uint32_t e = ms_snap_lock(&sn2, j), wnt = e | 1u, g = 0;
+            rc = ms_cas_u32(s, home, ms_ctl_off(c, h + j, MS_CTL_LOCK), &wnt, &e, &g);
+            if (rc == 0)
+                rc = ms_flush(s, home);
+            if (rc) {
+                outcome = rc;
+                break;
+            }
+            if (g == e) {
+                slot = h + j;
+                slot_exp = e;
+                outcome = 0;
+                break;
+            }
+        }
+        if (outcome == -MPISTORE_ENOSPC && empties > 0)
+            outcome = 1; /* lost every race for a free slot: try again */
+        else if (outcome == -MPISTORE_ENOSPC)
+            outcome = ms_err(s, MPISTORE_ENOSPC,
+                             "no free slot among the %zu probed from bucket %zu on rank %d "
+                             "(key '%.64s'); raise keys_per_rank",
+                             sn2.n, h, home, k->full);
+    }
+    if (outcome != 0) { /* give back the reservation and the home lock */
+        rc = ms_add_i64(s, home, MS_OFF_COUNT, &minus1);
+        if (rc == 0)
+            rc = unlock_unchanged(s, home, h, &exph);
+        ms_free_block(c, uoff);
+        return rc ? rc : outcome;
+    }
+
+    uint32_t ver = ms_lock_ver(slot_exp) + 1u, nl = ver << 1;
+    uint64_t nd = ms_desc_make(ver, 1, (uint32_t)c->rank, uoff);
+    rc = finish(s, w, &p);
+    if (rc == 0 && slot != h)
+        rc = ms_put_u32(s, home, ms_ctl_off(c, slot, MS_CTL_FP), &fp);
+    if (rc == 0 && slot != h)
+        rc = ms_put_u32(s, home, ms_ctl_off(c, slot, MS_CTL_BLEN), &nb);
+    if (rc == 0)
+        rc = ms_put_u64(s, home, ms_desc_off(c, slot), &nd);
+    if (rc == 0)
+        rc = ms_put_u32(s, home, ms_ctl_off(c, slot, MS_CTL_LOCK), &nl);
+    if (rc == 0)
+        rc = ms_flush(s, home);
+    /* the home lock goes only after the new slot is visible (design.md) */
+    if (rc == 0 && slot != h)
+        rc = unlock_unchanged(s, home, h, &exph);
+    if (rc) {
+        free(w->cur);
+        w->cur = NULL;
+    }
+    return rc;
+}
+
+static int write_key(mpistore_t *s, const char *key, wreq_t *w)
+{
+    ms_key_t k;
+    ms_snap_t sn;
+    ms_backoff_t bo = {0};
+    double t0 = ms_now(), deadline = ms_deadline(s->timeout);
+    int rc = ms_key_prepare(s, key, &k);
+    if (rc)
+        return rc;
+    for (;;) {
+        rc = ms_snapshot(s, &k, &sn);
+        if (rc)
+            break;
+        rc = 2;
+        for (size_t i = 0; i < sn.n && rc == 2; i++) {
+            if (!ms_snap_candidate(&sn, i, k.fp))
+                continue;
+            rc = ms_snap_stable(&sn, i) ? update_slot(s, &k, w, &sn, i) : 1;
+        }
+        if (rc == 2)
+            rc = insert(s, &k, w, &sn);
+        if (rc <= 0)
+            break;
+        if (ms_expired(deadline)) {
+            rc = ms_err(s, MPISTORE_ETIMEDOUT,
+                        "timeout after %.3f s waiting for the lock of key '%.64s' (home rank %d)",
+                        ms_now() - t0, k.full, k.rank);
+            break;
+        }
+        ms_backoff(s, &bo);
+    }
+    ms_key_release(&k);
+    return rc;
+}
+
+#define ENTER(s)                                                                               \
+    do {                                                                                       \
+        if (!(s))                                                                              \
+            return -MPISTORE_EINVAL;                                                           \
+        ms_enter((s)->core);                                                                   \
+    } while (0)
+
+static int check_value(mpistore_t *s, const void *v, size_t len, const char *what)
+{
+    if (!v && len > 0)
+        return ms_err(s, MPISTORE_EINVAL, "%s is NULL with length %zu", what, len);
+    if (len > s->core->max_value_len)
+        return ms_err(s, MPISTORE_ETOOBIG, "%s is %zu bytes, max_value_len is %zu", what, len,
+                      s->core->max_value_len);
+    return 0;
+}
+
+int ms_set_locked(mpistore_t *s, const char *key, const void *value, size_t len)
+{
+    int rc = check_value(s, value, len, "value");
+    if (rc)
+        return rc;
+    wreq_t w = {.kind = W_SET, .val = value, .vlen = len};
+    return write_key(s, key, &w);
+}
+
+int mpistore_set(mpistore_t *s, const char *key, const void *value, size_t len)
+{
+    ENTER(s);
+    int rc = ms_set_locked(s, key, value, len);
+    ms_leave(s->core);
+    return rc;
+}
+
+int mpistore_add(mpistore_t *s, const char *key, int64_t delta, int64_t *result)
+{
+    ENTER(s);
+    wreq_t w = {.kind = W_ADD, .delta = delta};
+    int rc = write_key(s, key, &w);
+    if (rc == 0 && result)
+        *result = w.sum;
+    ms_leave(s->core);
+    return rc;
+}
+
+int mpistore_compare_set(mpistore_t *s, const char *key, const void *expected,
+                         size_t expected_len, const void *desired, size_t desired_len,
+                         void **current, size_t *current_len)
+{
+    ENTER(s);
+    int rc = 0;
+    if (!current || !current_len)
+        rc = ms_err(s, MPISTORE_EINVAL, "compare_set: current or current_len is NULL");
+    if (rc == 0 && !expected && expected_len > 0)
+        rc = ms_err(s, MPISTORE_EINVAL, "compare_set: expected is NULL with length %zu",
+                    expected_len);
+    if (rc == 0)
+        rc = check_value(s, desired, desired_len, "desired value");
+    if (rc == 0) {
+        wreq_t w = {.kind = W_CAS, .val = desired, .vlen = desired_len, .exp = expected,
+                    .explen = expected_len};
+        rc = write_key(s, key, &w);
+        if (rc == 0) {
+            *current = w.cur;
+            *current_len = w.curlen;
+        }
+    }
+    ms_leave(s->core);
+    return rc;
+}
+
+int mpistore_append(mpistore_t *s, const char *key, const void *value, size_t len)
+{
+    ENTER(s);
+    int rc = check_value(s, value, len, "value");
+    if (rc == 0) {
+        wreq_t w = {.kind = W_APPEND, .val = value, .vlen = len};
+        rc = write_key(s, key, &w);
+    }
+    ms_leave(s->core);
+    return rc;
+}
+
+int mpistore_delete_key(mpistore_t *s, const char *key, bool *deleted)
+{
+    ENTER(s);
+    wreq_t w = {.kind = W_DELETE};
+    int rc = write_key(s, key, &w);
+    if (rc == 0 && deleted)
+        *deleted = w.deleted;
+    ms_leave(s->core);
+    return rc;
+}

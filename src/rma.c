@@ -1,0 +1,174 @@
+/* Counted RMA primitives on the store's window, progress and backoff.
+ * Every origin buffer passed here must stay valid until the next flush. */
+#include "internal.h"
+
+#include <math.h>
+#include <sched.h>
+#include <time.h>
+
+#define CHECK(call, target)                                                                    \
+    do {                                                                                       \
+        int rc_ = (call);                                                                      \
+        if (rc_ != MPI_SUCCESS)                                                                \
+            return ms_mpierr(s, rc_, #call, (target));                                         \
+    } while (0)
+
+static void count(mpistore_t *s, uint64_t bytes)
+{
+    s->core->stats.rma_calls++;
+    s->core->stats.bytes += bytes;
+}
+
+int ms_flush(mpistore_t *s, int target)
+{
+    s->core->stats.round_trips++;
+    CHECK(MPI_Win_flush(target, s->core->win), target);
+    return 0;
+}
+
+int ms_flush2(mpistore_t *s, int a, int b)
+{
+    s->core->stats.round_trips++; /* both were issued together: one wait */
+    CHECK(MPI_Win_flush(a, s->core->win), a);
+    if (b != a)
+        CHECK(MPI_Win_flush(b, s->core->win), b);
+    return 0;
+}
+
+int ms_flush_all(mpistore_t *s)
+{
+    s->core->stats.round_trips++;
+    CHECK(MPI_Win_flush_all(s->core->win), -1);
+    return 0;
+}
+
+int ms_rget(mpistore_t *s, int target, size_t off, void *buf, size_t len)
+{
+    count(s, len);
+    while (len > 0) { /* MPI counts are int */
+        int n = len > (1u << 30) ? (1 << 30) : (int)len;
+        CHECK(MPI_Get(buf, n, MPI_BYTE, target, (MPI_Aint)off, n, MPI_BYTE, s->core->win), target);
+        buf = (unsigned char *)buf + n;
+        off += (size_t)n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int ms_getacc_u32(mpistore_t *s, int target, size_t off, uint32_t *buf, size_t count_)
+{
+    count(s, count_ * 4);
+    CHECK(MPI_Get_accumulate(NULL, 0, MPI_UINT32_T, buf, (int)count_, MPI_UINT32_T, target,
+                             (MPI_Aint)off, (int)count_, MPI_UINT32_T, MPI_NO_OP, s->core->win),
+          target);
+    return 0;
+}
+
+int ms_getacc_u64(mpistore_t *s, int target, size_t off, uint64_t *buf, size_t count_)
+{
+    count(s, count_ * 8);
+    CHECK(MPI_Get_accumulate(NULL, 0, MPI_UINT64_T, buf, (int)count_, MPI_UINT64_T, target,
+                             (MPI_Aint)off, (int)count_, MPI_UINT64_T, MPI_NO_OP, s->core->win),
+          target);
+    return 0;
+}
+
+int ms_cas_u32(mpistore_t *s, int target, size_t off, const uint32_t *desired,
+               const uint32_t *expected, uint32_t *result)
+{
+    count(s, 4);
+    CHECK(MPI_Compare_and_swap(desired, expected, result, MPI_UINT32_T, target, (MPI_Aint)off,
+                               s->core->win),
+          target);
+    return 0;
+}
+
+int ms_put_u32(mpistore_t *s, int target, size_t off, const uint32_t *val)
+{
+    count(s, 4);
+    CHECK(MPI_Accumulate(val, 1, MPI_UINT32_T, target, (MPI_Aint)off, 1, MPI_UINT32_T,
+                         MPI_REPLACE, s->core->win),
+          target);
+    return 0;
+}
+
+int ms_put_u64(mpistore_t *s, int target, size_t off, const uint64_t *val)
+{
+    count(s, 8);
+    CHECK(MPI_Accumulate(val, 1, MPI_UINT64_T, target, (MPI_Aint)off, 1, MPI_UINT64_T,
+                         MPI_REPLACE, s->core->win),
+          target);
+    return 0;
+}
+
+int ms_add_i64(mpistore_t *s, int target, size_t off, const int64_t *delta)
+{
+    count(s, 8);
+    CHECK(MPI_Accumulate(delta, 1, MPI_INT64_T, target, (MPI_Aint)off, 1, MPI_INT64_T, MPI_SUM,
+                         s->core->win),
+          target);
+    return 0;
+}
+
+int ms_fao_i64(mpistore_t *s, int target, size_t off, const int64_t *delta, int64_t *result)
+{
+    count(s, 8);
+    CHECK(MPI_Fetch_and_op(delta, result, MPI_INT64_T, target, (MPI_Aint)off, MPI_SUM,
+                           s->core->win),
+          target);
+    return 0;
+}
+
+int ms_read_u64(mpistore_t *s, int target, size_t off, uint64_t *result)
+{
+    count(s, 8);
+    static const uint64_t unused = 0;
+    CHECK(MPI_Fetch_and_op(&unused, result, MPI_UINT64_T, target, (MPI_Aint)off, MPI_NO_OP,
+                           s->core->win),
+          target);
+    return 0;
+}
+
+double ms_now(void)
+{
+    return MPI_Wtime();
+}
+
+double ms_deadline(double timeout_s)
+{
+    return timeout_s > 0 ? ms_now() + timeout_s : INFINITY;
+}
+
+int ms_expired(double deadline)
+{
+    return ms_now() >= deadline;
+}
+
+void ms_backoff(mpistore_t *s, ms_backoff_t *b)
+{
+    int flag = 0;
+    /* Drive progress for requests aimed at this rank (osc/pt2pt, MPICH). */
+    MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, s->core->comm, &flag, MPI_STATUS_IGNORE);
+    ms_leave(s->core); /* let other threads of a shared handle run */
+    if (b->round < 4) {
+        sched_yield();
+    } else {
+        unsigned k = b->round - 4;
+        long ns = 10000L << (k > 7 ? 7 : k); /* 10 us .. 1.28 ms */
+        if (ns > 1000000L)
+            ns = 1000000L;
+        struct timespec ts = {0, ns};
+        nanosleep(&ts, NULL);
+    }
+    ms_enter(s->core);
+    b->round++;
+}
+
+int ms_getacc_i64(mpistore_t *s, int target, size_t off, int64_t *buf)
+{
+    count(s, 8);
+    CHECK(MPI_Get_accumulate(NULL, 0, MPI_INT64_T, buf, 1, MPI_INT64_T, target, (MPI_Aint)off, 1,
+                             MPI_INT64_T, MPI_NO_OP, s->core->win),
+          target);
+    return 0;
+}

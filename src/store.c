@@ -1,0 +1,351 @@
+/* Store life cycle: options, open (window layout), prefix views, close,
+ * timeouts, counters, version. */
+#include "internal.h"
+#include "mpistore_version.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define KIB ((size_t)1024)
+#define MIB (KIB * KIB)
+
+/* Message of the calling thread's last failed open/close (no handle then). */
+static _Thread_local mpistore_t ms_orphan;
+
+void mpistore_options_init(mpistore_options_t *opts)
+{
+    if (!opts)
+        return;
+    memset(opts, 0, sizeof *opts);
+    opts->version = MPISTORE_OPTIONS_VERSION;
+    opts->timeout_s = 300.0;
+    opts->max_key_len = 1024;
+    opts->max_value_len = MIB;
+    opts->keys_per_rank = 4096;
+    opts->bytes_per_rank = 7 * MIB;
+}
+
+static size_t next_pow2(size_t x)
+{
+    size_t p = 1;
+    while (p < x)
+        p <<= 1;
+    return p;
+}
+
+static size_t align64(size_t x)
+{
+    return (x + 63) & ~(size_t)63;
+}
+
+static int check_options(const mpistore_options_t *o, char *why, size_t n)
+{
+    if (o->version != MPISTORE_OPTIONS_VERSION)
+        snprintf(why, n, "options version %u, expected %u (call mpistore_options_init)",
+                 o->version, MPISTORE_OPTIONS_VERSION);
+    else if (!(o->timeout_s >= 0) || !isfinite(o->timeout_s))
+        snprintf(why, n, "timeout_s %g must be finite and >= 0", o->timeout_s);
+    else if (o->max_key_len < 1 || o->max_key_len > 64 * KIB)
+        snprintf(why, n, "max_key_len %zu must be in [1, 65536]", o->max_key_len);
+    else if (o->max_value_len < 1 || o->max_value_len > ((size_t)1 << 40))
+        snprintf(why, n, "max_value_len %zu must be in [1, 2^40]", o->max_value_len);
+    else if (o->keys_per_rank < 1 || o->keys_per_rank > ((size_t)1 << 26))
+        snprintf(why, n, "keys_per_rank %zu must be in [1, 2^26]", o->keys_per_rank);
+    else if (o->bytes_per_rank < 256 || o->bytes_per_rank > ((size_t)1 << 44))
+        snprintf(why, n, "bytes_per_rank %zu must be in [256, 2^44]", o->bytes_per_rank);
+    else
+        return 0;
+    return -1;
+}
+
+static void layout(ms_core_t *c, const mpistore_options_t *o)
+{
+    unsigned shift = MS_UNIT_MIN_SHIFT;
+    while ((o->bytes_per_rank >> shift) > 0xFFFFFFu)
+        shift++;
+    c->max_key_len = o->max_key_len;
+    c->max_value_len = o->max_value_len;
+    c->keys_per_rank = o->keys_per_rank;
+    c->bytes_per_rank = o->bytes_per_rank;
+    c->nslots = next_pow2(2 * o->keys_per_rank);
+    c->probe = c->nslots < MS_PROBE_MAX ? c->nslots : MS_PROBE_MAX;
+    c->nphys = c->nslots + c->probe - 1;
+    c->off_ctl = 64;
+    c->off_desc = align64(c->off_ctl + c->nphys * MS_CTL_WORDS * sizeof(uint32_t));
+    c->off_arena = align64(c->off_desc + c->nphys * sizeof(uint64_t));
+    c->win_bytes = c->off_arena + ((o->bytes_per_rank >> shift) << shift);
+    c->alloc.shift = shift;
+}
+
+/* Agree on options across ranks: every rank returns the same verdict. */
+static int agree(MPI_Comm comm, const mpistore_options_t *o, int bad, int *differ)
+{
+    double tmo = o->timeout_s;
+    uint64_t mine[7], lo[7], hi[7];
+    memcpy(&mine[0], &tmo, sizeof tmo);
+    mine[1] = o->max_key_len;
+    mine[2] = o->max_value_len;
+    mine[3] = o->keys_per_rank;
+    mine[4] = o->bytes_per_rank;
+    mine[5] = o->version;
+    mine[6] = (uint64_t)bad;
+    int rc = MPI_Allreduce(mine, lo, 7, MPI_UINT64_T, MPI_MIN, comm);
+    if (rc == MPI_SUCCESS)
+        rc = MPI_Allreduce(mine, hi, 7, MPI_UINT64_T, MPI_MAX, comm);
+    if (rc != MPI_SUCCESS)
+        return rc;
+    *differ = hi[6] != 0 ? 2 : memcmp(lo, hi, 6 * sizeof lo[0]) != 0;
+    return MPI_SUCCESS;
+}
+
+static int open_fail(int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+static int open_fail(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ms_orphan.errmsg, sizeof ms_orphan.errmsg, fmt, ap);
+    va_end(ap);
+    return -code;
+}
+
+static int open_mpi_fail(int mpirc, const char *call)
+{
+    char text[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    if (MPI_Error_string(mpirc, text, &len) != MPI_SUCCESS)
+        snprintf(text, sizeof text, "MPI error %d", mpirc);
+    if (strcmp(call, "MPI_Win_allocate") == 0)
+        snprintf(ms_orphan.errmsg, sizeof ms_orphan.errmsg,
+                 "MPI_Win_allocate failed: %s. With Open MPI 4.x across nodes over TCP, "
+                 "run with '--mca osc sm,pt2pt' (or export OMPI_MCA_osc=sm,pt2pt)",
+                 text);
+    else
+        snprintf(ms_orphan.errmsg, sizeof ms_orphan.errmsg, "%s failed: %s", call, text);
+    return -MPISTORE_EMPI;
+}
+
+int mpistore_open(mpistore_t **out, MPI_Comm comm, const mpistore_options_t *opts)
+{
+    int init = 0, fin = 0, rc, differ = 0;
+    char why[200] = "";
+    mpistore_options_t o;
+    ms_orphan.errmsg[0] = 0;
+    MPI_Initialized(&init);
+    MPI_Finalized(&fin);
+    if (!init || fin)
+        return open_fail(MPISTORE_ESTATE, "%s", "mpistore_open: MPI is not initialised");
+    if (comm == MPI_COMM_NULL)
+        return open_fail(MPISTORE_EINVAL, "%s", "mpistore_open: comm is MPI_COMM_NULL");
+    if (opts)
+        o = *opts;
+    else
+        mpistore_options_init(&o);
+    int bad = !out || check_options(&o, why, sizeof why) != 0;
+    if (!out)
+        snprintf(why, sizeof why, "out is NULL");
+
+    ms_core_t *c = calloc(1, sizeof *c);
+    mpistore_t *s = calloc(1, sizeof *s);
+    bad |= (!c || !s) << 1;
+
+    MPI_Comm dup = MPI_COMM_NULL;
+    rc = MPI_Comm_dup(comm, &dup);
+    if (rc == MPI_SUCCESS)
+        rc = MPI_Comm_set_errhandler(dup, MPI_ERRORS_RETURN);
+    if (rc == MPI_SUCCESS)
+        rc = agree(dup, &o, bad, &differ);
+    if (rc != MPI_SUCCESS) {
+        rc = open_mpi_fail(rc, "MPI_Comm_dup/MPI_Allreduce");
+        goto fail;
+    }
+    if (differ) {
+        if (bad & 2)
+            rc = open_fail(MPISTORE_ENOMEM, "%s", "mpistore_open: out of memory");
+        else if (differ == 2 && why[0])
+            rc = open_fail(MPISTORE_EINVAL, "mpistore_open: %s", why);
+        else if (differ == 2)
+            rc = open_fail(MPISTORE_EINVAL, "%s",
+                           "mpistore_open: invalid arguments on another rank");
+        else
+            rc = open_fail(MPISTORE_EINVAL, "%s",
+                           "mpistore_open: ranks passed different options (every rank must "
+                           "pass identical options)");
+        goto fail;
+    }
+
+    c->comm = dup;
+    MPI_Comm_rank(dup, &c->rank);
+    MPI_Comm_size(dup, &c->nranks);
+    if ((unsigned)c->nranks > MS_MAX_RANKS) {
+        snprintf(why, sizeof why, "%d ranks, at most %u are supported", c->nranks, MS_MAX_RANKS);
+        rc = open_fail(MPISTORE_EINVAL, "mpistore_open: %s", why);
+        goto fail;
+    }
+    layout(c, &o);
+
+    MPI_Info info;
+    MPI_Info_create(&info);
+    MPI_Info_set(info, "accumulate_ordering", "none");
+    MPI_Info_set(info, "same_size", "true");
+    MPI_Info_set(info, "same_disp_unit", "true");
+    rc = MPI_Win_allocate((MPI_Aint)c->win_bytes, 1, info, dup, &c->base, &c->win);
+    MPI_Info_free(&info);
+    if (rc != MPI_SUCCESS) {
+        c->win = MPI_WIN_NULL;
+        rc = open_mpi_fail(rc, "MPI_Win_allocate");
+        goto fail;
+    }
+    MPI_Win_set_errhandler(c->win, MPI_ERRORS_RETURN);
+    memset(c->base, 0, c->off_arena);
+    ms_alloc_init(&c->alloc, c->base + c->off_arena, c->off_arena, c->win_bytes - c->off_arena,
+                  c->alloc.shift);
+    rc = MPI_Win_lock_all(MPI_MODE_NOCHECK, c->win);
+    if (rc == MPI_SUCCESS)
+        rc = MPI_Win_sync(c->win);
+    if (rc == MPI_SUCCESS)
+        rc = MPI_Barrier(dup); /* nobody touches a window before it is zeroed */
+    if (rc != MPI_SUCCESS) {
+        rc = open_mpi_fail(rc, "MPI_Win_lock_all");
+        goto fail;
+    }
+    int level = MPI_THREAD_SINGLE;
+    MPI_Query_thread(&level);
+    c->thread_multiple = level == MPI_THREAD_MULTIPLE;
+    if (c->thread_multiple)
+        pthread_mutex_init(&c->mu, NULL);
+
+    s->core = c;
+    s->timeout = o.timeout_s;
+    *out = s;
+    return MPISTORE_OK;
+
+fail:
+    if (c && c->win != MPI_WIN_NULL && c->base)
+        MPI_Win_free(&c->win);
+    if (dup != MPI_COMM_NULL)
+        MPI_Comm_free(&dup);
+    free(c);
+    free(s);
+    return rc;
+}
+
+int mpistore_prefix(mpistore_t **out, mpistore_t *store, const char *prefix)
+{
+    if (!store)
+        return -MPISTORE_EINVAL;
+    if (!out || !prefix)
+        return ms_err(store, MPISTORE_EINVAL, "prefix: out or prefix is NULL");
+    size_t plen = strlen(prefix);
+    if (plen == 0)
+        return ms_err(store, MPISTORE_EINVAL, "prefix: prefix is empty");
+    size_t total = store->prefix_len + plen + 1;
+    if (total >= store->core->max_key_len)
+        return ms_err(store, MPISTORE_EKEYTOOLONG,
+                      "prefix '%.64s' makes keys of at least %zu bytes, max_key_len is %zu",
+                      prefix, total + 1, store->core->max_key_len);
+    mpistore_t *v = calloc(1, sizeof *v);
+    char *p = malloc(total + 1);
+    if (!v || !p) {
+        free(v);
+        free(p);
+        return ms_err(store, MPISTORE_ENOMEM, "prefix: out of memory");
+    }
+    if (store->prefix_len)
+        memcpy(p, store->prefix, store->prefix_len);
+    memcpy(p + store->prefix_len, prefix, plen);
+    p[total - 1] = '/';
+    p[total] = 0;
+    v->core = store->core;
+    v->parent = store;
+    v->prefix = p;
+    v->prefix_len = total;
+    v->timeout = store->timeout;
+    ms_enter(store->core);
+    store->nviews++;
+    ms_leave(store->core);
+    *out = v;
+    return MPISTORE_OK;
+}
+
+int mpistore_close(mpistore_t *s)
+{
+    if (!s)
+        return MPISTORE_OK;
+    if (s->nviews > 0)
+        return ms_err(s, MPISTORE_ESTATE, "close: %d prefix view(s) of this handle are still open",
+                      s->nviews);
+    if (s->parent) {
+        ms_enter(s->core);
+        s->parent->nviews--;
+        ms_leave(s->core);
+        free(s->prefix);
+        free(s);
+        return MPISTORE_OK;
+    }
+    ms_core_t *c = s->core;
+    int rc = MPI_Win_flush_all(c->win);
+    const char *call = "MPI_Win_flush_all";
+    if (rc == MPI_SUCCESS && (call = "MPI_Win_unlock_all", rc = MPI_Win_unlock_all(c->win)) == MPI_SUCCESS)
+        (call = "MPI_Win_free", rc = MPI_Win_free(&c->win));
+    int rc2 = MPI_Comm_free(&c->comm);
+    if (rc == MPI_SUCCESS && rc2 != MPI_SUCCESS) {
+        rc = rc2;
+        call = "MPI_Comm_free";
+    }
+    if (c->thread_multiple)
+        pthread_mutex_destroy(&c->mu);
+    free(c);
+    free(s);
+    return rc == MPI_SUCCESS ? MPISTORE_OK : open_mpi_fail(rc, call);
+}
+
+int mpistore_set_timeout(mpistore_t *s, double seconds)
+{
+    if (!s)
+        return -MPISTORE_EINVAL;
+    if (!(seconds >= 0) || !isfinite(seconds))
+        return ms_err(s, MPISTORE_EINVAL, "set_timeout: %g s must be finite and >= 0", seconds);
+    s->timeout = seconds;
+    return MPISTORE_OK;
+}
+
+double mpistore_timeout(const mpistore_t *s)
+{
+    return s ? s->timeout : -1.0;
+}
+
+int mpistore_stats(mpistore_t *s, mpistore_stats_t *out, bool reset)
+{
+    if (!s)
+        return -MPISTORE_EINVAL;
+    if (!out)
+        return ms_err(s, MPISTORE_EINVAL, "stats: out is NULL");
+    ms_enter(s->core);
+    *out = s->core->stats;
+    if (reset)
+        memset(&s->core->stats, 0, sizeof s->core->stats);
+    ms_leave(s->core);
+    return MPISTORE_OK;
+}
+
+void mpistore_free(void *p)
+{
+    free(p);
+}
+
+const char *mpistore_version(void)
+{
+    return MPISTORE_VERSION_STRING;
+}
+
+const char *ms_orphan_errmsg(void)
+{
+    return ms_orphan.errmsg;
+}

@@ -1,0 +1,69 @@
+#include "mpitest.h"
+
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int mt_rank = 0, mt_size = 1;
+static unsigned mt_counter;
+
+int mt_main(int argc, char **argv, const char *name, const struct CMUnitTest *tests, size_t n)
+{
+    int provided = 0;
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, &provided);
+    MPI_Comm_rank(MPI_COMM_WORLD, &mt_rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &mt_size);
+    if (mt_size > 1)
+        setenv("CMOCKA_TEST_ABORT", "1", 1);
+    if (mt_rank != 0 && !getenv("MT_ALL_OUTPUT"))
+        (void)freopen("/dev/null", "w", stdout);
+    int failed = _cmocka_run_group_tests(name, tests, n, NULL, NULL);
+    int any = 0;
+    MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    MPI_Finalize();
+    return any ? 1 : 0;
+}
+
+mpistore_t *mt_open(const mpistore_options_t *opts)
+{
+    mpistore_t *s = NULL;
+    int rc = mpistore_open(&s, MPI_COMM_WORLD, opts);
+    if (rc != MPISTORE_OK)
+        fail_msg("rank %d: mpistore_open -> %s: %s", mt_rank, mpistore_errname(rc),
+                 mpistore_errmsg(NULL));
+    return s;
+}
+
+void mt_close(mpistore_t *s)
+{
+    int rc = mpistore_close(s);
+    if (rc != MPISTORE_OK)
+        fail_msg("rank %d: mpistore_close -> %s: %s", mt_rank, mpistore_errname(rc),
+                 mpistore_errmsg(NULL));
+}
+
+const char *mt_unique(const char *tag)
+{
+    static char buf[8][96];
+    char *b = buf[mt_counter % 8];
+    snprintf(b, sizeof buf[0], "%s#%u", tag, mt_counter++);
+    return b;
+}
+
+void mt_expect_str(mpistore_t *s, const char *key, const char *want)
+{
+    void *v = NULL;
+    size_t len = 0;
+    MT_OK(s, mpistore_get(s, key, &v, &len));
+    if (len != strlen(want) || memcmp(v, want, len) != 0)
+        fail_msg("rank %d: key '%s' holds '%.*s', expected '%s'", mt_rank, key, (int)len,
+                 (char *)v, want);
+    assert_int_equal(((char *)v)[len], 0);
+    mpistore_free(v);
+}
+
+void mt_barrier(void)
+{
+    MPI_Barrier(MPI_COMM_WORLD);
+}

@@ -1,0 +1,50 @@
+/* Shared helpers for the MPI cmocka tests: run a group on every rank, make any
+ * rank's failure end the whole job, and small store utilities. */
+#ifndef MPISTORE_MPITEST_H
+#define MPISTORE_MPITEST_H
+
+#include <mpistore.h>
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+extern int mt_rank, mt_size;
+
+/* MPI_Init, cmocka run of the group on every rank, MPI_Finalize.  With more
+ * than one rank a failed assertion aborts the job (CMOCKA_TEST_ABORT=1) so
+ * that no rank hangs in a collective; ranks other than 0 keep only stderr. */
+int mt_main(int argc, char **argv, const char *name, const struct CMUnitTest *tests, size_t n);
+#define MT_MAIN(name, tests) \
+    int main(int argc, char **argv) { return mt_main(argc, argv, name, tests, sizeof(tests) / sizeof(tests[0])); }
+
+/* A store with default options (fresh per call) and a unique key prefix. */
+mpistore_t *mt_open(const mpistore_options_t *opts);
+void mt_close(mpistore_t *s);
+/* "t<counter>/" style unique name, identical on all ranks when called in the
+ * same order. */
+const char *mt_unique(const char *tag);
+
+/* assert that call returns code, printing the handle's message on failure */
+#define MT_OK(s, call)                                                                         \
+    do {                                                                                       \
+        int mt_rc_ = (call);                                                                   \
+        if (mt_rc_ != MPISTORE_OK)                                                             \
+            fail_msg("rank %d: %s -> %s: %s", mt_rank, #call, mpistore_errname(mt_rc_),        \
+                     mpistore_errmsg(s));                                                      \
+    } while (0)
+#define MT_ERR(s, code, call)                                                                  \
+    do {                                                                                       \
+        int mt_rc_ = (call);                                                                   \
+        if (mt_rc_ != -(code))                                                                 \
+            fail_msg("rank %d: %s -> %s, expected %s (%s)", mt_rank, #call,                    \
+                     mpistore_errname(mt_rc_), mpistore_errname(code), mpistore_errmsg(s));    \
+    } while (0)
+
+/* get key and compare with an expected C string */
+void mt_expect_str(mpistore_t *s, const char *key, const char *want);
+void mt_barrier(void);
+
+#endif
