@@ -115,7 +115,7 @@ static int open_fail(int code, const char *fmt, ...)
     return -code;
 }
 
-static int open_mpi_fail(int mpirc, const char *call)
+static int open_mpi_fail(int mpirc, const char *call, size_t bytes)
 {
     char text[MPI_MAX_ERROR_STRING];
     int len = 0;
@@ -123,9 +123,10 @@ static int open_mpi_fail(int mpirc, const char *call)
         snprintf(text, sizeof text, "MPI error %d", mpirc);
     if (strcmp(call, "MPI_Win_allocate") == 0)
         snprintf(ms_orphan.errmsg, sizeof ms_orphan.errmsg,
-                 "MPI_Win_allocate failed: %s. With Open MPI 4.x across nodes over TCP, "
-                 "run with '--mca osc sm,pt2pt' (or export OMPI_MCA_osc=sm,pt2pt)",
-                 text);
+                 "MPI_Win_allocate of %zu bytes per rank failed: %s. If the job spans "
+                 "nodes over TCP with Open MPI 4.x, run with '--mca osc sm,pt2pt' (or "
+                 "export OMPI_MCA_osc=sm,pt2pt); otherwise lower bytes_per_rank",
+                 bytes, text);
     else
         snprintf(ms_orphan.errmsg, sizeof ms_orphan.errmsg, "%s failed: %s", call, text);
     return -MPISTORE_EMPI;
@@ -162,7 +163,7 @@ int mpistore_open(mpistore_t **out, MPI_Comm comm, const mpistore_options_t *opt
     if (rc == MPI_SUCCESS)
         rc = agree(dup, &o, bad, &differ);
     if (rc != MPI_SUCCESS) {
-        rc = open_mpi_fail(rc, "MPI_Comm_dup/MPI_Allreduce");
+        rc = open_mpi_fail(rc, "MPI_Comm_dup/MPI_Allreduce", 0);
         goto fail;
     }
     if (differ) {
@@ -199,7 +200,7 @@ int mpistore_open(mpistore_t **out, MPI_Comm comm, const mpistore_options_t *opt
     MPI_Info_free(&info);
     if (rc != MPI_SUCCESS) {
         c->win = MPI_WIN_NULL;
-        rc = open_mpi_fail(rc, "MPI_Win_allocate");
+        rc = open_mpi_fail(rc, "MPI_Win_allocate", c->win_bytes);
         goto fail;
     }
     MPI_Win_set_errhandler(c->win, MPI_ERRORS_RETURN);
@@ -212,7 +213,7 @@ int mpistore_open(mpistore_t **out, MPI_Comm comm, const mpistore_options_t *opt
     if (rc == MPI_SUCCESS)
         rc = MPI_Barrier(dup); /* nobody touches a window before it is zeroed */
     if (rc != MPI_SUCCESS) {
-        rc = open_mpi_fail(rc, "MPI_Win_lock_all");
+        rc = open_mpi_fail(rc, "MPI_Win_lock_all", 0);
         goto fail;
     }
     int level = MPI_THREAD_SINGLE;
@@ -303,7 +304,7 @@ int mpistore_close(mpistore_t *s)
         pthread_mutex_destroy(&c->mu);
     free(c);
     free(s);
-    return rc == MPI_SUCCESS ? MPISTORE_OK : open_mpi_fail(rc, call);
+    return rc == MPI_SUCCESS ? MPISTORE_OK : open_mpi_fail(rc, call, 0);
 }
 
 int mpistore_set_timeout(mpistore_t *s, double seconds)

@@ -1,0 +1,377 @@
+/* Every error code, provoked for real, and "a failed call changes nothing". */
+#include "mpitest.h"
+
+#include <math.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- malloc failure injection (this binary links with --wrap=malloc) ---- */
+void *__real_malloc(size_t n);
+void *__wrap_malloc(size_t n);
+static int fail_mallocs_after = -1; /* -1: never fail */
+void *__wrap_malloc(size_t n)
+{
+    if (fail_mallocs_after == 0)
+        return NULL;
+    if (fail_mallocs_after > 0)
+        fail_mallocs_after--;
+    return __real_malloc(n);
+}
+
+static mpistore_t *S;
+
+static int setup(void **state)
+{
+    (void)state;
+    S = mt_open(NULL);
+    return S ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    mt_close(S);
+    return 0;
+}
+
+static void expect_absent(mpistore_t *s, const char *key)
+{
+    bool all = true;
+    const char *keys[] = {key};
+    MT_OK(s, mpistore_check(s, keys, 1, &all));
+    if (all)
+        fail_msg("rank %d: key '%s' exists after a failed call", mt_rank, key);
+}
+
+static void errors_einval_arguments(void **state)
+{
+    (void)state;
+    const char *k = mt_unique("inval");
+    void *v = (void *)0x1;
+    size_t len = 7;
+    bool b = false;
+    int64_t n = 0;
+    const char *keys[] = {k};
+    mpistore_stats_t st;
+    /* NULL handle */
+    assert_int_equal(mpistore_set(NULL, k, "x", 1), -MPISTORE_EINVAL);
+    assert_int_equal(mpistore_get(NULL, k, &v, &len), -MPISTORE_EINVAL);
+    assert_int_equal(mpistore_add(NULL, k, 1, NULL), -MPISTORE_EINVAL);
+    assert_int_equal(mpistore_compare_set(NULL, k, "", 0, "x", 1, &v, &len), -MPISTORE_EINVAL);
+    assert_int_equal(mpistore_delete_key(NULL, k, &b), -MPISTORE_EINVAL);
+    assert_int_equal(mpistore_check(NULL, keys, 1, &b), -MPISTORE_EINVAL);
+    assert_int_equal(mpistore_wait(NULL, keys, 1, 1.0), -MPISTORE_EINVAL);
+    assert_int_equal(mpistore_num_keys(NULL, &n), -MPISTORE_EINVAL);
+    assert_int_equal(mpistore_multi_get(NULL, keys, 1, &v, &len), -MPISTORE_EINVAL);
+    assert_int_equal(mpistore_append(NULL, k, "x", 1), -MPISTORE_EINVAL);
+    assert_int_equal(mpistore_set_timeout(NULL, 1.0), -MPISTORE_EINVAL);
+    assert_true(mpistore_timeout(NULL) < 0);
+    assert_int_equal(mpistore_prefix(&S, NULL, "p"), -MPISTORE_EINVAL);
+    assert_int_equal(mpistore_stats(NULL, &st, false), -MPISTORE_EINVAL);
+    assert_int_equal(mpistore_close(NULL), MPISTORE_OK);
+    /* NULL and empty keys */
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_set(S, NULL, "x", 1));
+    assert_non_null(strstr(mpistore_errmsg(S), "NULL"));
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_set(S, "", "x", 1));
+    assert_non_null(strstr(mpistore_errmsg(S), "empty"));
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_get(S, "", &v, &len));
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_add(S, NULL, 1, &n));
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_delete_key(S, "", &b));
+    /* NULL values and outputs */
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_set(S, k, NULL, 3));
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_append(S, k, NULL, 3));
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_get(S, k, NULL, &len));
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_get(S, k, &v, NULL));
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_compare_set(S, k, "", 0, "x", 1, NULL, &len));
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_compare_set(S, k, NULL, 2, "x", 1, &v, &len));
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_compare_set(S, k, "", 0, NULL, 1, &v, &len));
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_check(S, keys, 1, NULL));
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_check(S, NULL, 2, &b));
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_num_keys(S, NULL));
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_multi_get(S, keys, 1, NULL, &len));
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_multi_set(S, keys, NULL, &len, 1));
+    const char *badkeys[] = {k, ""};
+    const void *vals[] = {"a", "b"};
+    size_t lens[] = {1, 1};
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_multi_set(S, badkeys, vals, lens, 2));
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_stats(S, NULL, false));
+    /* bad timeouts */
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_set_timeout(S, -1.0));
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_set_timeout(S, NAN));
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_set_timeout(S, INFINITY));
+    assert_true(mpistore_timeout(S) == 300.0);
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_wait(S, keys, 1, -2.0));
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_wait(S, keys, 1, NAN));
+    /* prefix views */
+    mpistore_t *view = (mpistore_t *)0x1;
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_prefix(&view, S, ""));
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_prefix(&view, S, NULL));
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_prefix(NULL, S, "p"));
+    assert_ptr_equal(view, (mpistore_t *)0x1);
+    /* outputs untouched, nothing created */
+    assert_ptr_equal(v, (void *)0x1);
+    assert_int_equal(len, 7);
+    expect_absent(S, k);
+    mt_barrier();
+}
+
+static void errors_einval_open_options(void **state)
+{
+    (void)state;
+    mpistore_options_t o;
+    mpistore_t *s = (mpistore_t *)0x1;
+    mpistore_options_init(&o);
+    o.version = 99;
+    assert_int_equal(mpistore_open(&s, MPI_COMM_WORLD, &o), -MPISTORE_EINVAL);
+    assert_non_null(strstr(mpistore_errmsg(NULL), "version"));
+    mpistore_options_init(&o);
+    o.keys_per_rank = 0;
+    assert_int_equal(mpistore_open(&s, MPI_COMM_WORLD, &o), -MPISTORE_EINVAL);
+    mpistore_options_init(&o);
+    o.timeout_s = -5;
+    assert_int_equal(mpistore_open(&s, MPI_COMM_WORLD, &o), -MPISTORE_EINVAL);
+    assert_int_equal(mpistore_open(&s, MPI_COMM_NULL, NULL), -MPISTORE_EINVAL);
+    /* one rank passes NULL out: every rank fails, nobody hangs */
+    mpistore_options_init(&o);
+    assert_int_equal(mpistore_open(mt_rank == 0 ? NULL : &s, MPI_COMM_WORLD, &o),
+                     -MPISTORE_EINVAL);
+    if (mt_size > 1) { /* differing options */
+        o.keys_per_rank = 4096 + (size_t)mt_rank;
+        assert_int_equal(mpistore_open(&s, MPI_COMM_WORLD, &o), -MPISTORE_EINVAL);
+        assert_non_null(strstr(mpistore_errmsg(NULL), "different"));
+    }
+    assert_ptr_equal(s, (mpistore_t *)0x1);
+    mt_barrier();
+}
+
+static void errors_etimedout_get(void **state)
+{
+    (void)state;
+    const char *k = mt_unique("never-set");
+    void *v = (void *)0x1;
+    size_t len = 7;
+    MT_OK(S, mpistore_set_timeout(S, 0.2));
+    double t0 = MPI_Wtime();
+    MT_ERR(S, MPISTORE_ETIMEDOUT, mpistore_get(S, k, &v, &len));
+    double took = MPI_Wtime() - t0;
+    if (took < 0.2 || took > 0.2 + 0.1)
+        fail_msg("rank %d: get with a 0.2 s timeout returned after %.3f s", mt_rank, took);
+    const char *msg = mpistore_errmsg(S);
+    assert_non_null(strstr(msg, "timeout"));
+    assert_non_null(strstr(msg, k));
+    assert_non_null(strstr(msg, "home rank"));
+    assert_non_null(strstr(msg, " s "));
+    assert_ptr_equal(v, (void *)0x1);
+    const char *keys[] = {k};
+    void *vals[1] = {(void *)0x1};
+    MT_ERR(S, MPISTORE_ETIMEDOUT, mpistore_multi_get(S, keys, 1, vals, &len));
+    assert_ptr_equal(vals[0], (void *)0x1);
+    mt_barrier();
+}
+
+static void errors_ekeytoolong(void **state)
+{
+    (void)state;
+    char key[1100];
+    memset(key, 'k', sizeof key);
+    key[1025] = 0; /* 1025 bytes: one over the default max_key_len */
+    key[0] = (char)('A' + mt_rank % 26);
+    MT_ERR(S, MPISTORE_EKEYTOOLONG, mpistore_set(S, key, "x", 1));
+    assert_non_null(strstr(mpistore_errmsg(S), "max_key_len"));
+    key[1024] = 0; /* exactly the limit works */
+    MT_OK(S, mpistore_set(S, key, "x", 1));
+    mt_expect_str(S, key, "x");
+    MT_OK(S, mpistore_delete_key(S, key, NULL));
+    mpistore_t *v = NULL;
+    MT_OK(S, mpistore_prefix(&v, S, "pre"));
+    key[1020] = 0; /* "pre/" + 1020 bytes = 1024 */
+    MT_OK(v, mpistore_set(v, key, "y", 1));
+    MT_OK(v, mpistore_delete_key(v, key, NULL));
+    key[1020] = 'k';
+    key[1021] = 0;
+    MT_ERR(v, MPISTORE_EKEYTOOLONG, mpistore_set(v, key, "y", 1));
+    MT_OK(v, mpistore_close(v));
+    mt_barrier();
+}
+
+static void errors_etoobig(void **state)
+{
+    (void)state;
+    mpistore_options_t o;
+    mpistore_options_init(&o);
+    o.max_value_len = 16;
+    mpistore_t *s = mt_open(&o);
+    const char *k = mt_unique("big");
+    char kk[96];
+    snprintf(kk, sizeof kk, "%s/%d", k, mt_rank);
+    MT_ERR(s, MPISTORE_ETOOBIG, mpistore_set(s, kk, "0123456789abcdefX", 17));
+    assert_non_null(strstr(mpistore_errmsg(s), "max_value_len"));
+    expect_absent(s, kk);
+    MT_OK(s, mpistore_set(s, kk, "0123456789abcdef", 16));
+    MT_ERR(s, MPISTORE_ETOOBIG, mpistore_append(s, kk, "Z", 1));
+    mt_expect_str(s, kk, "0123456789abcdef");
+    void *cur = NULL;
+    size_t len = 0;
+    MT_ERR(s, MPISTORE_ETOOBIG, mpistore_compare_set(s, kk, "", 0, "0123456789abcdefX", 17, &cur, &len));
+    const char *keys[] = {"multi-ok", kk};
+    const void *vals[] = {"small", "0123456789abcdefX"};
+    size_t lens[] = {5, 17};
+    MT_ERR(s, MPISTORE_ETOOBIG, mpistore_multi_set(s, keys, vals, lens, 2));
+    expect_absent(s, "multi-ok"); /* validated before anything was written */
+    mt_expect_str(s, kk, "0123456789abcdef");
+    mt_close(s);
+}
+
+/* A one-rank store (MPI_COMM_SELF) makes key placement deterministic. */
+static mpistore_t *self_store(size_t keys, size_t bytes, size_t maxval)
+{
+    mpistore_options_t o;
+    mpistore_t *s = NULL;
+    mpistore_options_init(&o);
+    o.keys_per_rank = keys;
+    o.bytes_per_rank = bytes;
+    o.max_value_len = maxval;
+    int rc = mpistore_open(&s, MPI_COMM_SELF, &o);
+    if (rc)
+        fail_msg("open on MPI_COMM_SELF: %s", mpistore_errmsg(NULL));
+    return s;
+}
+
+static void errors_enospc_key_slots(void **state)
+{
+    (void)state;
+    mpistore_t *s = self_store(4, 65536, 1024);
+    char key[32];
+    int i;
+    for (i = 0; i < 4; i++) {
+        snprintf(key, sizeof key, "slot%d", i);
+        MT_OK(s, mpistore_set(s, key, key, strlen(key)));
+    }
+    MT_ERR(s, MPISTORE_ENOSPC, mpistore_set(s, "one-too-many", "x", 1));
+    assert_non_null(strstr(mpistore_errmsg(s), "keys_per_rank"));
+    MT_ERR(s, MPISTORE_ENOSPC, mpistore_add(s, "counter-too-many", 1, NULL));
+    expect_absent(s, "one-too-many");
+    int64_t n = 0;
+    MT_OK(s, mpistore_num_keys(s, &n));
+    assert_int_equal(n, 4);
+    for (i = 0; i < 4; i++) { /* everything intact, and still writable */
+        snprintf(key, sizeof key, "slot%d", i);
+        mt_expect_str(s, key, key);
+        MT_OK(s, mpistore_set(s, key, "new", 3));
+    }
+    MT_OK(s, mpistore_delete_key(s, "slot0", NULL));
+    MT_OK(s, mpistore_set(s, "one-too-many", "x", 1)); /* the freed slot is reused */
+    MT_OK(s, mpistore_close(s));
+}
+
+static void errors_enospc_value_memory(void **state)
+{
+    (void)state;
+    mpistore_t *s = self_store(64, 8192, 1024);
+    static char val[1000];
+    char key[32];
+    int stored = 0, rc = 0;
+    for (int i = 0; i < 64; i++) {
+        snprintf(key, sizeof key, "v%d", i);
+        memset(val, 'a' + i % 26, sizeof val);
+        rc = mpistore_set(s, key, val, sizeof val);
+        if (rc)
+            break;
+        stored++;
+    }
+    assert_int_equal(rc, -MPISTORE_ENOSPC);
+    assert_non_null(strstr(mpistore_errmsg(s), "bytes_per_rank"));
+    assert_true(stored >= 5 && stored < 9);
+    snprintf(key, sizeof key, "v%d", stored);
+    expect_absent(s, key);
+    for (int i = 0; i < stored; i++) { /* existing keys intact */
+        void *v = NULL;
+        size_t len = 0;
+        snprintf(key, sizeof key, "v%d", i);
+        MT_OK(s, mpistore_get(s, key, &v, &len));
+        assert_int_equal(len, sizeof val);
+        assert_int_equal(((char *)v)[0], 'a' + i % 26);
+        assert_int_equal(((char *)v)[999], 'a' + i % 26);
+        mpistore_free(v);
+    }
+    MT_ERR(s, MPISTORE_ENOSPC, mpistore_append(s, "v0", "more", 4));
+    MT_OK(s, mpistore_delete_key(s, "v0", NULL)); /* deleting frees the memory */
+    snprintf(key, sizeof key, "v%d", stored);
+    MT_OK(s, mpistore_set(s, key, val, sizeof val));
+    MT_OK(s, mpistore_close(s));
+}
+
+static void errors_enotint(void **state)
+{
+    (void)state;
+    const char *k = mt_unique("notint");
+    char kk[96];
+    int64_t r = 5;
+    snprintf(kk, sizeof kk, "%s/%d", k, mt_rank);
+    MT_OK(S, mpistore_set(S, kk, "12 ", 3));
+    MT_ERR(S, MPISTORE_ENOTINT, mpistore_add(S, kk, 1, &r));
+    assert_int_equal(r, 5);
+    mt_expect_str(S, kk, "12 ");
+    mt_barrier();
+}
+
+static void errors_enomem(void **state)
+{
+    (void)state;
+    const char *k = mt_unique("nomem");
+    char kk[96];
+    snprintf(kk, sizeof kk, "%s/%d", k, mt_rank);
+    MT_OK(S, mpistore_set(S, kk, "payload", 7));
+    void *v = (void *)0x1;
+    size_t len = 9;
+    fail_mallocs_after = 0;
+    int rc = mpistore_get(S, kk, &v, &len);
+    fail_mallocs_after = -1;
+    MT_ERR(S, MPISTORE_ENOMEM, rc);
+    assert_non_null(strstr(mpistore_errmsg(S), "memory"));
+    assert_ptr_equal(v, (void *)0x1);
+    assert_int_equal(len, 9);
+    mt_expect_str(S, kk, "payload");
+    mt_barrier();
+}
+
+static void errors_empi(void **state)
+{
+    (void)state;
+    mpistore_options_t o;
+    mpistore_t *s = (mpistore_t *)0x1;
+    mpistore_options_init(&o);
+    o.bytes_per_rank = (size_t)1 << 44; /* 16 TiB per rank: the window cannot exist */
+    assert_int_equal(mpistore_open(&s, MPI_COMM_WORLD, &o), -MPISTORE_EMPI);
+    assert_non_null(strstr(mpistore_errmsg(NULL), "MPI_Win_allocate"));
+    assert_non_null(strstr(mpistore_errmsg(NULL), "MPI_ERR"));
+    assert_ptr_equal(s, (mpistore_t *)0x1);
+    mt_barrier();
+}
+
+static void errors_estate(void **state)
+{
+    (void)state;
+    mpistore_t *v = NULL;
+    MT_OK(S, mpistore_prefix(&v, S, "views"));
+    MT_ERR(S, MPISTORE_ESTATE, mpistore_close(S));
+    MT_OK(v, mpistore_close(v));
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown(errors_einval_arguments, setup, teardown),
+    cmocka_unit_test(errors_einval_open_options),
+    cmocka_unit_test_setup_teardown(errors_etimedout_get, setup, teardown),
+    cmocka_unit_test_setup_teardown(errors_ekeytoolong, setup, teardown),
+    cmocka_unit_test(errors_etoobig),
+    cmocka_unit_test(errors_enospc_key_slots),
+    cmocka_unit_test(errors_enospc_value_memory),
+    cmocka_unit_test_setup_teardown(errors_enotint, setup, teardown),
+    cmocka_unit_test_setup_teardown(errors_enomem, setup, teardown),
+    cmocka_unit_test(errors_empi),
+    cmocka_unit_test_setup_teardown(errors_estate, setup, teardown),
+};
+
+MT_MAIN("errors", tests)

@@ -1,0 +1,84 @@
+/* Memory is bounded and reused on a default-sized store: one million sets of a
+ * 1 KiB value on one key, and 100,000 set+delete cycles of distinct keys.
+ * The work is split over the ranks; the totals are the issue's. */
+#include "mpitest.h"
+
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TOTAL_SETS 1000000L
+#define TOTAL_CYCLES 100000L
+
+static long my_share(long total)
+{
+    long base = total / mt_size, extra = total % mt_size;
+    return base + (mt_rank < extra ? 1 : 0);
+}
+
+static void reclaim_million_sets_one_key(void **state)
+{
+    (void)state;
+    mpistore_t *s = mt_open(NULL); /* default options: <= 8 MiB per rank */
+    static unsigned char val[1024];
+    long n = my_share(TOTAL_SETS), done = 0;
+    mt_barrier();
+    for (long i = 0; i < n; i++) {
+        memset(val, (int)(i % 251), sizeof val);
+        val[0] = (unsigned char)mt_rank;
+        MT_OK(s, mpistore_set(s, "hot-1KiB", val, sizeof val));
+        done++;
+    }
+    long total = 0;
+    MPI_Allreduce(&done, &total, 1, MPI_LONG, MPI_SUM, MPI_COMM_WORLD);
+    assert_int_equal(total, TOTAL_SETS);
+    void *v = NULL;
+    size_t len = 0;
+    MT_OK(s, mpistore_get(s, "hot-1KiB", &v, &len));
+    assert_int_equal(len, sizeof val);
+    unsigned char fill = ((unsigned char *)v)[1];
+    for (size_t i = 1; i < len; i++) /* one whole write, not a mix */
+        assert_int_equal(((unsigned char *)v)[i], fill);
+    mpistore_free(v);
+    int64_t keys = 0;
+    MT_OK(s, mpistore_num_keys(s, &keys));
+    assert_int_equal(keys, 1);
+    mt_barrier();
+    mt_close(s);
+}
+
+static void reclaim_hundred_thousand_set_delete_cycles(void **state)
+{
+    (void)state;
+    mpistore_t *s = mt_open(NULL);
+    long n = my_share(TOTAL_CYCLES);
+    char key[64], val[64];
+    for (long i = 0; i < n; i++) {
+        bool deleted = false;
+        snprintf(key, sizeof key, "cycle/%d/%ld", mt_rank, i);
+        int len = snprintf(val, sizeof val, "value %ld of rank %d", i, mt_rank);
+        MT_OK(s, mpistore_set(s, key, val, (size_t)len));
+        if (i % 1000 == 0)
+            mt_expect_str(s, key, val);
+        MT_OK(s, mpistore_delete_key(s, key, &deleted));
+        assert_true(deleted);
+    }
+    mt_barrier();
+    int64_t keys = -1;
+    MT_OK(s, mpistore_num_keys(s, &keys));
+    assert_int_equal(keys, 0);
+    /* the store is still fully usable */
+    snprintf(key, sizeof key, "after/%d", mt_rank);
+    MT_OK(s, mpistore_set(s, key, "ok", 2));
+    mt_expect_str(s, key, "ok");
+    mt_barrier();
+    mt_close(s);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(reclaim_million_sets_one_key),
+    cmocka_unit_test(reclaim_hundred_thousand_set_delete_cycles),
+};
+
+MT_MAIN("reclaim", tests)
