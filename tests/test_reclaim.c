@@ -68,6 +68,7 @@ static void reclaim_hundred_thousand_set_delete_cycles(void **state)
     int64_t keys = -1;
     MT_OK(s, mpistore_num_keys(s, &keys));
     assert_int_equal(keys, 0);
+    mt_barrier(); /* nobody adds a key before every rank has counted */
     /* the store is still fully usable */
     snprintf(key, sizeof key, "after/%d", mt_rank);
     MT_OK(s, mpistore_set(s, key, "ok", 2));
