@@ -184,6 +184,10 @@ typedef struct mpistore_stats {
 /** Read (and with reset=true, zero) the counters.  Local. */
 int mpistore_stats(mpistore_t *s, mpistore_stats_t *out, bool reset);
 
+/** The rank whose window holds key's index slot (its "home rank", named in
+ *  timeout messages).  Local; for diagnostics and benchmarks. */
+int mpistore_key_rank(mpistore_t *s, const char *key, int *rank);
+
 /** Free a buffer returned by the library (NULL ok). */
 void mpistore_free(void *p);
 

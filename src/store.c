@@ -336,6 +336,20 @@ int mpistore_stats(mpistore_t *s, mpistore_stats_t *out, bool reset)
     return MPISTORE_OK;
 }
 
+int mpistore_key_rank(mpistore_t *s, const char *key, int *rank)
+{
+    ms_key_t k;
+    if (!s)
+        return -MPISTORE_EINVAL;
+    if (!rank)
+        return ms_err(s, MPISTORE_EINVAL, "key_rank: rank is NULL");
+    int rc = ms_key_prepare(s, key, &k);
+    if (rc == 0)
+        *rank = k.rank;
+    ms_key_release(&k);
+    return rc;
+}
+
 void mpistore_free(void *p)
 {
     free(p);
