@@ -76,51 +76,80 @@ int ms_snapshot(mpistore_t *s, const ms_key_t *k, ms_snap_t *sn)
     return ms_flush(s, k->rank);
 }
 
+/* Readers fetch a block from its klen field on: the dead word and the
+ * allocator's boundary tags before it are never read remotely. */
+#define MS_BLK_SKIP 16u
+#define MS_BLK_RHDR (MS_BLK_HDR - MS_BLK_SKIP) /* klen, flags, vlen */
+
 static size_t block_disp(const ms_core_t *c, uint32_t uoff)
 {
-    return c->off_arena + ((size_t)uoff << c->alloc.shift);
+    return c->off_arena + ((size_t)uoff << c->alloc.shift) + MS_BLK_SKIP;
 }
 
 static size_t block_room(const ms_core_t *c, uint32_t uoff)
 {
-    size_t start = (size_t)uoff << c->alloc.shift;
+    size_t start = ((size_t)uoff << c->alloc.shift) + MS_BLK_SKIP;
     size_t arena = (size_t)c->alloc.nunits << c->alloc.shift;
     return start < arena ? arena - start : 0;
 }
 
-int ms_block_issue(mpistore_t *s, uint64_t desc, size_t hint, ms_block_t *b)
+int ms_block_alloc(mpistore_t *s, uint64_t desc, size_t hint, ms_block_t *b)
 {
-    ms_core_t *c = s->core;
-    uint32_t uoff = ms_desc_uoff(desc);
-    size_t room = block_room(c, uoff);
-    size_t want = hint < MS_BLK_HDR + 64 ? MS_BLK_HDR + 64 : hint;
+    size_t room = block_room(s->core, ms_desc_uoff(desc));
+    size_t want = hint > MS_BLK_SKIP ? hint - MS_BLK_SKIP : 0;
+    if (want < MS_BLK_RHDR + 64)
+        want = MS_BLK_RHDR + 64;
     if (want > room)
         want = room;
     b->got = want;
     b->buf = malloc(want + 1);
     if (!b->buf)
         return ms_err(s, MPISTORE_ENOMEM, "out of memory reading a %zu-byte value", want);
-    if (want == 0)
-        return 0;
-    return ms_rget(s, ms_desc_rank(desc), block_disp(c, uoff), b->buf, want);
+    return 0;
 }
 
-int ms_block_complete(mpistore_t *s, uint64_t desc, ms_block_t *b, int *torn)
+int ms_block_fetch(mpistore_t *s, uint64_t desc, ms_block_t *b)
+{
+    if (b->got == 0)
+        return 0;
+    return ms_rget(s, ms_desc_rank(desc), block_disp(s->core, ms_desc_uoff(desc)), b->buf, b->got);
+}
+
+int ms_block_issue(mpistore_t *s, uint64_t desc, size_t hint, ms_block_t *b)
+{
+    int rc = ms_block_alloc(s, desc, hint, b);
+    return rc ? rc : ms_block_fetch(s, desc, b);
+}
+
+typedef struct rhdr {
+    uint32_t klen, flags;
+    uint64_t vlen;
+} rhdr_t;
+
+static rhdr_t read_hdr(const ms_block_t *b)
+{
+    rhdr_t h;
+    memcpy(&h, b->buf, sizeof h);
+    return h;
+}
+
+int ms_block_complete(mpistore_t *s, uint64_t desc, ms_block_t *b, int need_value, int *torn)
 {
     ms_core_t *c = s->core;
     uint32_t uoff = ms_desc_uoff(desc);
     size_t room = block_room(c, uoff);
-    ms_blk_t h;
     *torn = 1;
-    if (b->got < MS_BLK_HDR)
+    if (b->got < MS_BLK_RHDR)
         return 0;
-    memcpy(&h, b->buf, sizeof h);
+    rhdr_t h = read_hdr(b);
     if (h.klen > c->max_key_len || h.vlen > c->max_value_len)
         return 0;
-    size_t need = MS_BLK_HDR + h.klen + (size_t)h.vlen;
+    size_t need = MS_BLK_RHDR + h.klen + (size_t)h.vlen;
     if (need > room)
         return 0;
     *torn = 0;
+    if (!need_value)
+        need = MS_BLK_RHDR + h.klen;
     if (need > b->got) {
         unsigned char *nb = realloc(b->buf, need + 1);
         int rc;
@@ -133,24 +162,22 @@ int ms_block_complete(mpistore_t *s, uint64_t desc, ms_block_t *b, int *torn)
             rc = ms_flush(s, ms_desc_rank(desc));
         if (rc)
             return rc;
+        b->got = need;
     }
-    b->got = need;
     return 0;
 }
 
 int ms_block_is_key(const ms_block_t *b, const ms_key_t *k)
 {
-    ms_blk_t h;
-    memcpy(&h, b->buf, sizeof h);
-    return h.klen == k->len && memcmp(b->buf + MS_BLK_HDR, k->full, k->len) == 0;
+    rhdr_t h = read_hdr(b);
+    return h.klen == k->len && memcmp(b->buf + MS_BLK_RHDR, k->full, k->len) == 0;
 }
 
 const unsigned char *ms_block_value(const ms_block_t *b, size_t *vlen)
 {
-    ms_blk_t h;
-    memcpy(&h, b->buf, sizeof h);
+    rhdr_t h = read_hdr(b);
     *vlen = (size_t)h.vlen;
-    return b->buf + MS_BLK_HDR + h.klen;
+    return b->buf + MS_BLK_RHDR + h.klen;
 }
 
 void ms_block_release(ms_block_t *b)
@@ -174,7 +201,7 @@ int ms_lookup(mpistore_t *s, const ms_key_t *k, ms_snap_t *sn, int *found, ms_bl
         if (rc == 0)
             rc = ms_flush(s, ms_desc_rank(d1));
         if (rc == 0)
-            rc = ms_block_complete(s, d1, &blk, &torn);
+            rc = ms_block_complete(s, d1, &blk, 1, &torn);
         if (rc == 0)
             rc = ms_read_u64(s, sn->rank, ms_desc_off(c, sn->first + i), &d3);
         if (rc == 0)

@@ -179,11 +179,15 @@ typedef struct ms_block {
     size_t got;         /* bytes fetched */
 } ms_block_t;
 
-/* Issue (no flush) the fetch of the block named by desc, sized by the hint. */
+/* Allocate the local buffer for the block named by desc, sized by the hint
+ * (block bytes); then issue (no flush) its fetch.  ms_block_issue does both. */
+int ms_block_alloc(mpistore_t *s, uint64_t desc, size_t hint, ms_block_t *b);
+int ms_block_fetch(mpistore_t *s, uint64_t desc, ms_block_t *b);
 int ms_block_issue(mpistore_t *s, uint64_t desc, size_t hint, ms_block_t *b);
-/* After the flush: fetch the rest if the header says the block is longer.
- * Returns 1 when the header looks torn (the caller revalidates), 0 ok. */
-int ms_block_complete(mpistore_t *s, uint64_t desc, ms_block_t *b, int *torn);
+/* After the flush: fetch the rest if the header says the block is longer
+ * (only up to the key unless need_value).  *torn when the header is
+ * impossible (the caller revalidates). */
+int ms_block_complete(mpistore_t *s, uint64_t desc, ms_block_t *b, int need_value, int *torn);
 int ms_block_is_key(const ms_block_t *b, const ms_key_t *k);
 const unsigned char *ms_block_value(const ms_block_t *b, size_t *vlen);
 void ms_block_release(ms_block_t *b);

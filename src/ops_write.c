@@ -160,6 +160,24 @@ static int retire(mpistore_t *s, uint64_t old)
     return rc ? rc : ms_flush(s, owner);
 }
 
+/* Publish a new state of a slot we hold locked: descriptor, length hint and
+ * unlock with the next version, in one flush (design.md). */
+static int publish(mpistore_t *s, int home, size_t slot, uint32_t lockword, int valid,
+                   uint32_t uoff, uint32_t total, int64_t count_delta)
+{
+    ms_core_t *c = s->core;
+    uint32_t ver = ms_lock_ver(lockword) + 1u, nl = ver << 1, nb = total;
+    uint64_t nd = ms_desc_make(ver, valid, (uint32_t)c->rank, uoff);
+    int rc = ms_put_u64(s, home, ms_desc_off(c, slot), &nd);
+    if (rc == 0 && valid)
+        rc = ms_put_u32(s, home, ms_ctl_off(c, slot, MS_CTL_BLEN), &nb);
+    if (rc == 0 && count_delta)
+        rc = ms_add_i64(s, home, MS_OFF_COUNT, &count_delta);
+    if (rc == 0)
+        rc = ms_put_u32(s, home, ms_ctl_off(c, slot, MS_CTL_LOCK), &nl);
+    return rc ? rc : ms_flush(s, home);
+}
+
 /* Update the key in slot i of the snapshot.  0 done, 1 retry, 2 the slot
  * holds another key, <0 error. */
 static int update_slot(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_snap_t *sn, size_t i)
@@ -167,74 +185,52 @@ static int update_slot(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_sna
     ms_core_t *c = s->core;
     size_t slot = sn->first + i;
     uint64_t d = sn->desc[i];
-    uint32_t exp = ms_snap_lock(sn, i), want = exp | 1u, got = 0;
+    uint32_t exp = ms_snap_lock(sn, i), want = exp | 1u, got = ~exp;
+    int need_value = w->kind != W_SET && w->kind != W_DELETE;
     ms_block_t blk = {0};
     wplan_t p;
     int rc, torn = 0;
 
+    /* the buffer first: nothing may fail between the CAS and its flush */
+    rc = ms_block_alloc(s, d, need_value ? ms_snap_blen(sn, i) : MS_BLK_HDR + k->len, &blk);
+    if (rc)
+        return rc;
     rc = ms_cas_u32(s, sn->rank, ms_ctl_off(c, slot, MS_CTL_LOCK), &want, &exp, &got);
     if (rc == 0)
-        rc = ms_block_issue(s, d, ms_snap_blen(sn, i), &blk);
+        rc = ms_block_fetch(s, d, &blk);
     if (rc == 0)
         rc = ms_flush2(s, sn->rank, ms_desc_rank(d));
     if (rc || got != exp) {
+        if (rc && got == exp) /* locked, then failed: give the lock back */
+            unlock_unchanged(s, sn->rank, slot, &exp);
         ms_block_release(&blk);
         return rc ? rc : 1;
     }
     /* locked: the block is current and stays so */
-    rc = ms_block_complete(s, d, &blk, &torn);
+    rc = ms_block_complete(s, d, &blk, need_value, &torn);
     if (rc == 0 && torn)
         rc = ms_err(s, MPISTORE_EMPI, "corrupt value block on rank %d for key '%.64s' (internal error)",
                     ms_desc_rank(d), k->full);
     if (rc == 0 && !ms_block_is_key(&blk, k))
         rc = 2;
     size_t oldlen = 0;
-    const unsigned char *old = rc == 0 ? ms_block_value(&blk, &oldlen) : NULL;
+    const unsigned char *old = rc == 0 && need_value ? ms_block_value(&blk, &oldlen) : NULL;
     if (rc == 0)
         rc = plan(s, k, w, 1, old, oldlen, &p);
+    if (rc == 0)
+        rc = finish(s, w, &p); /* before the old block (p.ret may point into it) goes */
+    ms_block_release(&blk);
+    uint32_t uoff = 0, total = 0;
+    if (rc == 0 && p.action == ACT_WRITE)
+        rc = ms_block_build(s, k, p.a, p.alen, p.b, p.blen, &uoff, &total);
     if (rc || p.action == ACT_NONE) {
         int urc = unlock_unchanged(s, sn->rank, slot, &exp);
-        if (rc == 0)
-            rc = finish(s, w, &p);
-        ms_block_release(&blk);
         return urc ? urc : rc;
     }
-
-    uint32_t uoff = 0, total = 0, ver = ms_lock_ver(exp) + 1u;
-    if (p.action == ACT_WRITE) {
-        rc = ms_block_build(s, k, p.a, p.alen, p.b, p.blen, &uoff, &total);
-        if (rc) {
-            int urc = unlock_unchanged(s, sn->rank, slot, &exp);
-            ms_block_release(&blk);
-            return urc ? urc : rc;
-        }
-    }
-    rc = finish(s, w, &p); /* before the old block (p.ret may point into it) goes */
-    ms_block_release(&blk);
-    if (rc) {
-        if (p.action == ACT_WRITE)
-            ms_free_block(c, uoff);
-        int urc = unlock_unchanged(s, sn->rank, slot, &exp);
-        return urc ? urc : rc;
-    }
-    uint64_t nd = ms_desc_make(ver, p.action == ACT_WRITE, (uint32_t)c->rank, uoff);
-    uint32_t nl = ver << 1, nb = total;
-    static const int64_t minus1 = -1;
-    rc = ms_put_u64(s, sn->rank, ms_desc_off(c, slot), &nd);
-    if (rc == 0 && p.action == ACT_WRITE)
-        rc = ms_put_u32(s, sn->rank, ms_ctl_off(c, slot, MS_CTL_BLEN), &nb);
-    if (rc == 0 && p.action == ACT_DELETE)
-        rc = ms_add_i64(s, sn->rank, MS_OFF_COUNT, &minus1);
+    rc = publish(s, sn->rank, slot, exp, p.action == ACT_WRITE, uoff, total,
+                 p.action == ACT_DELETE ? -1 : 0);
     if (rc == 0)
-        rc = ms_put_u32(s, sn->rank, ms_ctl_off(c, slot, MS_CTL_LOCK), &nl);
-    if (rc == 0)
-        rc = ms_flush(s, sn->rank);
-    if (rc == 0)
-        rc = retire(s, d);
-    if (rc) {
-        free(w->cur);
-        w->cur = NULL;
-    }
+        (void)retire(s, d); /* the write is done even if the old block leaks */
     return rc;
 }
 
@@ -279,10 +275,10 @@ static int insert(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_snap_t *
     ms_core_t *c = s->core;
     wplan_t p;
     int rc = plan(s, k, w, 0, NULL, 0, &p);
-    if (rc)
+    if (rc == 0)
+        rc = finish(s, w, &p); /* results do not depend on the slot */
+    if (rc || p.action == ACT_NONE)
         return rc;
-    if (p.action == ACT_NONE)
-        return finish(s, w, &p);
     if (!ms_snap_stable(sn, 0))
         return 1;
 
@@ -302,41 +298,16 @@ static int insert(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_snap_t *
         return rc ? rc : 1;
     }
 
-    /* holding the home lock: re-read the window, reserve a key, and if the
-     * home slot is empty prepare its hints */
-    int home_empty = !ms_desc_valid(sn->desc[0]);
+    /* holding the home lock: every completed insert of a key with this home
+     * is visible now; is ours among them? */
     ms_snap_t sn2;
-    const int64_t plus1 = 1, minus1 = -1;
-    int64_t count = 0;
-    uint32_t fp = k->fp, nb = total;
-    sn2.rank = home;
-    sn2.first = h;
-    sn2.n = sn->n;
-    rc = ms_getacc_u32(s, home, ms_ctl_off(c, h, 0), sn2.ctl, sn2.n * MS_CTL_WORDS);
-    if (rc == 0)
-        rc = ms_getacc_u64(s, home, ms_desc_off(c, h), sn2.desc, sn2.n);
-    if (rc == 0)
-        rc = ms_fao_i64(s, home, MS_OFF_COUNT, &plus1, &count);
-    if (rc == 0 && home_empty)
-        rc = ms_put_u32(s, home, ms_ctl_off(c, h, MS_CTL_FP), &fp);
-    if (rc == 0 && home_empty)
-        rc = ms_put_u32(s, home, ms_ctl_off(c, h, MS_CTL_BLEN), &nb);
-    if (rc == 0)
-        rc = ms_flush(s, home);
-    if (rc) {
-        ms_free_block(c, uoff);
-        return rc; /* the window may stay locked: an MPI failure is fatal to the store */
-    }
+    rc = ms_snapshot(s, k, &sn2);
+    int outcome = rc ? rc : present_under_home(s, k, &sn2);
 
-    int outcome = present_under_home(s, k, &sn2);
+    /* choose the slot: the home slot itself if empty, else try-claim one */
     size_t slot = h;
     uint32_t slot_exp = exph;
-    if (outcome == 0 && count >= (int64_t)c->keys_per_rank)
-        outcome = ms_err(s, MPISTORE_ENOSPC,
-                         "key slots of rank %d are full: %" PRId64 " keys, keys_per_rank=%zu "
-                         "(key '%.64s')",
-                         home, count, c->keys_per_rank, k->full);
-    if (outcome == 0 && !home_empty) {
+    if (outcome == 0 && ms_desc_valid(sn->desc[0])) {
         int empties = 0;
         outcome = -MPISTORE_ENOSPC;
         for (size_t j = 1; j < sn2.n; j++) {
@@ -368,35 +339,45 @@ static int insert(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_snap_t *
                              "(key '%.64s'); raise keys_per_rank",
                              sn2.n, h, home, k->full);
     }
-    if (outcome != 0) { /* give back the reservation and the home lock */
-        rc = ms_add_i64(s, home, MS_OFF_COUNT, &minus1);
+
+    /* hints, then the key reservation, before the descriptor can be seen */
+    const int64_t plus1 = 1, minus1 = -1;
+    int64_t count = 0;
+    uint32_t fp = k->fp, nb = total;
+    int reserved = 0;
+    if (outcome == 0) {
+        rc = ms_put_u32(s, home, ms_ctl_off(c, slot, MS_CTL_FP), &fp);
+        if (rc == 0)
+            rc = ms_put_u32(s, home, ms_ctl_off(c, slot, MS_CTL_BLEN), &nb);
+        if (rc == 0)
+            rc = ms_fao_i64(s, home, MS_OFF_COUNT, &plus1, &count);
+        if (rc == 0)
+            rc = ms_flush(s, home);
+        reserved = rc == 0;
+        outcome = rc;
+    }
+    if (outcome == 0 && count >= (int64_t)c->keys_per_rank)
+        outcome = ms_err(s, MPISTORE_ENOSPC,
+                         "key slots of rank %d are full: %" PRId64 " keys, keys_per_rank=%zu "
+                         "(key '%.64s')",
+                         home, count, c->keys_per_rank, k->full);
+    if (outcome == 0) {
+        rc = publish(s, home, slot, slot_exp, 1, uoff, total, 0);
+        if (rc) /* an MPI failure midway: the block may be visible, keep it */
+            return rc;
+    }
+    if (outcome != 0) { /* give back the reservation, the slot and the home lock */
+        ms_free_block(c, uoff);
+        if (reserved)
+            rc = ms_add_i64(s, home, MS_OFF_COUNT, &minus1);
+        if (rc == 0 && slot != h)
+            rc = ms_put_u32(s, home, ms_ctl_off(c, slot, MS_CTL_LOCK), &slot_exp);
         if (rc == 0)
             rc = unlock_unchanged(s, home, h, &exph);
-        ms_free_block(c, uoff);
         return rc ? rc : outcome;
     }
-
-    uint32_t ver = ms_lock_ver(slot_exp) + 1u, nl = ver << 1;
-    uint64_t nd = ms_desc_make(ver, 1, (uint32_t)c->rank, uoff);
-    rc = finish(s, w, &p);
-    if (rc == 0 && slot != h)
-        rc = ms_put_u32(s, home, ms_ctl_off(c, slot, MS_CTL_FP), &fp);
-    if (rc == 0 && slot != h)
-        rc = ms_put_u32(s, home, ms_ctl_off(c, slot, MS_CTL_BLEN), &nb);
-    if (rc == 0)
-        rc = ms_put_u64(s, home, ms_desc_off(c, slot), &nd);
-    if (rc == 0)
-        rc = ms_put_u32(s, home, ms_ctl_off(c, slot, MS_CTL_LOCK), &nl);
-    if (rc == 0)
-        rc = ms_flush(s, home);
     /* the home lock goes only after the new slot is visible (design.md) */
-    if (rc == 0 && slot != h)
-        rc = unlock_unchanged(s, home, h, &exph);
-    if (rc) {
-        free(w->cur);
-        w->cur = NULL;
-    }
-    return rc;
+    return slot != h ? unlock_unchanged(s, home, h, &exph) : 0;
 }
 
 static int write_key(mpistore_t *s, const char *key, wreq_t *w)
@@ -420,6 +401,10 @@ static int write_key(mpistore_t *s, const char *key, wreq_t *w)
         }
         if (rc == 2)
             rc = insert(s, &k, w, &sn);
+        if (rc != 0) { /* results of an attempt that did not complete */
+            free(w->cur);
+            w->cur = NULL;
+        }
         if (rc <= 0)
             break;
         if (ms_expired(deadline)) {

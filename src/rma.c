@@ -13,6 +13,17 @@
             return ms_mpierr(s, rc_, #call, (target));                                         \
     } while (0)
 
+/* An RMA call that fails to start: first complete whatever this rank issued
+ * before it, so that no operation outlives the caller's buffers. */
+#define CHECK_ISSUE(call, target)                                                              \
+    do {                                                                                       \
+        int rc_ = (call);                                                                      \
+        if (rc_ != MPI_SUCCESS) {                                                              \
+            MPI_Win_flush_all(s->core->win);                                                   \
+            return ms_mpierr(s, rc_, #call, (target));                                         \
+        }                                                                                      \
+    } while (0)
+
 static void count(mpistore_t *s, uint64_t bytes)
 {
     s->core->stats.rma_calls++;
@@ -47,7 +58,7 @@ int ms_rget(mpistore_t *s, int target, size_t off, void *buf, size_t len)
     count(s, len);
     while (len > 0) { /* MPI counts are int */
         int n = len > (1u << 30) ? (1 << 30) : (int)len;
-        CHECK(MPI_Get(buf, n, MPI_BYTE, target, (MPI_Aint)off, n, MPI_BYTE, s->core->win), target);
+        CHECK_ISSUE(MPI_Get(buf, n, MPI_BYTE, target, (MPI_Aint)off, n, MPI_BYTE, s->core->win), target);
         buf = (unsigned char *)buf + n;
         off += (size_t)n;
         len -= (size_t)n;
@@ -58,7 +69,7 @@ int ms_rget(mpistore_t *s, int target, size_t off, void *buf, size_t len)
 int ms_getacc_u32(mpistore_t *s, int target, size_t off, uint32_t *buf, size_t count_)
 {
     count(s, count_ * 4);
-    CHECK(MPI_Get_accumulate(NULL, 0, MPI_UINT32_T, buf, (int)count_, MPI_UINT32_T, target,
+    CHECK_ISSUE(MPI_Get_accumulate(NULL, 0, MPI_UINT32_T, buf, (int)count_, MPI_UINT32_T, target,
                              (MPI_Aint)off, (int)count_, MPI_UINT32_T, MPI_NO_OP, s->core->win),
           target);
     return 0;
@@ -67,7 +78,7 @@ int ms_getacc_u32(mpistore_t *s, int target, size_t off, uint32_t *buf, size_t c
 int ms_getacc_u64(mpistore_t *s, int target, size_t off, uint64_t *buf, size_t count_)
 {
     count(s, count_ * 8);
-    CHECK(MPI_Get_accumulate(NULL, 0, MPI_UINT64_T, buf, (int)count_, MPI_UINT64_T, target,
+    CHECK_ISSUE(MPI_Get_accumulate(NULL, 0, MPI_UINT64_T, buf, (int)count_, MPI_UINT64_T, target,
                              (MPI_Aint)off, (int)count_, MPI_UINT64_T, MPI_NO_OP, s->core->win),
           target);
     return 0;
@@ -77,7 +88,7 @@ int ms_cas_u32(mpistore_t *s, int target, size_t off, const uint32_t *desired,
                const uint32_t *expected, uint32_t *result)
 {
     count(s, 4);
-    CHECK(MPI_Compare_and_swap(desired, expected, result, MPI_UINT32_T, target, (MPI_Aint)off,
+    CHECK_ISSUE(MPI_Compare_and_swap(desired, expected, result, MPI_UINT32_T, target, (MPI_Aint)off,
                                s->core->win),
           target);
     return 0;
@@ -86,7 +97,7 @@ int ms_cas_u32(mpistore_t *s, int target, size_t off, const uint32_t *desired,
 int ms_put_u32(mpistore_t *s, int target, size_t off, const uint32_t *val)
 {
     count(s, 4);
-    CHECK(MPI_Accumulate(val, 1, MPI_UINT32_T, target, (MPI_Aint)off, 1, MPI_UINT32_T,
+    CHECK_ISSUE(MPI_Accumulate(val, 1, MPI_UINT32_T, target, (MPI_Aint)off, 1, MPI_UINT32_T,
                          MPI_REPLACE, s->core->win),
           target);
     return 0;
@@ -95,7 +106,7 @@ int ms_put_u32(mpistore_t *s, int target, size_t off, const uint32_t *val)
 int ms_put_u64(mpistore_t *s, int target, size_t off, const uint64_t *val)
 {
     count(s, 8);
-    CHECK(MPI_Accumulate(val, 1, MPI_UINT64_T, target, (MPI_Aint)off, 1, MPI_UINT64_T,
+    CHECK_ISSUE(MPI_Accumulate(val, 1, MPI_UINT64_T, target, (MPI_Aint)off, 1, MPI_UINT64_T,
                          MPI_REPLACE, s->core->win),
           target);
     return 0;
@@ -104,7 +115,7 @@ int ms_put_u64(mpistore_t *s, int target, size_t off, const uint64_t *val)
 int ms_add_i64(mpistore_t *s, int target, size_t off, const int64_t *delta)
 {
     count(s, 8);
-    CHECK(MPI_Accumulate(delta, 1, MPI_INT64_T, target, (MPI_Aint)off, 1, MPI_INT64_T, MPI_SUM,
+    CHECK_ISSUE(MPI_Accumulate(delta, 1, MPI_INT64_T, target, (MPI_Aint)off, 1, MPI_INT64_T, MPI_SUM,
                          s->core->win),
           target);
     return 0;
@@ -113,7 +124,7 @@ int ms_add_i64(mpistore_t *s, int target, size_t off, const int64_t *delta)
 int ms_fao_i64(mpistore_t *s, int target, size_t off, const int64_t *delta, int64_t *result)
 {
     count(s, 8);
-    CHECK(MPI_Fetch_and_op(delta, result, MPI_INT64_T, target, (MPI_Aint)off, MPI_SUM,
+    CHECK_ISSUE(MPI_Fetch_and_op(delta, result, MPI_INT64_T, target, (MPI_Aint)off, MPI_SUM,
                            s->core->win),
           target);
     return 0;
@@ -123,7 +134,7 @@ int ms_read_u64(mpistore_t *s, int target, size_t off, uint64_t *result)
 {
     count(s, 8);
     static const uint64_t unused = 0;
-    CHECK(MPI_Fetch_and_op(&unused, result, MPI_UINT64_T, target, (MPI_Aint)off, MPI_NO_OP,
+    CHECK_ISSUE(MPI_Fetch_and_op(&unused, result, MPI_UINT64_T, target, (MPI_Aint)off, MPI_NO_OP,
                            s->core->win),
           target);
     return 0;
@@ -167,7 +178,7 @@ void ms_backoff(mpistore_t *s, ms_backoff_t *b)
 int ms_getacc_i64(mpistore_t *s, int target, size_t off, int64_t *buf)
 {
     count(s, 8);
-    CHECK(MPI_Get_accumulate(NULL, 0, MPI_INT64_T, buf, 1, MPI_INT64_T, target, (MPI_Aint)off, 1,
+    CHECK_ISSUE(MPI_Get_accumulate(NULL, 0, MPI_INT64_T, buf, 1, MPI_INT64_T, target, (MPI_Aint)off, 1,
                              MPI_INT64_T, MPI_NO_OP, s->core->win),
           target);
     return 0;
