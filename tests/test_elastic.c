@@ -1,0 +1,317 @@
+/* Elastic helpers: barrier, synchronize, get_all, swap_timeout and the
+ * missing-rank diagnosis, with PyTorch's key names. */
+#include "mpitest.h"
+
+#include <mpi.h>
+#include <mpistore_elastic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static mpistore_t *S;
+
+static int setup(void **state)
+{
+    (void)state;
+    S = mt_open(NULL);
+    return S ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    mt_close(S);
+    return 0;
+}
+
+static void key_of(char *buf, size_t n, const char *prefix, const char *suffix)
+{
+    snprintf(buf, n, "%s%s", prefix, suffix);
+}
+
+static void elastic_barrier_keys_and_arrival(void **state)
+{
+    (void)state;
+    const char *p = mt_unique("barrier");
+    char k[160], arrived[160];
+    snprintf(arrived, sizeof arrived, "%s-arrived/%d", p, mt_rank);
+    MT_OK(S, mpistore_set(S, arrived, "1", 1)); /* before entering */
+    MT_OK(S, mpistore_barrier(S, mt_rank, mt_size, p, 30.0));
+    /* nobody leaves before everyone entered */
+    for (int r = 0; r < mt_size; r++) {
+        bool all = false;
+        snprintf(arrived, sizeof arrived, "%s-arrived/%d", p, r);
+        const char *keys[] = {arrived};
+        MT_OK(S, mpistore_check(S, keys, 1, &all));
+        if (!all)
+            fail_msg("rank %d left the barrier before rank %d entered", mt_rank, r);
+    }
+    char want[16];
+    snprintf(want, sizeof want, "%d", mt_size);
+    key_of(k, sizeof k, p, "/num_members");
+    mt_expect_str(S, k, want);
+    key_of(k, sizeof k, p, "/last_member");
+    mt_expect_str(S, k, "<val_ignored>");
+    mt_barrier();
+}
+
+static void elastic_barrier_nonblocking_returns_key(void **state)
+{
+    (void)state;
+    const char *p = mt_unique("nb");
+    char *last = NULL, want[160];
+    MT_OK(S, mpistore_barrier_nonblocking(S, mt_size, p, &last));
+    key_of(want, sizeof want, p, "/last_member");
+    assert_string_equal(last, want);
+    mt_expect_str(S, last, "<val_ignored>"); /* blocks until the last member */
+    mpistore_free(last);
+    mt_barrier();
+}
+
+static void elastic_hundred_barriers(void **state)
+{
+    (void)state;
+    const char *base = mt_unique("loop");
+    char p[128];
+    for (int i = 0; i < 100; i++) {
+        snprintf(p, sizeof p, "%s/%d", base, i);
+        MT_OK(S, mpistore_barrier(S, mt_rank, mt_size, p, 60.0));
+    }
+    mt_barrier();
+}
+
+static void check_sync(const char *p, const void *mine, size_t len, size_t (*make)(int, unsigned char *))
+{
+    void **vals = calloc((size_t)mt_size, sizeof *vals);
+    size_t *lens = calloc((size_t)mt_size, sizeof *lens);
+    static unsigned char want[65536 + 64];
+    MT_OK(S, mpistore_synchronize(S, mine, len, mt_rank, mt_size, p, 60.0, vals, lens));
+    for (int r = 0; r < mt_size; r++) { /* every rank's data, in rank order */
+        size_t wl = make(r, want);
+        assert_int_equal(lens[r], wl);
+        if (wl)
+            assert_memory_equal(vals[r], want, wl);
+        assert_int_equal(((unsigned char *)vals[r])[wl], 0);
+        mpistore_free(vals[r]);
+    }
+    free(vals);
+    free(lens);
+}
+
+static size_t make_small(int r, unsigned char *buf)
+{
+    return (size_t)sprintf((char *)buf, "rank %d says hello", r);
+}
+static size_t make_empty(int r, unsigned char *buf)
+{
+    (void)r;
+    (void)buf;
+    return 0;
+}
+static size_t make_binary(int r, unsigned char *buf)
+{
+    for (int i = 0; i < 40; i++)
+        buf[i] = (unsigned char)((i * 31 + r) % 256 * (i % 3 != 0)); /* NULs inside */
+    return 40;
+}
+static size_t make_big(int r, unsigned char *buf)
+{
+    for (size_t i = 0; i < 65536; i++)
+        buf[i] = (unsigned char)(i * 7 + (size_t)r * 13);
+    return 65536;
+}
+
+static void elastic_synchronize_rank_order(void **state)
+{
+    (void)state;
+    static unsigned char mine[65536 + 64];
+    size_t (*makers[])(int, unsigned char *) = {make_small, make_empty, make_binary, make_big};
+    for (int m = 0; m < 4; m++) {
+        size_t len = makers[m](mt_rank, mine);
+        check_sync(mt_unique("sync"), mine, len, makers[m]);
+    }
+    mt_barrier();
+}
+
+static void elastic_get_all_rank0_waits_for_finished(void **state)
+{
+    (void)state;
+    const char *p = mt_unique("getall");
+    char k[160], v[32];
+    snprintf(k, sizeof k, "%s%d", p, mt_rank);
+    snprintf(v, sizeof v, "v%d", mt_rank);
+    MT_OK(S, mpistore_set(S, k, v, strlen(v)));
+    if (mt_rank != 0) { /* make rank 0 wait for us */
+        double t0 = MPI_Wtime();
+        while (MPI_Wtime() - t0 < 0.2)
+            ;
+    }
+    void **vals = calloc((size_t)mt_size, sizeof *vals);
+    size_t *lens = calloc((size_t)mt_size, sizeof *lens);
+    MT_OK(S, mpistore_get_all(S, mt_rank, p, mt_size, vals, lens));
+    if (mt_rank == 0) { /* every member has done its "finished" barrier */
+        int64_t n = 0;
+        char fin[160];
+        snprintf(fin, sizeof fin, "%s/finished/num_members", p);
+        MT_OK(S, mpistore_add(S, fin, 0, &n));
+        assert_int_equal(n, mt_size);
+    }
+    for (int r = 0; r < mt_size; r++) {
+        snprintf(v, sizeof v, "v%d", r);
+        assert_int_equal(lens[r], strlen(v));
+        assert_memory_equal(vals[r], v, lens[r]);
+        mpistore_free(vals[r]);
+    }
+    free(vals);
+    free(lens);
+    mt_barrier();
+}
+
+static void elastic_group_differs_from_communicator(void **state)
+{
+    (void)state;
+    if (mt_size < 2)
+        skip();
+    int ws = mt_size - 1; /* e.g. 4 MPI ranks: an elastic group of 3, ranks 0..2 */
+    const char *p = mt_unique("subgroup");
+    if (mt_rank < ws) {
+        MT_OK(S, mpistore_barrier(S, mt_rank, ws, p, 30.0));
+        char k[160], want[16];
+        snprintf(want, sizeof want, "%d", ws);
+        key_of(k, sizeof k, p, "/num_members");
+        mt_expect_str(S, k, want);
+        void **vals = calloc((size_t)ws, sizeof *vals);
+        size_t *lens = calloc((size_t)ws, sizeof *lens);
+        char mine[16];
+        snprintf(mine, sizeof mine, "m%d", mt_rank);
+        MT_OK(S, mpistore_synchronize(S, mine, strlen(mine), mt_rank, ws, mt_unique("subsync"),
+                                      30.0, vals, lens));
+        for (int r = 0; r < ws; r++) {
+            snprintf(mine, sizeof mine, "m%d", r);
+            assert_memory_equal(vals[r], mine, strlen(mine));
+            mpistore_free(vals[r]);
+        }
+        free(vals);
+        free(lens);
+    } else {
+        (void)mt_unique("subsync"); /* keep the name counter in step */
+    }
+    mt_barrier();
+}
+
+static void elastic_missing_rank_diagnosis(void **state)
+{
+    (void)state;
+    /* world_size = size (>= 2): the last rank never arrives.  At one rank the
+     * elastic group has 2 members and member 1 never exists. */
+    int ws = mt_size > 1 ? mt_size : 2, missing = ws - 1;
+    const char *p = mt_unique("job/step7");
+    MT_OK(S, mpistore_set_timeout(S, 42.0));
+    if (mt_rank != missing) {
+        double t0 = MPI_Wtime();
+        MT_ERR(S, MPISTORE_ETIMEDOUT, mpistore_barrier(S, mt_rank, ws, p, 1.0));
+        double took = MPI_Wtime() - t0;
+        if (took < 1.0 || took > 1.0 + 3.0)
+            fail_msg("rank %d: barrier with a 1 s timeout returned after %.2f s", mt_rank, took);
+        const char *msg = mpistore_errmsg(S);
+        char want[200];
+        snprintf(want, sizeof want, "barrier timeout on rank %d for key prefix '%s' after 1.", mt_rank, p);
+        if (!strstr(msg, want))
+            fail_msg("rank %d: message '%s' lacks '%s'", mt_rank, msg, want);
+        snprintf(want, sizeof want, "(world_size=%d, missing_ranks=[%d])", ws, missing);
+        if (mt_rank == 0 && !strstr(msg, want)) /* exactly the missing rank */
+            fail_msg("rank 0: message '%s' lacks '%s'", msg, want);
+        assert_true(mpistore_timeout(S) == 42.0); /* restored on failure */
+        char trace[160];
+        snprintf(trace, sizeof trace, "%s%d/TRACE", p, mt_rank);
+        mt_expect_str(S, trace, "<val_ignored>");
+    }
+    MT_OK(S, mpistore_set_timeout(S, 300.0));
+    mt_barrier();
+}
+
+static void elastic_timeout_restored(void **state)
+{
+    (void)state;
+    MT_OK(S, mpistore_set_timeout(S, 42.0));
+    MT_OK(S, mpistore_barrier(S, mt_rank, mt_size, mt_unique("tb"), 5.0));
+    assert_true(mpistore_timeout(S) == 42.0);
+    void **vals = calloc((size_t)mt_size, sizeof *vals);
+    size_t *lens = calloc((size_t)mt_size, sizeof *lens);
+    MT_OK(S, mpistore_synchronize(S, "x", 1, mt_rank, mt_size, mt_unique("ts"), 5.0, vals, lens));
+    assert_true(mpistore_timeout(S) == 42.0);
+    for (int r = 0; r < mt_size; r++)
+        mpistore_free(vals[r]);
+    /* failure: a synchronize whose other members never come */
+    MT_ERR(S, MPISTORE_ETIMEDOUT, mpistore_synchronize(S, "x", 1, 0, mt_size + 1,
+                                                        mt_unique("tf") /* differs per call */,
+                                                        0.2, vals, lens));
+    assert_true(mpistore_timeout(S) == 42.0);
+    MT_ERR(S, MPISTORE_ETIMEDOUT, mpistore_barrier(S, -1, mt_size + 1, mt_unique("tbf"), 0.2));
+    assert_true(mpistore_timeout(S) == 42.0);
+    double prev = 0;
+    MT_OK(S, mpistore_swap_timeout(S, 7.0, &prev));
+    assert_true(prev == 42.0 && mpistore_timeout(S) == 7.0);
+    MT_OK(S, mpistore_swap_timeout(S, 300.0, NULL));
+    free(vals);
+    free(lens);
+    mt_barrier();
+}
+
+static void elastic_invalid_arguments(void **state)
+{
+    (void)state;
+    int64_t before = 0, after = 0;
+    void *vals[2];
+    size_t lens[2];
+    char *last = (char *)0x1;
+    double prev = -7;
+    mt_barrier();
+    MT_OK(S, mpistore_num_keys(S, &before));
+    mt_barrier();
+    MT_OK(S, mpistore_set_timeout(S, 42.0));
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_barrier(S, 0, 0, "p", 1.0));       /* world_size < 1 */
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_barrier(S, 2, 2, "p", 1.0));       /* rank >= world */
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_barrier(S, 0, 2, "", 1.0));        /* empty prefix */
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_barrier(S, 0, 2, NULL, 1.0));
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_barrier(S, 0, 2, "p", -1.0));
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_barrier_nonblocking(S, 0, "p", &last));
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_barrier_nonblocking(S, 2, "", &last));
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_barrier_nonblocking(S, 2, "p", NULL));
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_get_all(S, 0, "p", 0, vals, lens));
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_get_all(S, 2, "p", 2, vals, lens));
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_get_all(S, -1, "p", 2, vals, lens));
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_get_all(S, 0, "", 2, vals, lens));
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_get_all(S, 0, "p", 2, NULL, lens));
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_synchronize(S, "d", 1, 0, 0, "p", 1.0, vals, lens));
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_synchronize(S, "d", 1, 3, 2, "p", 1.0, vals, lens));
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_synchronize(S, "d", 1, 0, 2, "", 1.0, vals, lens));
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_synchronize(S, NULL, 1, 0, 2, "p", 1.0, vals, lens));
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_synchronize(S, "d", 1, 0, 2, "p", 1.0, vals, NULL));
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_synchronize(S, "d", 1, 0, 2, "p", -3.0, vals, lens));
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_swap_timeout(S, -1.0, &prev));
+    assert_int_equal(mpistore_barrier(NULL, 0, 1, "p", 1.0), -MPISTORE_EINVAL);
+    assert_int_equal(mpistore_swap_timeout(NULL, 1.0, &prev), -MPISTORE_EINVAL);
+    assert_true(prev == -7);
+    assert_ptr_equal(last, (char *)0x1);
+    assert_true(mpistore_timeout(S) == 42.0); /* nothing changed */
+    mt_barrier();
+    MT_OK(S, mpistore_num_keys(S, &after));
+    assert_int_equal(after, before);
+    MT_OK(S, mpistore_set_timeout(S, 300.0));
+    mt_barrier();
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown(elastic_barrier_keys_and_arrival, setup, teardown),
+    cmocka_unit_test_setup_teardown(elastic_barrier_nonblocking_returns_key, setup, teardown),
+    cmocka_unit_test_setup_teardown(elastic_hundred_barriers, setup, teardown),
+    cmocka_unit_test_setup_teardown(elastic_synchronize_rank_order, setup, teardown),
+    cmocka_unit_test_setup_teardown(elastic_get_all_rank0_waits_for_finished, setup, teardown),
+    cmocka_unit_test_setup_teardown(elastic_group_differs_from_communicator, setup, teardown),
+    cmocka_unit_test_setup_teardown(elastic_missing_rank_diagnosis, setup, teardown),
+    cmocka_unit_test_setup_teardown(elastic_timeout_restored, setup, teardown),
+    cmocka_unit_test_setup_teardown(elastic_invalid_arguments, setup, teardown),
+};
+
+MT_MAIN("elastic", tests)
