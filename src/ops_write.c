@@ -218,11 +218,11 @@ static int update_slot(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_sna
     if (rc == 0)
         rc = plan(s, k, w, 1, old, oldlen, &p);
     if (rc == 0)
-        rc = finish(s, w, &p); /* before the old block (p.ret may point into it) goes */
-    ms_block_release(&blk);
+        rc = finish(s, w, &p);
     uint32_t uoff = 0, total = 0;
     if (rc == 0 && p.action == ACT_WRITE)
         rc = ms_block_build(s, k, p.a, p.alen, p.b, p.blen, &uoff, &total);
+    ms_block_release(&blk); /* only now: p.ret and p.a may point into the old block */
     if (rc || p.action == ACT_NONE) {
         int urc = unlock_unchanged(s, sn->rank, slot, &exp);
         return urc ? urc : rc;
