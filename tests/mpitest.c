@@ -8,10 +8,12 @@
 int mt_rank = 0, mt_size = 1;
 static unsigned mt_counter;
 
-int mt_main(int argc, char **argv, const char *name, const struct CMUnitTest *tests, size_t n)
+int mt_thread_level = MPI_THREAD_SINGLE;
+
+int mt_main(int argc, char **argv, const char *name, const struct CMUnitTest *tests, size_t n,
+            int thread_level)
 {
-    int provided = 0;
-    MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, &provided);
+    MPI_Init_thread(&argc, &argv, thread_level, &mt_thread_level);
     MPI_Comm_rank(MPI_COMM_WORLD, &mt_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &mt_size);
     if (mt_size > 1)

@@ -16,9 +16,13 @@ extern int mt_rank, mt_size;
 /* MPI_Init, cmocka run of the group on every rank, MPI_Finalize.  With more
  * than one rank a failed assertion aborts the job (CMOCKA_TEST_ABORT=1) so
  * that no rank hangs in a collective; ranks other than 0 keep only stderr. */
-int mt_main(int argc, char **argv, const char *name, const struct CMUnitTest *tests, size_t n);
+int mt_main(int argc, char **argv, const char *name, const struct CMUnitTest *tests, size_t n,
+            int thread_level);
 #define MT_MAIN(name, tests) \
-    int main(int argc, char **argv) { return mt_main(argc, argv, name, tests, sizeof(tests) / sizeof(tests[0])); }
+    int main(int argc, char **argv) { return mt_main(argc, argv, name, tests, sizeof(tests) / sizeof(tests[0]), MPI_THREAD_SERIALIZED); }
+#define MT_MAIN_THREADS(name, tests) \
+    int main(int argc, char **argv) { return mt_main(argc, argv, name, tests, sizeof(tests) / sizeof(tests[0]), MPI_THREAD_MULTIPLE); }
+extern int mt_thread_level; /* what MPI provided */
 
 /* A store with default options (fresh per call) and a unique key prefix. */
 mpistore_t *mt_open(const mpistore_options_t *opts);
