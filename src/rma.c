@@ -94,31 +94,29 @@ int ms_cas_u32(mpistore_t *s, int target, size_t off, const uint32_t *desired,
     return 0;
 }
 
+/* One-element accumulate (no result): the writes of the protocol. */
+static int acc1(mpistore_t *s, int target, size_t off, const void *val, MPI_Datatype type,
+                int bytes, MPI_Op op)
+{
+    count(s, (uint64_t)bytes);
+    CHECK_ISSUE(MPI_Accumulate(val, 1, type, target, (MPI_Aint)off, 1, type, op, s->core->win),
+                target);
+    return 0;
+}
+
 int ms_put_u32(mpistore_t *s, int target, size_t off, const uint32_t *val)
 {
-    count(s, 4);
-    CHECK_ISSUE(MPI_Accumulate(val, 1, MPI_UINT32_T, target, (MPI_Aint)off, 1, MPI_UINT32_T,
-                         MPI_REPLACE, s->core->win),
-          target);
-    return 0;
+    return acc1(s, target, off, val, MPI_UINT32_T, 4, MPI_REPLACE);
 }
 
 int ms_put_u64(mpistore_t *s, int target, size_t off, const uint64_t *val)
 {
-    count(s, 8);
-    CHECK_ISSUE(MPI_Accumulate(val, 1, MPI_UINT64_T, target, (MPI_Aint)off, 1, MPI_UINT64_T,
-                         MPI_REPLACE, s->core->win),
-          target);
-    return 0;
+    return acc1(s, target, off, val, MPI_UINT64_T, 8, MPI_REPLACE);
 }
 
 int ms_add_i64(mpistore_t *s, int target, size_t off, const int64_t *delta)
 {
-    count(s, 8);
-    CHECK_ISSUE(MPI_Accumulate(delta, 1, MPI_INT64_T, target, (MPI_Aint)off, 1, MPI_INT64_T, MPI_SUM,
-                         s->core->win),
-          target);
-    return 0;
+    return acc1(s, target, off, delta, MPI_INT64_T, 8, MPI_SUM);
 }
 
 int ms_fao_i64(mpistore_t *s, int target, size_t off, const int64_t *delta, int64_t *result)

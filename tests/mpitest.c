@@ -37,6 +37,23 @@ mpistore_t *mt_open(const mpistore_options_t *opts)
     return s;
 }
 
+mpistore_t *mt_store;
+
+int mt_setup_store(void **state)
+{
+    (void)state;
+    mt_store = mt_open(NULL);
+    return mt_store ? 0 : -1;
+}
+
+int mt_teardown_store(void **state)
+{
+    (void)state;
+    mt_close(mt_store);
+    mt_store = NULL;
+    return 0;
+}
+
 void mt_close(mpistore_t *s)
 {
     int rc = mpistore_close(s);

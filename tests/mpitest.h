@@ -24,6 +24,13 @@ int mt_main(int argc, char **argv, const char *name, const struct CMUnitTest *te
     int main(int argc, char **argv) { return mt_main(argc, argv, name, tests, sizeof(tests) / sizeof(tests[0]), MPI_THREAD_MULTIPLE); }
 extern int mt_thread_level; /* what MPI provided */
 
+/* The store of the current test: cmocka setup/teardown that open a default
+ * store on MPI_COMM_WORLD (collective) and close it. */
+extern mpistore_t *mt_store;
+int mt_setup_store(void **state);
+int mt_teardown_store(void **state);
+#define MT_TEST(fn) cmocka_unit_test_setup_teardown(fn, mt_setup_store, mt_teardown_store)
+
 /* A store with default options (fresh per call) and a unique key prefix. */
 mpistore_t *mt_open(const mpistore_options_t *opts);
 void mt_close(mpistore_t *s);

@@ -7,21 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static mpistore_t *S;
-
-static int setup(void **state)
-{
-    (void)state;
-    S = mt_open(NULL);
-    return S ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    mt_close(S);
-    return 0;
-}
+#define S mt_store
 
 static int cmp_i64(const void *a, const void *b)
 {
@@ -203,11 +189,11 @@ static void concurrency_no_torn_values(void **state)
 }
 
 static const struct CMUnitTest tests[] = {
-    cmocka_unit_test_setup_teardown(concurrency_add_totals_and_unique_results, setup, teardown),
-    cmocka_unit_test_setup_teardown(concurrency_compare_set_single_winner, setup, teardown),
-    cmocka_unit_test_setup_teardown(concurrency_same_new_key_inserted_once, setup, teardown),
-    cmocka_unit_test_setup_teardown(concurrency_delete_exactly_once, setup, teardown),
-    cmocka_unit_test_setup_teardown(concurrency_no_torn_values, setup, teardown),
+    MT_TEST(concurrency_add_totals_and_unique_results),
+    MT_TEST(concurrency_compare_set_single_winner),
+    MT_TEST(concurrency_same_new_key_inserted_once),
+    MT_TEST(concurrency_delete_exactly_once),
+    MT_TEST(concurrency_no_torn_values),
 };
 
 MT_MAIN("concurrency", tests)

@@ -8,21 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static mpistore_t *S;
-
-static int setup(void **state)
-{
-    (void)state;
-    S = mt_open(NULL);
-    return S ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    mt_close(S);
-    return 0;
-}
+#define S mt_store
 
 static void key_of(char *buf, size_t n, const char *prefix, const char *suffix)
 {
@@ -303,15 +289,15 @@ static void elastic_invalid_arguments(void **state)
 }
 
 static const struct CMUnitTest tests[] = {
-    cmocka_unit_test_setup_teardown(elastic_barrier_keys_and_arrival, setup, teardown),
-    cmocka_unit_test_setup_teardown(elastic_barrier_nonblocking_returns_key, setup, teardown),
-    cmocka_unit_test_setup_teardown(elastic_hundred_barriers, setup, teardown),
-    cmocka_unit_test_setup_teardown(elastic_synchronize_rank_order, setup, teardown),
-    cmocka_unit_test_setup_teardown(elastic_get_all_rank0_waits_for_finished, setup, teardown),
-    cmocka_unit_test_setup_teardown(elastic_group_differs_from_communicator, setup, teardown),
-    cmocka_unit_test_setup_teardown(elastic_missing_rank_diagnosis, setup, teardown),
-    cmocka_unit_test_setup_teardown(elastic_timeout_restored, setup, teardown),
-    cmocka_unit_test_setup_teardown(elastic_invalid_arguments, setup, teardown),
+    MT_TEST(elastic_barrier_keys_and_arrival),
+    MT_TEST(elastic_barrier_nonblocking_returns_key),
+    MT_TEST(elastic_hundred_barriers),
+    MT_TEST(elastic_synchronize_rank_order),
+    MT_TEST(elastic_get_all_rank0_waits_for_finished),
+    MT_TEST(elastic_group_differs_from_communicator),
+    MT_TEST(elastic_missing_rank_diagnosis),
+    MT_TEST(elastic_timeout_restored),
+    MT_TEST(elastic_invalid_arguments),
 };
 
 MT_MAIN("elastic", tests)

@@ -20,21 +20,7 @@ void *__wrap_malloc(size_t n)
     return __real_malloc(n);
 }
 
-static mpistore_t *S;
-
-static int setup(void **state)
-{
-    (void)state;
-    S = mt_open(NULL);
-    return S ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    mt_close(S);
-    return 0;
-}
+#define S mt_store
 
 static void expect_absent(mpistore_t *s, const char *key)
 {
@@ -361,17 +347,17 @@ static void errors_estate(void **state)
 }
 
 static const struct CMUnitTest tests[] = {
-    cmocka_unit_test_setup_teardown(errors_einval_arguments, setup, teardown),
+    MT_TEST(errors_einval_arguments),
     cmocka_unit_test(errors_einval_open_options),
-    cmocka_unit_test_setup_teardown(errors_etimedout_get, setup, teardown),
-    cmocka_unit_test_setup_teardown(errors_ekeytoolong, setup, teardown),
+    MT_TEST(errors_etimedout_get),
+    MT_TEST(errors_ekeytoolong),
     cmocka_unit_test(errors_etoobig),
     cmocka_unit_test(errors_enospc_key_slots),
     cmocka_unit_test(errors_enospc_value_memory),
-    cmocka_unit_test_setup_teardown(errors_enotint, setup, teardown),
-    cmocka_unit_test_setup_teardown(errors_enomem, setup, teardown),
+    MT_TEST(errors_enotint),
+    MT_TEST(errors_enomem),
     cmocka_unit_test(errors_empi),
-    cmocka_unit_test_setup_teardown(errors_estate, setup, teardown),
+    MT_TEST(errors_estate),
 };
 
 MT_MAIN("errors", tests)

@@ -7,22 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static mpistore_t *S;
-
-static int setup(void **state)
-{
-    (void)state;
-    S = mt_open(NULL);
-    return S ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    mt_close(S);
-    S = NULL;
-    return 0;
-}
+#define S mt_store
 
 /* rank 0 writes, everyone reads after a barrier */
 static void semantics_set_get_overwrite(void **state)
@@ -367,18 +352,18 @@ static void semantics_version_and_strings(void **state)
 }
 
 static const struct CMUnitTest tests[] = {
-    cmocka_unit_test_setup_teardown(semantics_set_get_overwrite, setup, teardown),
-    cmocka_unit_test_setup_teardown(semantics_every_rank_sets_own_key, setup, teardown),
-    cmocka_unit_test_setup_teardown(semantics_empty_and_binary_values, setup, teardown),
-    cmocka_unit_test_setup_teardown(semantics_get_blocks_until_later_set, setup, teardown),
-    cmocka_unit_test_setup_teardown(semantics_add, setup, teardown),
-    cmocka_unit_test_setup_teardown(semantics_compare_set_truth_table, setup, teardown),
-    cmocka_unit_test_setup_teardown(semantics_delete_check_num_keys, setup, teardown),
-    cmocka_unit_test_setup_teardown(semantics_wait, setup, teardown),
-    cmocka_unit_test_setup_teardown(semantics_multi_get_set, setup, teardown),
-    cmocka_unit_test_setup_teardown(semantics_append, setup, teardown),
-    cmocka_unit_test_setup_teardown(semantics_timeout_accessors, setup, teardown),
-    cmocka_unit_test_setup_teardown(semantics_prefix_views, setup, teardown),
+    MT_TEST(semantics_set_get_overwrite),
+    MT_TEST(semantics_every_rank_sets_own_key),
+    MT_TEST(semantics_empty_and_binary_values),
+    MT_TEST(semantics_get_blocks_until_later_set),
+    MT_TEST(semantics_add),
+    MT_TEST(semantics_compare_set_truth_table),
+    MT_TEST(semantics_delete_check_num_keys),
+    MT_TEST(semantics_wait),
+    MT_TEST(semantics_multi_get_set),
+    MT_TEST(semantics_append),
+    MT_TEST(semantics_timeout_accessors),
+    MT_TEST(semantics_prefix_views),
     cmocka_unit_test(semantics_version_and_strings),
 };
 
