@@ -216,6 +216,20 @@ static void elastic_missing_rank_diagnosis(void **state)
     mt_barrier();
 }
 
+/* Every absent member is listed, not only the first. */
+static void elastic_diagnosis_lists_every_missing_member(void **state)
+{
+    (void)state;
+    int ws = mt_size + 2; /* members mt_size and mt_size+1 never exist */
+    const char *p = mt_unique("twomissing");
+    MT_ERR(S, MPISTORE_ETIMEDOUT, mpistore_barrier(S, mt_rank, ws, p, 0.5));
+    char want[64];
+    snprintf(want, sizeof want, "missing_ranks=[%d, %d])", mt_size, mt_size + 1);
+    if (!strstr(mpistore_errmsg(S), want)) /* rank 0 found them, the others read its gate */
+        fail_msg("rank %d: message '%s' lacks '%s'", mt_rank, mpistore_errmsg(S), want);
+    mt_barrier();
+}
+
 static void elastic_timeout_restored(void **state)
 {
     (void)state;
@@ -296,6 +310,7 @@ static const struct CMUnitTest tests[] = {
     MT_TEST(elastic_get_all_rank0_waits_for_finished),
     MT_TEST(elastic_group_differs_from_communicator),
     MT_TEST(elastic_missing_rank_diagnosis),
+    MT_TEST(elastic_diagnosis_lists_every_missing_member),
     MT_TEST(elastic_timeout_restored),
     MT_TEST(elastic_invalid_arguments),
 };

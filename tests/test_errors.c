@@ -157,6 +157,53 @@ static void errors_etimedout_get(void **state)
     mt_barrier();
 }
 
+/* Timeout messages name the key's home rank; wait has one deadline for all
+ * its keys. */
+static void errors_timeout_messages_and_total_deadline(void **state)
+{
+    (void)state;
+    const char *base = mt_unique("home");
+    char a[96], want[32];
+    int home = -1, last = mt_size - 1;
+    for (int j = 0; home != last; j++) { /* a key homed on the last rank */
+        snprintf(a, sizeof a, "%s/%d", base, j);
+        MT_OK(S, mpistore_key_rank(S, a, &home));
+    }
+    snprintf(want, sizeof want, "(home rank %d)", last);
+    mt_barrier();
+    if (mt_rank == 0) {
+        const char *keys[] = {a};
+        void *v = NULL;
+        size_t len = 0;
+        MT_ERR(S, MPISTORE_ETIMEDOUT, mpistore_wait(S, keys, 1, 0.1));
+        assert_non_null(strstr(mpistore_errmsg(S), want));
+        MT_OK(S, mpistore_set_timeout(S, 0.1));
+        MT_ERR(S, MPISTORE_ETIMEDOUT, mpistore_get(S, a, &v, &len));
+        assert_non_null(strstr(mpistore_errmsg(S), want));
+        MT_OK(S, mpistore_set_timeout(S, 300));
+    }
+    mt_barrier();
+    if (mt_size > 1) { /* a arrives after 0.8 s, "never" never: wait(0.9) ends at 0.9 s */
+        if (mt_rank == last) {
+            double t0 = MPI_Wtime();
+            while (MPI_Wtime() - t0 < 0.8)
+                ;
+            MT_OK(S, mpistore_set(S, a, "x", 1));
+        } else if (mt_rank == 0) {
+            char never[96];
+            snprintf(never, sizeof never, "%s/never", base);
+            const char *keys[] = {a, never};
+            double t0 = MPI_Wtime();
+            MT_ERR(S, MPISTORE_ETIMEDOUT, mpistore_wait(S, keys, 2, 0.9));
+            double took = MPI_Wtime() - t0;
+            if (took > 0.9 + 0.25)
+                fail_msg("wait with a 0.9 s timeout took %.3f s", took);
+            assert_non_null(strstr(mpistore_errmsg(S), never));
+        }
+    }
+    mt_barrier();
+}
+
 static void errors_ekeytoolong(void **state)
 {
     (void)state;
@@ -192,6 +239,10 @@ static void errors_etoobig(void **state)
     const char *k = mt_unique("big");
     char kk[96];
     snprintf(kk, sizeof kk, "%s/%d", k, mt_rank);
+    MT_OK(s, mpistore_set(s, kk, "0123456789abcde", 15));
+    MT_OK(s, mpistore_append(s, kk, "f", 1)); /* exactly max_value_len is fine */
+    mt_expect_str(s, kk, "0123456789abcdef");
+    MT_OK(s, mpistore_delete_key(s, kk, NULL));
     MT_ERR(s, MPISTORE_ETOOBIG, mpistore_set(s, kk, "0123456789abcdefX", 17));
     assert_non_null(strstr(mpistore_errmsg(s), "max_value_len"));
     expect_absent(s, kk);
@@ -350,6 +401,7 @@ static const struct CMUnitTest tests[] = {
     MT_TEST(errors_einval_arguments),
     cmocka_unit_test(errors_einval_open_options),
     MT_TEST(errors_etimedout_get),
+    MT_TEST(errors_timeout_messages_and_total_deadline),
     MT_TEST(errors_ekeytoolong),
     cmocka_unit_test(errors_etoobig),
     cmocka_unit_test(errors_enospc_key_slots),

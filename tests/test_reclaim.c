@@ -77,7 +77,32 @@ static void reclaim_hundred_thousand_set_delete_cycles(void **state)
     mt_close(s);
 }
 
+/* A rank whose blocks other ranks overwrite gets its memory back (through
+ * the dead marks) on a store far too small to keep them all. */
+static void reclaim_owner_reuses_blocks_others_overwrote(void **state)
+{
+    (void)state;
+    mpistore_options_t o;
+    mpistore_options_init(&o);
+    o.bytes_per_rank = 64 * 1024;
+    o.max_value_len = 1024;
+    mpistore_t *s = mt_open(&o);
+    static unsigned char val[1000];
+    int other = mt_size - 1;
+    for (int round = 0; round < 300; round++) { /* 300 x 1 KiB >> 64 KiB */
+        memset(val, round % 251, sizeof val);
+        if (mt_rank == 0)
+            MT_OK(s, mpistore_set(s, "shared", val, sizeof val)); /* a block of rank 0 */
+        mt_barrier();
+        if (mt_rank == other)
+            MT_OK(s, mpistore_set(s, "shared", val, 10)); /* unpublishes it */
+        mt_barrier();
+    }
+    mt_close(s);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(reclaim_owner_reuses_blocks_others_overwrote),
     cmocka_unit_test(reclaim_million_sets_one_key),
     cmocka_unit_test(reclaim_hundred_thousand_set_delete_cycles),
 };

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define S mt_store
 
@@ -219,6 +220,18 @@ static void semantics_delete_check_num_keys(void **state)
     assert_int_equal(end, before);
     MT_OK(S, mpistore_check(S, NULL, 0, &all)); /* no keys: vacuously true */
     assert_true(all);
+    char present_key[128];
+    snprintf(present_key, sizeof present_key, "%s/present", base);
+    mt_barrier(); /* everyone has counted before a key is added */
+    if (mt_rank == 0)
+        MT_OK(S, mpistore_set(S, present_key, "p", 1));
+    mt_barrier();
+    const char *mixed[] = {k, present_key}; /* a missing key first, then a present one */
+    MT_OK(S, mpistore_check(S, mixed, 2, &all));
+    assert_false(all);
+    const char *mixed2[] = {present_key, k};
+    MT_OK(S, mpistore_check(S, mixed2, 2, &all));
+    assert_false(all);
     mt_barrier();
 }
 
@@ -339,6 +352,26 @@ static void semantics_prefix_views(void **state)
     mt_barrier();
 }
 
+/* A blocked get sleeps between polls instead of spinning (8 ranks share
+ * 2 cores in the tests; a spinning waiter starves the rank it waits for). */
+static void semantics_blocked_get_sleeps(void **state)
+{
+    (void)state;
+    mpistore_t *s = NULL;
+    MT_OK(NULL, mpistore_open(&s, MPI_COMM_SELF, NULL));
+    MT_OK(s, mpistore_set_timeout(s, 1.0));
+    struct timespec c0, c1;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
+    void *v = NULL;
+    size_t len = 0;
+    MT_ERR(s, MPISTORE_ETIMEDOUT, mpistore_get(s, "absent", &v, &len));
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+    double cpu = (double)(c1.tv_sec - c0.tv_sec) + 1e-9 * (double)(c1.tv_nsec - c0.tv_nsec);
+    if (cpu > 0.25)
+        fail_msg("rank %d: a get blocked for 1 s used %.2f s of CPU", mt_rank, cpu);
+    MT_OK(s, mpistore_close(s));
+}
+
 static void semantics_version_and_strings(void **state)
 {
     (void)state;
@@ -364,6 +397,7 @@ static const struct CMUnitTest tests[] = {
     MT_TEST(semantics_append),
     MT_TEST(semantics_timeout_accessors),
     MT_TEST(semantics_prefix_views),
+    cmocka_unit_test(semantics_blocked_get_sleeps),
     cmocka_unit_test(semantics_version_and_strings),
 };
 

@@ -1,0 +1,149 @@
+/* White-box tests: situations the public API cannot arrange on purpose
+ * (fingerprint collisions, stale hints, a taken home bucket), built with the
+ * library's internal header. */
+#include "mpitest.h"
+#include "internal.h"
+
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A one-rank store (MPI_COMM_SELF): key placement is deterministic. */
+static mpistore_t *self_store(size_t keys, size_t bytes, size_t maxval)
+{
+    mpistore_options_t o;
+    mpistore_t *s = NULL;
+    mpistore_options_init(&o);
+    o.keys_per_rank = keys;
+    o.bytes_per_rank = bytes;
+    o.max_value_len = maxval;
+    if (mpistore_open(&s, MPI_COMM_SELF, &o))
+        fail_msg("open: %s", mpistore_errmsg(NULL));
+    return s;
+}
+
+/* Two keys with the same fingerprint and home bucket stay distinct */
+static void internal_fingerprint_collision(void **state)
+{
+    (void)state;
+    mpistore_t *s = self_store(2, 65536, 1024);
+    enum { N = 1 << 19 };
+    uint64_t *tab = calloc(N, sizeof *tab); /* (fp<<32 | home) -> i+1 */
+    uint32_t *idx = calloc(N, sizeof *idx);
+    char a[32] = "", b[32] = "";
+    for (uint32_t i = 0; i < N && !a[0]; i++) {
+        char key[32];
+        ms_key_t k;
+        snprintf(key, sizeof key, "fp%u", i);
+        assert_int_equal(ms_key_prepare(s, key, &k), 0);
+        uint64_t tag = ((uint64_t)k.fp << 8) | k.home;
+        size_t h = (size_t)((tag * 0x9e3779b97f4a7c15ULL) >> 45) & (N - 1);
+        while (tab[h] && tab[h] != tag)
+            h = (h + 1) & (N - 1);
+        if (tab[h]) {
+            snprintf(a, sizeof a, "fp%u", idx[h]);
+            snprintf(b, sizeof b, "%s", key);
+        } else {
+            tab[h] = tag;
+            idx[h] = i;
+        }
+        ms_key_release(&k);
+    }
+    free(tab);
+    free(idx);
+    assert_true(a[0]);
+    MT_OK(s, mpistore_set(s, a, "A", 1));
+    MT_OK(s, mpistore_set(s, b, "B", 1));
+    MT_OK(s, mpistore_set_timeout(s, 1.0));
+    mt_expect_str(s, a, "A");
+    mt_expect_str(s, b, "B");
+    int64_t n = 0;
+    MT_OK(s, mpistore_num_keys(s, &n));
+    assert_int_equal(n, 2);
+    MT_OK(s, mpistore_close(s));
+}
+
+/* A stale (too small) length hint must not truncate a value */
+static void internal_stale_length_hint(void **state)
+{
+    (void)state;
+    mpistore_t *s = self_store(16, 1 << 20, 1 << 16);
+    static unsigned char big[5000];
+    for (size_t i = 0; i < sizeof big; i++)
+        big[i] = (unsigned char)(i * 13 + 1);
+    MT_OK(s, mpistore_set(s, "big", big, sizeof big));
+    ms_core_t *c = s->core;
+    for (size_t slot = 0; slot < c->nphys; slot++) { /* zero every hint */
+        uint32_t zero = 0;
+        MPI_Accumulate(&zero, 1, MPI_UINT32_T, 0, (MPI_Aint)ms_ctl_off(c, slot, MS_CTL_BLEN), 1,
+                       MPI_UINT32_T, MPI_REPLACE, c->win);
+    }
+    MPI_Win_flush(0, c->win);
+    void *v = NULL;
+    size_t len = 0;
+    MT_OK(s, mpistore_get(s, "big", &v, &len));
+    assert_int_equal(len, sizeof big);
+    assert_memory_equal(v, big, sizeof big);
+    mpistore_free(v);
+    MT_OK(s, mpistore_append(s, "big", "!", 1));
+    MT_OK(s, mpistore_get(s, "big", &v, &len));
+    assert_int_equal(len, sizeof big + 1);
+    assert_memory_equal(v, big, sizeof big);
+    mpistore_free(v);
+    MT_OK(s, mpistore_close(s));
+}
+
+/* Racing inserts of one key when the home bucket is taken by another key */
+static void internal_same_key_home_taken(void **state)
+{
+    (void)state;
+    mpistore_options_t o;
+    mpistore_options_init(&o);
+    o.keys_per_rank = 2; /* 4 buckets per rank */
+    mpistore_t *s = mt_open(&o);
+    for (int round = 0; round < 500; round++) {
+        char race[64], fill[64];
+        snprintf(race, sizeof race, "race%d", round);
+        /* a filler with the race key's rank and home bucket */
+        ms_key_t kr, kf;
+        ms_key_prepare(s, race, &kr);
+        for (int j = 0;; j++) {
+            snprintf(fill, sizeof fill, "fill%d.%d", round, j);
+            ms_key_prepare(s, fill, &kf);
+            int ok = kf.rank == kr.rank && kf.home == kr.home;
+            ms_key_release(&kf);
+            if (ok)
+                break;
+        }
+        ms_key_release(&kr);
+        if (mt_rank == 0)
+            MT_OK(s, mpistore_set(s, fill, "f", 1));
+        mt_barrier();
+        MT_OK(s, mpistore_set(s, race, "r", 1));
+        mt_barrier();
+        int64_t n = 0;
+        MT_OK(s, mpistore_num_keys(s, &n));
+        if (n != 2)
+            fail_msg("round %d: %lld keys, expected 2", round, (long long)n);
+        mt_barrier();
+        if (mt_rank == 0) {
+            MT_OK(s, mpistore_delete_key(s, race, NULL));
+            MT_OK(s, mpistore_delete_key(s, fill, NULL));
+            bool all = true;
+            const char *keys[] = {race};
+            MT_OK(s, mpistore_check(s, keys, 1, &all));
+            assert_false(all);
+        }
+        mt_barrier();
+    }
+    mt_close(s);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(internal_fingerprint_collision),
+    cmocka_unit_test(internal_stale_length_hint),
+    cmocka_unit_test(internal_same_key_home_taken),
+};
+
+MT_MAIN("internal", tests)
