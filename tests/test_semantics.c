@@ -89,16 +89,25 @@ static void semantics_get_blocks_until_later_set(void **state)
         MT_OK(S, mpistore_set_timeout(S, 300));
         return;
     }
-    mt_barrier();
+    /* rank 0 sets the key only after every other rank is blocked in get() */
+    char waiting[128];
+    snprintf(waiting, sizeof waiting, "%s/waiting/%d", k, mt_rank);
     if (mt_rank == 0) {
-        double t0 = MPI_Wtime();
-        while (MPI_Wtime() - t0 < 0.3) /* set well after the others started waiting */
-            ;
+        for (int r = 1; r < mt_size; r++) {
+            snprintf(waiting, sizeof waiting, "%s/waiting/%d", k, r);
+            const char *keys[] = {waiting};
+            MT_OK(S, mpistore_wait(S, keys, 1, MPISTORE_TIMEOUT_DEFAULT));
+        }
+        struct timespec ts = {0, 200 * 1000 * 1000};
+        nanosleep(&ts, NULL);
         MT_OK(S, mpistore_set(S, k, "late", 4));
     } else {
         double t0 = MPI_Wtime();
-        mt_expect_str(S, k, "late");
-        assert_true(MPI_Wtime() - t0 >= 0.25);
+        MT_OK(S, mpistore_set(S, waiting, "1", 1));
+        mt_expect_str(S, k, "late"); /* blocks until rank 0's set */
+        double took = MPI_Wtime() - t0;
+        if (took < 0.2)
+            fail_msg("rank %d: get returned after %.3f s, before the set", mt_rank, took);
     }
     mt_barrier();
 }
