@@ -111,9 +111,10 @@ int main(int argc, char **argv)
         die(s, mpistore_set(s, "bench/done", "1", 1), "set done");
         printf("mpistore_bench: %d ranks, %d iterations, %zu-byte values, keys homed on rank %d\n",
                size, iters, vbytes, want);
-        printf("%-12s %10s %10s %12s %14s %12s\n", "operation", "median_us", "p99_us",
-               "x_barrier", "round_trips", "rma_calls");
-        printf("%-12s %10.3f %10.3f %12s %14s %12s\n", "MPI_Barrier", rb.med, rb.p99, "1.0", "-", "-");
+        printf("%-12s %10s %10s %12s %14s %12s\n", "operation", "median_us", "p99_us", "x_barrier",
+               "round_trips", "rma_calls");
+        printf("%-12s %10.3f %10.3f %12s %14s %12s\n", "MPI_Barrier", rb.med, rb.p99, "1.0", "-",
+               "-");
         for (int o = 0; o < 3; o++)
             printf("%-12s %10.3f %10.3f %12.1f %14.2f %12.2f\n", ops[o].name, ops[o].r->med,
                    ops[o].r->p99, ops[o].r->med / rb.med, ops[o].r->rts, ops[o].r->calls);

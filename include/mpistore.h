@@ -41,15 +41,15 @@ typedef struct mpistore mpistore_t;
  * Error codes, generated from one table so that the enum, the names and the
  * texts never drift apart.  Functions return them negated.
  */
-#define MPISTORE_ERRNO_MAP(XX)                                                          \
-    XX(EINVAL, "invalid argument (NULL pointer, empty key, bad count, timeout or option)") \
-    XX(ETIMEDOUT, "timeout: a blocking call reached its deadline")                      \
-    XX(EKEYTOOLONG, "key longer than the store's max_key_len")                          \
-    XX(ETOOBIG, "value longer than the store's max_value_len")                          \
-    XX(ENOSPC, "the store's key slots or value memory are full")                        \
-    XX(ENOTINT, "value is not a decimal int64, or the add would overflow")              \
-    XX(ENOMEM, "local memory allocation failed")                                        \
-    XX(EMPI, "an MPI call failed")                                                      \
+#define MPISTORE_ERRNO_MAP(XX)                                                                     \
+    XX(EINVAL, "invalid argument (NULL pointer, empty key, bad count, timeout or option)")         \
+    XX(ETIMEDOUT, "timeout: a blocking call reached its deadline")                                 \
+    XX(EKEYTOOLONG, "key longer than the store's max_key_len")                                     \
+    XX(ETOOBIG, "value longer than the store's max_value_len")                                     \
+    XX(ENOSPC, "the store's key slots or value memory are full")                                   \
+    XX(ENOTINT, "value is not a decimal int64, or the add would overflow")                         \
+    XX(ENOMEM, "local memory allocation failed")                                                   \
+    XX(EMPI, "an MPI call failed")                                                                 \
     XX(ESTATE, "invalid state (MPI not initialised, open views at close, ...)")
 
 enum {
@@ -57,7 +57,7 @@ enum {
 #define MPISTORE_XX_ENUM(name, text) MPISTORE_##name,
     MPISTORE_ERRNO_MAP(MPISTORE_XX_ENUM)
 #undef MPISTORE_XX_ENUM
-    MPISTORE_ERRNO_COUNT_ /* not a code */
+        MPISTORE_ERRNO_COUNT_ /* not a code */
 };
 
 /** "Use the store's timeout" for mpistore_wait(). */
@@ -136,9 +136,9 @@ int mpistore_add(mpistore_t *s, const char *key, int64_t delta, int64_t *result)
  *  key different                    -> store nothing, return current value.
  * current and current_len receive the returned value (free with mpistore_free).
  */
-int mpistore_compare_set(mpistore_t *s, const char *key, const void *expected,
-                         size_t expected_len, const void *desired, size_t desired_len,
-                         void **current, size_t *current_len);
+int mpistore_compare_set(mpistore_t *s, const char *key, const void *expected, size_t expected_len,
+                         const void *desired, size_t desired_len, void **current,
+                         size_t *current_len);
 
 /** Remove key; *deleted (may be NULL) tells whether a key was removed. */
 int mpistore_delete_key(mpistore_t *s, const char *key, bool *deleted);

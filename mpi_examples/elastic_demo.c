@@ -70,7 +70,8 @@ int main(int argc, char **argv)
 
     if (rank == 0) {
         double t0 = ((record_t *)vals[0])->unix_time;
-        printf("mpistore %s elastic demo: %d ranks, one store over MPI windows, no daemon, no port\n\n",
+        printf("mpistore %s elastic demo: %d ranks, one store over MPI windows, no daemon, no "
+               "port\n\n",
                mpistore_version(), size);
         printf("  %-5s %-20s %-8s %s\n", "rank", "host", "pid", "clock vs rank 0");
         for (int r = 0; r < size; r++) {

@@ -27,8 +27,14 @@ static ms_blk_t *at(ms_alloc_t *a, uint32_t u)
     return (ms_blk_t *)(void *)(a->arena + ((size_t)u << a->shift));
 }
 
-static uint32_t link_next(const ms_blk_t *h) { return (uint32_t)h->vlen; }
-static uint32_t link_prev(const ms_blk_t *h) { return (uint32_t)(h->vlen >> 32); }
+static uint32_t link_next(const ms_blk_t *h)
+{
+    return (uint32_t)h->vlen;
+}
+static uint32_t link_prev(const ms_blk_t *h)
+{
+    return (uint32_t)(h->vlen >> 32);
+}
 static void set_links(ms_blk_t *h, uint32_t next, uint32_t prev)
 {
     h->vlen = ((uint64_t)prev << 32) | next;

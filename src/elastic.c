@@ -15,9 +15,9 @@
 #define TRACE "/TRACE"
 #define TRACING_GATE "/TRACING_GATE"
 #define FINISHED "/finished"
-#define MAX_TRACE_MISSING 16  /* as PyTorch: list at most this many */
-#define TRACE_GRACE_S 1.0     /* rank 0: time for the others' TRACE keys */
-#define GATE_WAIT_S 2.0       /* others: time for rank 0's TRACING_GATE */
+#define MAX_TRACE_MISSING 16 /* as PyTorch: list at most this many */
+#define TRACE_GRACE_S 1.0    /* rank 0: time for the others' TRACE keys */
+#define GATE_WAIT_S 2.0      /* others: time for rank 0's TRACING_GATE */
 
 static char *join(const char *a, const char *b)
 {
@@ -199,8 +199,7 @@ int mpistore_barrier(mpistore_t *s, int rank, int world_size, const char *key_pr
     if (rc == 0)
         rc = check_prefix(s, key_prefix, "barrier", 11 + strlen(TRACING_GATE));
     if (rc == 0 && !valid_timeout(timeout_s))
-        rc = ms_err(s, MPISTORE_EINVAL, "barrier: timeout %g s must be finite and >= 0",
-                    timeout_s);
+        rc = ms_err(s, MPISTORE_EINVAL, "barrier: timeout %g s must be finite and >= 0", timeout_s);
     if (rc)
         return rc;
     mpistore_swap_timeout(s, timeout_s, &prev);
@@ -277,7 +276,9 @@ int mpistore_get_all(mpistore_t *s, int rank, const char *prefix, int world_size
     int rc = check_group(s, rank, world_size, 0, "get_all");
     if (rc == 0)
         rc = check_prefix(s, prefix, "get_all",
-                          strlen(FINISHED) + strlen(NUM_MEMBERS) > 11 ? strlen(FINISHED) + strlen(NUM_MEMBERS) : 11);
+                          strlen(FINISHED) + strlen(NUM_MEMBERS) > 11
+                              ? strlen(FINISHED) + strlen(NUM_MEMBERS)
+                              : 11);
     if (rc == 0)
         rc = check_outputs(s, values, lens, "get_all");
     return rc ? rc : get_all(s, rank, prefix, world_size, values, lens);

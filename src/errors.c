@@ -5,17 +5,15 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const ms_texts[] = {
-    "success",
+static const char *const ms_texts[] = {"success",
 #define XX(name, text) text,
-    MPISTORE_ERRNO_MAP(XX)
+                                       MPISTORE_ERRNO_MAP(XX)
 #undef XX
 };
 
-static const char *const ms_names[] = {
-    "MPISTORE_OK",
+static const char *const ms_names[] = {"MPISTORE_OK",
 #define XX(name, text) "MPISTORE_" #name,
-    MPISTORE_ERRNO_MAP(XX)
+                                       MPISTORE_ERRNO_MAP(XX)
 #undef XX
 };
 

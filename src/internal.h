@@ -8,13 +8,13 @@
 #include <pthread.h>
 
 #define MS_ERRMSG_LEN 512
-#define MS_PROBE_MAX 64u          /* probe window, in slots */
-#define MS_CTL_WORDS 4u           /* lock, fp, blen, spare */
+#define MS_PROBE_MAX 64u /* probe window, in slots */
+#define MS_CTL_WORDS 4u  /* lock, fp, blen, spare */
 #define MS_CTL_LOCK 0u
 #define MS_CTL_FP 1u
 #define MS_CTL_BLEN 2u
-#define MS_BLK_HDR 32u            /* bytes of a block header */
-#define MS_UNIT_MIN_SHIFT 5u      /* 32-byte allocation units */
+#define MS_BLK_HDR 32u       /* bytes of a block header */
+#define MS_UNIT_MIN_SHIFT 5u /* 32-byte allocation units */
 #define MS_MAX_RANKS (1u << 17)
 #define MS_NBINS 32u
 
@@ -26,14 +26,32 @@ static inline uint64_t ms_desc_make(uint32_t ver, int valid, uint32_t rank, uint
     return ((uint64_t)(ver & MS_DESC_VER_MASK) << 42) | ((uint64_t)(valid ? 1 : 0) << 41) |
            ((uint64_t)(rank & 0x1FFFFu) << 24) | (uint64_t)(uoff & 0xFFFFFFu);
 }
-static inline uint32_t ms_desc_ver(uint64_t d) { return (uint32_t)(d >> 42) & MS_DESC_VER_MASK; }
-static inline int ms_desc_valid(uint64_t d) { return (int)((d >> 41) & 1u); }
-static inline int ms_desc_rank(uint64_t d) { return (int)((d >> 24) & 0x1FFFFu); }
-static inline uint32_t ms_desc_uoff(uint64_t d) { return (uint32_t)(d & 0xFFFFFFu); }
+static inline uint32_t ms_desc_ver(uint64_t d)
+{
+    return (uint32_t)(d >> 42) & MS_DESC_VER_MASK;
+}
+static inline int ms_desc_valid(uint64_t d)
+{
+    return (int)((d >> 41) & 1u);
+}
+static inline int ms_desc_rank(uint64_t d)
+{
+    return (int)((d >> 24) & 0x1FFFFu);
+}
+static inline uint32_t ms_desc_uoff(uint64_t d)
+{
+    return (uint32_t)(d & 0xFFFFFFu);
+}
 
 /* ---- lock word: ver:31 | locked:1 ---- */
-static inline uint32_t ms_lock_ver(uint32_t l) { return l >> 1; }
-static inline int ms_lock_held(uint32_t l) { return (int)(l & 1u); }
+static inline uint32_t ms_lock_ver(uint32_t l)
+{
+    return l >> 1;
+}
+static inline int ms_lock_held(uint32_t l)
+{
+    return (int)(l & 1u);
+}
 
 /* A block header as it sits in window memory (32 bytes). */
 typedef struct ms_blk {
@@ -41,8 +59,8 @@ typedef struct ms_blk {
     uint32_t units;      /* chunk size in allocation units */
     uint32_t prev_units; /* size of the previous chunk (allocator only) */
     uint32_t klen;
-    uint32_t flags;      /* MS_CHUNK_FREE / MS_CHUNK_USED (allocator only) */
-    uint64_t vlen;       /* for free chunks: two uint32 free-list links */
+    uint32_t flags; /* MS_CHUNK_FREE / MS_CHUNK_USED (allocator only) */
+    uint64_t vlen;  /* for free chunks: two uint32 free-list links */
 } ms_blk_t;
 
 /* Private allocator over this rank's arena (owner-only metadata). */
@@ -50,7 +68,7 @@ typedef struct ms_alloc {
     unsigned char *arena; /* local address of the arena */
     size_t arena_off;     /* window displacement of the arena */
     uint32_t nunits;
-    unsigned shift;       /* log2 of the unit size */
+    unsigned shift; /* log2 of the unit size */
     uint32_t bins[MS_NBINS];
     uint64_t used_units;
 } ms_alloc_t;
@@ -71,11 +89,11 @@ typedef struct ms_core {
 
 struct mpistore {
     ms_core_t *core;
-    mpistore_t *parent;   /* NULL for a store */
-    char *prefix;         /* "p/" for a view (trailing slash), NULL for a store */
+    mpistore_t *parent; /* NULL for a store */
+    char *prefix;       /* "p/" for a view (trailing slash), NULL for a store */
     size_t prefix_len;
     double timeout;
-    int nviews;           /* open views created from this handle */
+    int nviews; /* open views created from this handle */
     char errmsg[MS_ERRMSG_LEN];
 };
 
@@ -132,9 +150,9 @@ static inline ms_blk_t *ms_blk_at(ms_core_t *c, uint32_t uoff)
 typedef struct ms_key {
     const char *full; /* prefix + key, NUL-terminated */
     size_t len;
-    char *owned;      /* heap copy when a prefix was added */
-    int rank;         /* home rank */
-    size_t home;      /* home bucket */
+    char *owned; /* heap copy when a prefix was added */
+    int rank;    /* home rank */
+    size_t home; /* home bucket */
     uint32_t fp;
 } ms_key_t;
 
@@ -156,9 +174,18 @@ static inline size_t ms_desc_off(const ms_core_t *c, size_t slot)
 {
     return c->off_desc + slot * sizeof(uint64_t);
 }
-static inline uint32_t ms_snap_lock(const ms_snap_t *sn, size_t i) { return sn->ctl[i * MS_CTL_WORDS + MS_CTL_LOCK]; }
-static inline uint32_t ms_snap_fp(const ms_snap_t *sn, size_t i) { return sn->ctl[i * MS_CTL_WORDS + MS_CTL_FP]; }
-static inline uint32_t ms_snap_blen(const ms_snap_t *sn, size_t i) { return sn->ctl[i * MS_CTL_WORDS + MS_CTL_BLEN]; }
+static inline uint32_t ms_snap_lock(const ms_snap_t *sn, size_t i)
+{
+    return sn->ctl[i * MS_CTL_WORDS + MS_CTL_LOCK];
+}
+static inline uint32_t ms_snap_fp(const ms_snap_t *sn, size_t i)
+{
+    return sn->ctl[i * MS_CTL_WORDS + MS_CTL_FP];
+}
+static inline uint32_t ms_snap_blen(const ms_snap_t *sn, size_t i)
+{
+    return sn->ctl[i * MS_CTL_WORDS + MS_CTL_BLEN];
+}
 /* lock free and lock version matching the descriptor's */
 static inline int ms_snap_stable(const ms_snap_t *sn, size_t i)
 {

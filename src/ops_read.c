@@ -156,8 +156,9 @@ static int wait_timeout(mpistore_t *s, const char *const *keys, size_t nkeys, si
         }
         ms_key_release(&k);
     }
-    return ms_err(s, MPISTORE_ETIMEDOUT, "timeout after %.3f s in wait: %zu of %zu keys missing: %s",
-                  ms_now() - t0, missing ? missing : 1, nkeys, list);
+    return ms_err(s, MPISTORE_ETIMEDOUT,
+                  "timeout after %.3f s in wait: %zu of %zu keys missing: %s", ms_now() - t0,
+                  missing ? missing : 1, nkeys, list);
 }
 
 int mpistore_wait(mpistore_t *s, const char *const *keys, size_t nkeys, double timeout_s)
@@ -166,9 +167,10 @@ int mpistore_wait(mpistore_t *s, const char *const *keys, size_t nkeys, double t
         return -MPISTORE_EINVAL;
     ms_enter(s->core);
     int rc = check_keys_arg(s, keys, nkeys, "wait");
-    if (rc == 0 && !(timeout_s == MPISTORE_TIMEOUT_DEFAULT || (timeout_s >= 0 && isfinite(timeout_s))))
-        rc = ms_err(s, MPISTORE_EINVAL, "wait: timeout %g is neither >= 0 nor MPISTORE_TIMEOUT_DEFAULT",
-                    timeout_s);
+    if (rc == 0 &&
+        !(timeout_s == MPISTORE_TIMEOUT_DEFAULT || (timeout_s >= 0 && isfinite(timeout_s))))
+        rc = ms_err(s, MPISTORE_EINVAL,
+                    "wait: timeout %g is neither >= 0 nor MPISTORE_TIMEOUT_DEFAULT", timeout_s);
     double t0 = ms_now();
     double deadline = ms_deadline(timeout_s == MPISTORE_TIMEOUT_DEFAULT ? s->timeout : timeout_s);
     for (size_t i = 0; rc == 0 && i < nkeys; i++) {
@@ -234,8 +236,9 @@ int mpistore_multi_set(mpistore_t *s, const char *const *keys, const void *const
             rc = ms_err(s, MPISTORE_EINVAL, "multi_set: value %zu is NULL with length %zu", i,
                         lens[i]);
         else if (lens[i] > s->core->max_value_len)
-            rc = ms_err(s, MPISTORE_ETOOBIG, "multi_set: value %zu is %zu bytes, max_value_len is %zu",
-                        i, lens[i], s->core->max_value_len);
+            rc = ms_err(s, MPISTORE_ETOOBIG,
+                        "multi_set: value %zu is %zu bytes, max_value_len is %zu", i, lens[i],
+                        s->core->max_value_len);
     }
     for (size_t i = 0; rc == 0 && i < nkeys; i++)
         rc = ms_set_locked(s, keys[i], values[i], lens[i]);

@@ -17,7 +17,7 @@ typedef struct wreq {
     size_t vlen;
     const void *exp; /* CAS expected */
     size_t explen;
-    int64_t delta;   /* ADD */
+    int64_t delta; /* ADD */
     /* results, valid after success */
     int64_t sum;
     void *cur;
@@ -32,7 +32,7 @@ typedef struct wplan {
     int action;
     const void *a, *b; /* new value = a || b */
     size_t alen, blen;
-    const void *ret;   /* CAS: the value returned */
+    const void *ret; /* CAS: the value returned */
     size_t retlen;
     int64_t sum;
     char num[24];
@@ -95,7 +95,8 @@ static int plan(mpistore_t *s, const ms_key_t *k, const wreq_t *w, int present,
             p->action = ACT_NONE;
             p->ret = w->exp;
             p->retlen = w->explen;
-        } else if (!present || (oldlen == w->explen && (oldlen == 0 || memcmp(old, w->exp, oldlen) == 0))) {
+        } else if (!present ||
+                   (oldlen == w->explen && (oldlen == 0 || memcmp(old, w->exp, oldlen) == 0))) {
             p->action = ACT_WRITE;
             p->a = w->val;
             p->alen = w->vlen;
@@ -155,8 +156,8 @@ static int retire(mpistore_t *s, uint64_t old)
         ms_free_block(c, ms_desc_uoff(old));
         return 0;
     }
-    int rc = ms_put_u64(s, owner, c->off_arena + ((size_t)ms_desc_uoff(old) << c->alloc.shift),
-                        &one);
+    int rc =
+        ms_put_u64(s, owner, c->off_arena + ((size_t)ms_desc_uoff(old) << c->alloc.shift), &one);
     return rc ? rc : ms_flush(s, owner);
 }
 
@@ -209,7 +210,8 @@ static int update_slot(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_sna
     /* locked: the block is current and stays so */
     rc = ms_block_complete(s, d, &blk, need_value, &torn);
     if (rc == 0 && torn)
-        rc = ms_err(s, MPISTORE_EMPI, "corrupt value block on rank %d for key '%.64s' (internal error)",
+        rc = ms_err(s, MPISTORE_EMPI,
+                    "corrupt value block on rank %d for key '%.64s' (internal error)",
                     ms_desc_rank(d), k->full);
     if (rc == 0 && !ms_block_is_key(&blk, k))
         rc = 2;
@@ -419,11 +421,11 @@ static int write_key(mpistore_t *s, const char *key, wreq_t *w)
     return rc;
 }
 
-#define ENTER(s)                                                                               \
-    do {                                                                                       \
-        if (!(s))                                                                              \
-            return -MPISTORE_EINVAL;                                                           \
-        ms_enter((s)->core);                                                                   \
+#define ENTER(s)                                                                                   \
+    do {                                                                                           \
+        if (!(s))                                                                                  \
+            return -MPISTORE_EINVAL;                                                               \
+        ms_enter((s)->core);                                                                       \
     } while (0)
 
 static int check_value(mpistore_t *s, const void *v, size_t len, const char *what)
@@ -464,9 +466,9 @@ int mpistore_add(mpistore_t *s, const char *key, int64_t delta, int64_t *result)
     return rc;
 }
 
-int mpistore_compare_set(mpistore_t *s, const char *key, const void *expected,
-                         size_t expected_len, const void *desired, size_t desired_len,
-                         void **current, size_t *current_len)
+int mpistore_compare_set(mpistore_t *s, const char *key, const void *expected, size_t expected_len,
+                         const void *desired, size_t desired_len, void **current,
+                         size_t *current_len)
 {
     ENTER(s);
     int rc = 0;
@@ -478,7 +480,10 @@ int mpistore_compare_set(mpistore_t *s, const char *key, const void *expected,
     if (rc == 0)
         rc = check_value(s, desired, desired_len, "desired value");
     if (rc == 0) {
-        wreq_t w = {.kind = W_CAS, .val = desired, .vlen = desired_len, .exp = expected,
+        wreq_t w = {.kind = W_CAS,
+                    .val = desired,
+                    .vlen = desired_len,
+                    .exp = expected,
                     .explen = expected_len};
         rc = write_key(s, key, &w);
         if (rc == 0) {

@@ -6,22 +6,22 @@
 #include <sched.h>
 #include <time.h>
 
-#define CHECK(call, target)                                                                    \
-    do {                                                                                       \
-        int rc_ = (call);                                                                      \
-        if (rc_ != MPI_SUCCESS)                                                                \
-            return ms_mpierr(s, rc_, #call, (target));                                         \
+#define CHECK(call, target)                                                                        \
+    do {                                                                                           \
+        int rc_ = (call);                                                                          \
+        if (rc_ != MPI_SUCCESS)                                                                    \
+            return ms_mpierr(s, rc_, #call, (target));                                             \
     } while (0)
 
 /* An RMA call that fails to start: first complete whatever this rank issued
  * before it, so that no operation outlives the caller's buffers. */
-#define CHECK_ISSUE(call, target)                                                              \
-    do {                                                                                       \
-        int rc_ = (call);                                                                      \
-        if (rc_ != MPI_SUCCESS) {                                                              \
-            MPI_Win_flush_all(s->core->win);                                                   \
-            return ms_mpierr(s, rc_, #call, (target));                                         \
-        }                                                                                      \
+#define CHECK_ISSUE(call, target)                                                                  \
+    do {                                                                                           \
+        int rc_ = (call);                                                                          \
+        if (rc_ != MPI_SUCCESS) {                                                                  \
+            MPI_Win_flush_all(s->core->win);                                                       \
+            return ms_mpierr(s, rc_, #call, (target));                                             \
+        }                                                                                          \
     } while (0)
 
 static void count(mpistore_t *s, uint64_t bytes)
@@ -58,7 +58,8 @@ int ms_rget(mpistore_t *s, int target, size_t off, void *buf, size_t len)
     count(s, len);
     while (len > 0) { /* MPI counts are int */
         int n = len > (1u << 30) ? (1 << 30) : (int)len;
-        CHECK_ISSUE(MPI_Get(buf, n, MPI_BYTE, target, (MPI_Aint)off, n, MPI_BYTE, s->core->win), target);
+        CHECK_ISSUE(MPI_Get(buf, n, MPI_BYTE, target, (MPI_Aint)off, n, MPI_BYTE, s->core->win),
+                    target);
         buf = (unsigned char *)buf + n;
         off += (size_t)n;
         len -= (size_t)n;
@@ -70,8 +71,9 @@ int ms_getacc_u32(mpistore_t *s, int target, size_t off, uint32_t *buf, size_t c
 {
     count(s, count_ * 4);
     CHECK_ISSUE(MPI_Get_accumulate(NULL, 0, MPI_UINT32_T, buf, (int)count_, MPI_UINT32_T, target,
-                             (MPI_Aint)off, (int)count_, MPI_UINT32_T, MPI_NO_OP, s->core->win),
-          target);
+                                   (MPI_Aint)off, (int)count_, MPI_UINT32_T, MPI_NO_OP,
+                                   s->core->win),
+                target);
     return 0;
 }
 
@@ -79,8 +81,9 @@ int ms_getacc_u64(mpistore_t *s, int target, size_t off, uint64_t *buf, size_t c
 {
     count(s, count_ * 8);
     CHECK_ISSUE(MPI_Get_accumulate(NULL, 0, MPI_UINT64_T, buf, (int)count_, MPI_UINT64_T, target,
-                             (MPI_Aint)off, (int)count_, MPI_UINT64_T, MPI_NO_OP, s->core->win),
-          target);
+                                   (MPI_Aint)off, (int)count_, MPI_UINT64_T, MPI_NO_OP,
+                                   s->core->win),
+                target);
     return 0;
 }
 
@@ -89,8 +92,8 @@ int ms_cas_u32(mpistore_t *s, int target, size_t off, const uint32_t *desired,
 {
     count(s, 4);
     CHECK_ISSUE(MPI_Compare_and_swap(desired, expected, result, MPI_UINT32_T, target, (MPI_Aint)off,
-                               s->core->win),
-          target);
+                                     s->core->win),
+                target);
     return 0;
 }
 
@@ -122,9 +125,9 @@ int ms_add_i64(mpistore_t *s, int target, size_t off, const int64_t *delta)
 int ms_fao_i64(mpistore_t *s, int target, size_t off, const int64_t *delta, int64_t *result)
 {
     count(s, 8);
-    CHECK_ISSUE(MPI_Fetch_and_op(delta, result, MPI_INT64_T, target, (MPI_Aint)off, MPI_SUM,
-                           s->core->win),
-          target);
+    CHECK_ISSUE(
+        MPI_Fetch_and_op(delta, result, MPI_INT64_T, target, (MPI_Aint)off, MPI_SUM, s->core->win),
+        target);
     return 0;
 }
 
@@ -133,8 +136,8 @@ int ms_read_u64(mpistore_t *s, int target, size_t off, uint64_t *result)
     count(s, 8);
     static const uint64_t unused = 0;
     CHECK_ISSUE(MPI_Fetch_and_op(&unused, result, MPI_UINT64_T, target, (MPI_Aint)off, MPI_NO_OP,
-                           s->core->win),
-          target);
+                                 s->core->win),
+                target);
     return 0;
 }
 
@@ -176,8 +179,8 @@ void ms_backoff(mpistore_t *s, ms_backoff_t *b)
 int ms_getacc_i64(mpistore_t *s, int target, size_t off, int64_t *buf)
 {
     count(s, 8);
-    CHECK_ISSUE(MPI_Get_accumulate(NULL, 0, MPI_INT64_T, buf, 1, MPI_INT64_T, target, (MPI_Aint)off, 1,
-                             MPI_INT64_T, MPI_NO_OP, s->core->win),
-          target);
+    CHECK_ISSUE(MPI_Get_accumulate(NULL, 0, MPI_INT64_T, buf, 1, MPI_INT64_T, target, (MPI_Aint)off,
+                                   1, MPI_INT64_T, MPI_NO_OP, s->core->win),
+                target);
     return 0;
 }

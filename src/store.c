@@ -44,8 +44,8 @@ static size_t align64(size_t x)
 static int check_options(const mpistore_options_t *o, char *why, size_t n)
 {
     if (o->version != MPISTORE_OPTIONS_VERSION)
-        snprintf(why, n, "options version %u, expected %u (call mpistore_options_init)",
-                 o->version, MPISTORE_OPTIONS_VERSION);
+        snprintf(why, n, "options version %u, expected %u (call mpistore_options_init)", o->version,
+                 MPISTORE_OPTIONS_VERSION);
     else if (!(o->timeout_s >= 0) || !isfinite(o->timeout_s))
         snprintf(why, n, "timeout_s %g must be finite and >= 0", o->timeout_s);
     else if (o->max_key_len < 1 || o->max_key_len > 64 * KIB)
@@ -249,8 +249,8 @@ int mpistore_prefix(mpistore_t **out, mpistore_t *store, const char *prefix)
     size_t total = store->prefix_len + plen + 1;
     if (total >= store->core->max_key_len)
         return ms_err(store, MPISTORE_EKEYTOOLONG,
-                      "prefix '%.64s' makes keys of at least %zu bytes, max_key_len is %zu",
-                      prefix, total + 1, store->core->max_key_len);
+                      "prefix '%.64s' makes keys of at least %zu bytes, max_key_len is %zu", prefix,
+                      total + 1, store->core->max_key_len);
     mpistore_t *v = calloc(1, sizeof *v);
     char *p = malloc(total + 1);
     if (!v || !p) {
@@ -293,7 +293,8 @@ int mpistore_close(mpistore_t *s)
     ms_core_t *c = s->core;
     int rc = MPI_Win_flush_all(c->win);
     const char *call = "MPI_Win_flush_all";
-    if (rc == MPI_SUCCESS && (call = "MPI_Win_unlock_all", rc = MPI_Win_unlock_all(c->win)) == MPI_SUCCESS)
+    if (rc == MPI_SUCCESS &&
+        (call = "MPI_Win_unlock_all", rc = MPI_Win_unlock_all(c->win)) == MPI_SUCCESS)
         (call = "MPI_Win_free", rc = MPI_Win_free(&c->win));
     int rc2 = MPI_Comm_free(&c->comm);
     if (rc == MPI_SUCCESS && rc2 != MPI_SUCCESS) {

@@ -76,8 +76,8 @@ void mt_expect_str(mpistore_t *s, const char *key, const char *want)
     size_t len = 0;
     MT_OK(s, mpistore_get(s, key, &v, &len));
     if (len != strlen(want) || memcmp(v, want, len) != 0)
-        fail_msg("rank %d: key '%s' holds '%.*s', expected '%s'", mt_rank, key, (int)len,
-                 (char *)v, want);
+        fail_msg("rank %d: key '%s' holds '%.*s', expected '%s'", mt_rank, key, (int)len, (char *)v,
+                 want);
     assert_int_equal(((char *)v)[len], 0);
     mpistore_free(v);
 }

@@ -18,10 +18,18 @@ extern int mt_rank, mt_size;
  * that no rank hangs in a collective; ranks other than 0 keep only stderr. */
 int mt_main(int argc, char **argv, const char *name, const struct CMUnitTest *tests, size_t n,
             int thread_level);
-#define MT_MAIN(name, tests) \
-    int main(int argc, char **argv) { return mt_main(argc, argv, name, tests, sizeof(tests) / sizeof(tests[0]), MPI_THREAD_SERIALIZED); }
-#define MT_MAIN_THREADS(name, tests) \
-    int main(int argc, char **argv) { return mt_main(argc, argv, name, tests, sizeof(tests) / sizeof(tests[0]), MPI_THREAD_MULTIPLE); }
+#define MT_MAIN(name, tests)                                                                       \
+    int main(int argc, char **argv)                                                                \
+    {                                                                                              \
+        return mt_main(argc, argv, name, tests, sizeof(tests) / sizeof(tests[0]),                  \
+                       MPI_THREAD_SERIALIZED);                                                     \
+    }
+#define MT_MAIN_THREADS(name, tests)                                                               \
+    int main(int argc, char **argv)                                                                \
+    {                                                                                              \
+        return mt_main(argc, argv, name, tests, sizeof(tests) / sizeof(tests[0]),                  \
+                       MPI_THREAD_MULTIPLE);                                                       \
+    }
 extern int mt_thread_level; /* what MPI provided */
 
 /* The store of the current test: cmocka setup/teardown that open a default
@@ -39,19 +47,19 @@ void mt_close(mpistore_t *s);
 const char *mt_unique(const char *tag);
 
 /* assert that call returns code, printing the handle's message on failure */
-#define MT_OK(s, call)                                                                         \
-    do {                                                                                       \
-        int mt_rc_ = (call);                                                                   \
-        if (mt_rc_ != MPISTORE_OK)                                                             \
-            fail_msg("rank %d: %s -> %s: %s", mt_rank, #call, mpistore_errname(mt_rc_),        \
-                     mpistore_errmsg(s));                                                      \
+#define MT_OK(s, call)                                                                             \
+    do {                                                                                           \
+        int mt_rc_ = (call);                                                                       \
+        if (mt_rc_ != MPISTORE_OK)                                                                 \
+            fail_msg("rank %d: %s -> %s: %s", mt_rank, #call, mpistore_errname(mt_rc_),            \
+                     mpistore_errmsg(s));                                                          \
     } while (0)
-#define MT_ERR(s, code, call)                                                                  \
-    do {                                                                                       \
-        int mt_rc_ = (call);                                                                   \
-        if (mt_rc_ != -(code))                                                                 \
-            fail_msg("rank %d: %s -> %s, expected %s (%s)", mt_rank, #call,                    \
-                     mpistore_errname(mt_rc_), mpistore_errname(code), mpistore_errmsg(s));    \
+#define MT_ERR(s, code, call)                                                                      \
+    do {                                                                                           \
+        int mt_rc_ = (call);                                                                       \
+        if (mt_rc_ != -(code))                                                                     \
+            fail_msg("rank %d: %s -> %s, expected %s (%s)", mt_rank, #call,                        \
+                     mpistore_errname(mt_rc_), mpistore_errname(code), mpistore_errmsg(s));        \
     } while (0)
 
 /* get key and compare with an expected C string */

@@ -35,8 +35,8 @@ static void concurrency_add_totals_and_unique_results(void **state)
         qsort(all, (size_t)n, sizeof *all, cmp_i64);
         for (int64_t i = 0; i < n; i++)
             if (all[i] != i + 1)
-                fail_msg("add results: position %lld holds %lld (duplicate or gap)",
-                         (long long)i, (long long)all[i]);
+                fail_msg("add results: position %lld holds %lld (duplicate or gap)", (long long)i,
+                         (long long)all[i]);
     }
     mt_barrier();
     char want[32];
@@ -177,8 +177,8 @@ static void concurrency_no_torn_values(void **state)
             verify_value(v, len, &wr, &seq);
             if (wr < 64) { /* per key, one writer's values never go back in time */
                 if (seq < last[k][wr])
-                    fail_msg("rank %d: key %d went back from writer %u seq %u to %u", mt_rank,
-                             k, wr, last[k][wr], seq);
+                    fail_msg("rank %d: key %d went back from writer %u seq %u to %u", mt_rank, k,
+                             wr, last[k][wr], seq);
                 last[k][wr] = seq;
             }
             mpistore_free(v);

@@ -66,7 +66,8 @@ static void elastic_hundred_barriers(void **state)
     mt_barrier();
 }
 
-static void check_sync(const char *p, const void *mine, size_t len, size_t (*make)(int, unsigned char *))
+static void check_sync(const char *p, const void *mine, size_t len,
+                       size_t (*make)(int, unsigned char *))
 {
     void **vals = calloc((size_t)mt_size, sizeof *vals);
     size_t *lens = calloc((size_t)mt_size, sizeof *lens);
@@ -201,7 +202,8 @@ static void elastic_missing_rank_diagnosis(void **state)
             fail_msg("rank %d: barrier with a 1 s timeout returned after %.2f s", mt_rank, took);
         const char *msg = mpistore_errmsg(S);
         char want[200];
-        snprintf(want, sizeof want, "barrier timeout on rank %d for key prefix '%s' after 1.", mt_rank, p);
+        snprintf(want, sizeof want, "barrier timeout on rank %d for key prefix '%s' after 1.",
+                 mt_rank, p);
         if (!strstr(msg, want))
             fail_msg("rank %d: message '%s' lacks '%s'", mt_rank, msg, want);
         snprintf(want, sizeof want, "(world_size=%d, missing_ranks=[%d])", ws, missing);
@@ -243,9 +245,9 @@ static void elastic_timeout_restored(void **state)
     for (int r = 0; r < mt_size; r++)
         mpistore_free(vals[r]);
     /* failure: a synchronize whose other members never come */
-    MT_ERR(S, MPISTORE_ETIMEDOUT, mpistore_synchronize(S, "x", 1, 0, mt_size + 1,
-                                                        mt_unique("tf") /* differs per call */,
-                                                        0.2, vals, lens));
+    MT_ERR(S, MPISTORE_ETIMEDOUT,
+           mpistore_synchronize(S, "x", 1, 0, mt_size + 1, mt_unique("tf") /* differs per call */,
+                                0.2, vals, lens));
     assert_true(mpistore_timeout(S) == 42.0);
     MT_ERR(S, MPISTORE_ETIMEDOUT, mpistore_barrier(S, -1, mt_size + 1, mt_unique("tbf"), 0.2));
     assert_true(mpistore_timeout(S) == 42.0);
@@ -270,9 +272,9 @@ static void elastic_invalid_arguments(void **state)
     MT_OK(S, mpistore_num_keys(S, &before));
     mt_barrier();
     MT_OK(S, mpistore_set_timeout(S, 42.0));
-    MT_ERR(S, MPISTORE_EINVAL, mpistore_barrier(S, 0, 0, "p", 1.0));       /* world_size < 1 */
-    MT_ERR(S, MPISTORE_EINVAL, mpistore_barrier(S, 2, 2, "p", 1.0));       /* rank >= world */
-    MT_ERR(S, MPISTORE_EINVAL, mpistore_barrier(S, 0, 2, "", 1.0));        /* empty prefix */
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_barrier(S, 0, 0, "p", 1.0)); /* world_size < 1 */
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_barrier(S, 2, 2, "p", 1.0)); /* rank >= world */
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_barrier(S, 0, 2, "", 1.0));  /* empty prefix */
     MT_ERR(S, MPISTORE_EINVAL, mpistore_barrier(S, 0, 2, NULL, 1.0));
     MT_ERR(S, MPISTORE_EINVAL, mpistore_barrier(S, 0, 2, "p", -1.0));
     MT_ERR(S, MPISTORE_EINVAL, mpistore_barrier_nonblocking(S, 0, "p", &last));

@@ -121,8 +121,7 @@ static void errors_einval_open_options(void **state)
     assert_int_equal(mpistore_open(&s, MPI_COMM_NULL, NULL), -MPISTORE_EINVAL);
     /* one rank passes NULL out: every rank fails, nobody hangs */
     mpistore_options_init(&o);
-    assert_int_equal(mpistore_open(mt_rank == 0 ? NULL : &s, MPI_COMM_WORLD, &o),
-                     -MPISTORE_EINVAL);
+    assert_int_equal(mpistore_open(mt_rank == 0 ? NULL : &s, MPI_COMM_WORLD, &o), -MPISTORE_EINVAL);
     if (mt_size > 1) { /* differing options */
         o.keys_per_rank = 4096 + (size_t)mt_rank;
         assert_int_equal(mpistore_open(&s, MPI_COMM_WORLD, &o), -MPISTORE_EINVAL);
@@ -251,7 +250,8 @@ static void errors_etoobig(void **state)
     mt_expect_str(s, kk, "0123456789abcdef");
     void *cur = NULL;
     size_t len = 0;
-    MT_ERR(s, MPISTORE_ETOOBIG, mpistore_compare_set(s, kk, "", 0, "0123456789abcdefX", 17, &cur, &len));
+    MT_ERR(s, MPISTORE_ETOOBIG,
+           mpistore_compare_set(s, kk, "", 0, "0123456789abcdefX", 17, &cur, &len));
     const char *keys[] = {"multi-ok", kk};
     const void *vals[] = {"small", "0123456789abcdefX"};
     size_t lens[] = {5, 17};

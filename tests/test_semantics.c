@@ -191,7 +191,7 @@ static void semantics_compare_set_truth_table(void **state)
         mt_expect_str(S, k3, "next");
         expect_cas(k3, "cur", "other", "next"); /* different: current returned */
         mt_expect_str(S, k3, "next");
-        expect_cas(k3, "", "z", "next");        /* present, expected empty: differs */
+        expect_cas(k3, "", "z", "next"); /* present, expected empty: differs */
         MT_OK(S, mpistore_set(S, k3, "", 0));
         expect_cas(k3, "", "filled", "filled"); /* present empty == expected empty */
         mt_expect_str(S, k3, "filled");
