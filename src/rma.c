@@ -67,24 +67,25 @@ int ms_rget(mpistore_t *s, int target, size_t off, void *buf, size_t len)
     return 0;
 }
 
-int ms_getacc_u32(mpistore_t *s, int target, size_t off, uint32_t *buf, size_t count_)
+/* Atomic element-wise read of count elements (MPI_NO_OP). */
+static int getacc(mpistore_t *s, int target, size_t off, void *buf, size_t n, MPI_Datatype type,
+                  size_t size)
 {
-    count(s, count_ * 4);
-    CHECK_ISSUE(MPI_Get_accumulate(NULL, 0, MPI_UINT32_T, buf, (int)count_, MPI_UINT32_T, target,
-                                   (MPI_Aint)off, (int)count_, MPI_UINT32_T, MPI_NO_OP,
-                                   s->core->win),
+    count(s, n * size);
+    CHECK_ISSUE(MPI_Get_accumulate(NULL, 0, type, buf, (int)n, type, target, (MPI_Aint)off, (int)n,
+                                   type, MPI_NO_OP, s->core->win),
                 target);
     return 0;
 }
 
-int ms_getacc_u64(mpistore_t *s, int target, size_t off, uint64_t *buf, size_t count_)
+int ms_getacc_u32(mpistore_t *s, int target, size_t off, uint32_t *buf, size_t n)
 {
-    count(s, count_ * 8);
-    CHECK_ISSUE(MPI_Get_accumulate(NULL, 0, MPI_UINT64_T, buf, (int)count_, MPI_UINT64_T, target,
-                                   (MPI_Aint)off, (int)count_, MPI_UINT64_T, MPI_NO_OP,
-                                   s->core->win),
-                target);
-    return 0;
+    return getacc(s, target, off, buf, n, MPI_UINT32_T, 4);
+}
+
+int ms_getacc_u64(mpistore_t *s, int target, size_t off, uint64_t *buf, size_t n)
+{
+    return getacc(s, target, off, buf, n, MPI_UINT64_T, 8);
 }
 
 int ms_cas_u32(mpistore_t *s, int target, size_t off, const uint32_t *desired,
@@ -178,9 +179,5 @@ void ms_backoff(mpistore_t *s, ms_backoff_t *b)
 
 int ms_getacc_i64(mpistore_t *s, int target, size_t off, int64_t *buf)
 {
-    count(s, 8);
-    CHECK_ISSUE(MPI_Get_accumulate(NULL, 0, MPI_INT64_T, buf, 1, MPI_INT64_T, target, (MPI_Aint)off,
-                                   1, MPI_INT64_T, MPI_NO_OP, s->core->win),
-                target);
-    return 0;
+    return getacc(s, target, off, buf, 1, MPI_INT64_T, 8);
 }

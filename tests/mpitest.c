@@ -37,6 +37,21 @@ mpistore_t *mt_open(const mpistore_options_t *opts)
     return s;
 }
 
+mpistore_t *mt_open_self(size_t keys, size_t bytes, size_t maxval)
+{
+    mpistore_options_t o;
+    mpistore_t *s = NULL;
+    mpistore_options_init(&o);
+    o.keys_per_rank = keys;
+    o.bytes_per_rank = bytes;
+    o.max_value_len = maxval;
+    int rc = mpistore_open(&s, MPI_COMM_SELF, &o);
+    if (rc != MPISTORE_OK)
+        fail_msg("rank %d: open on MPI_COMM_SELF -> %s: %s", mt_rank, mpistore_errname(rc),
+                 mpistore_errmsg(NULL));
+    return s;
+}
+
 mpistore_t *mt_store;
 
 int mt_setup_store(void **state)

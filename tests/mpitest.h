@@ -42,6 +42,9 @@ int mt_teardown_store(void **state);
 /* A store with default options (fresh per call) and a unique key prefix. */
 mpistore_t *mt_open(const mpistore_options_t *opts);
 void mt_close(mpistore_t *s);
+/* A one-rank store on MPI_COMM_SELF (deterministic key placement) with the
+ * given keys_per_rank, bytes_per_rank and max_value_len. */
+mpistore_t *mt_open_self(size_t keys, size_t bytes, size_t maxval);
 /* "t<counter>/" style unique name, identical on all ranks when called in the
  * same order. */
 const char *mt_unique(const char *tag);

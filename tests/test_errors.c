@@ -261,25 +261,10 @@ static void errors_etoobig(void **state)
     mt_close(s);
 }
 
-/* A one-rank store (MPI_COMM_SELF) makes key placement deterministic. */
-static mpistore_t *self_store(size_t keys, size_t bytes, size_t maxval)
-{
-    mpistore_options_t o;
-    mpistore_t *s = NULL;
-    mpistore_options_init(&o);
-    o.keys_per_rank = keys;
-    o.bytes_per_rank = bytes;
-    o.max_value_len = maxval;
-    int rc = mpistore_open(&s, MPI_COMM_SELF, &o);
-    if (rc)
-        fail_msg("open on MPI_COMM_SELF: %s", mpistore_errmsg(NULL));
-    return s;
-}
-
 static void errors_enospc_key_slots(void **state)
 {
     (void)state;
-    mpistore_t *s = self_store(4, 65536, 1024);
+    mpistore_t *s = mt_open_self(4, 65536, 1024);
     char key[32];
     int i;
     for (i = 0; i < 4; i++) {
@@ -306,7 +291,7 @@ static void errors_enospc_key_slots(void **state)
 static void errors_enospc_value_memory(void **state)
 {
     (void)state;
-    mpistore_t *s = self_store(64, 8192, 1024);
+    mpistore_t *s = mt_open_self(64, 8192, 1024);
     static char val[1000];
     char key[32];
     int stored = 0, rc = 0;

@@ -9,25 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A one-rank store (MPI_COMM_SELF): key placement is deterministic. */
-static mpistore_t *self_store(size_t keys, size_t bytes, size_t maxval)
-{
-    mpistore_options_t o;
-    mpistore_t *s = NULL;
-    mpistore_options_init(&o);
-    o.keys_per_rank = keys;
-    o.bytes_per_rank = bytes;
-    o.max_value_len = maxval;
-    if (mpistore_open(&s, MPI_COMM_SELF, &o))
-        fail_msg("open: %s", mpistore_errmsg(NULL));
-    return s;
-}
-
 /* Two keys with the same fingerprint and home bucket stay distinct */
 static void internal_fingerprint_collision(void **state)
 {
     (void)state;
-    mpistore_t *s = self_store(2, 65536, 1024);
+    mpistore_t *s = mt_open_self(2, 65536, 1024);
     enum { N = 1 << 19 };
     uint64_t *tab = calloc(N, sizeof *tab); /* (fp<<32 | home) -> i+1 */
     uint32_t *idx = calloc(N, sizeof *idx);
@@ -68,7 +54,7 @@ static void internal_fingerprint_collision(void **state)
 static void internal_stale_length_hint(void **state)
 {
     (void)state;
-    mpistore_t *s = self_store(16, 1 << 20, 1 << 16);
+    mpistore_t *s = mt_open_self(16, 1 << 20, 1 << 16);
     static unsigned char big[5000];
     for (size_t i = 0; i < sizeof big; i++)
         big[i] = (unsigned char)(i * 13 + 1);
