@@ -275,10 +275,7 @@ int mpistore_get_all(mpistore_t *s, int rank, const char *prefix, int world_size
         return -MPISTORE_EINVAL;
     int rc = check_group(s, rank, world_size, 0, "get_all");
     if (rc == 0)
-        rc = check_prefix(s, prefix, "get_all",
-                          strlen(FINISHED) + strlen(NUM_MEMBERS) > 11
-                              ? strlen(FINISHED) + strlen(NUM_MEMBERS)
-                              : 11);
+        rc = check_prefix(s, prefix, "get_all", strlen(FINISHED) + strlen(NUM_MEMBERS));
     if (rc == 0)
         rc = check_outputs(s, values, lens, "get_all");
     return rc ? rc : get_all(s, rank, prefix, world_size, values, lens);

@@ -240,6 +240,14 @@ static inline void ms_leave(ms_core_t *c)
         pthread_mutex_unlock(&c->mu);
 }
 
+/* Start of a public call: a NULL handle is EINVAL, else enter the core. */
+#define MS_ENTER(s)                                                                                \
+    do {                                                                                           \
+        if (!(s))                                                                                  \
+            return -MPISTORE_EINVAL;                                                               \
+        ms_enter((s)->core);                                                                       \
+    } while (0)
+
 void *ms_dup_value(const void *v, size_t len); /* malloc len+1, NUL-terminated */
 
 /* ---- shared by the operation files (called with the core entered) ---- */

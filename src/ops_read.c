@@ -80,9 +80,7 @@ static int get_one(mpistore_t *s, const char *key, double t0, double deadline, v
 
 int mpistore_get(mpistore_t *s, const char *key, void **value, size_t *len)
 {
-    if (!s)
-        return -MPISTORE_EINVAL;
-    ms_enter(s->core);
+    MS_ENTER(s);
     int rc;
     if (!value || !len)
         rc = ms_err(s, MPISTORE_EINVAL, "get: value or len is NULL");
@@ -120,9 +118,7 @@ static int present(mpistore_t *s, const char *key, double deadline, int *found)
 
 int mpistore_check(mpistore_t *s, const char *const *keys, size_t nkeys, bool *all_present)
 {
-    if (!s)
-        return -MPISTORE_EINVAL;
-    ms_enter(s->core);
+    MS_ENTER(s);
     int rc = all_present ? check_keys_arg(s, keys, nkeys, "check")
                          : ms_err(s, MPISTORE_EINVAL, "check: all_present is NULL");
     int found = 1;
@@ -163,9 +159,7 @@ static int wait_timeout(mpistore_t *s, const char *const *keys, size_t nkeys, si
 
 int mpistore_wait(mpistore_t *s, const char *const *keys, size_t nkeys, double timeout_s)
 {
-    if (!s)
-        return -MPISTORE_EINVAL;
-    ms_enter(s->core);
+    MS_ENTER(s);
     int rc = check_keys_arg(s, keys, nkeys, "wait");
     if (rc == 0 &&
         !(timeout_s == MPISTORE_TIMEOUT_DEFAULT || (timeout_s >= 0 && isfinite(timeout_s))))
@@ -189,9 +183,7 @@ int mpistore_wait(mpistore_t *s, const char *const *keys, size_t nkeys, double t
 int mpistore_multi_get(mpistore_t *s, const char *const *keys, size_t nkeys, void **values,
                        size_t *lens)
 {
-    if (!s)
-        return -MPISTORE_EINVAL;
-    ms_enter(s->core);
+    MS_ENTER(s);
     int rc = check_keys_arg(s, keys, nkeys, "multi_get");
     if (rc == 0 && nkeys > 0 && (!values || !lens))
         rc = ms_err(s, MPISTORE_EINVAL, "multi_get: values or lens is NULL");
@@ -225,9 +217,7 @@ int mpistore_multi_get(mpistore_t *s, const char *const *keys, size_t nkeys, voi
 int mpistore_multi_set(mpistore_t *s, const char *const *keys, const void *const *values,
                        const size_t *lens, size_t nkeys)
 {
-    if (!s)
-        return -MPISTORE_EINVAL;
-    ms_enter(s->core);
+    MS_ENTER(s);
     int rc = check_keys_arg(s, keys, nkeys, "multi_set");
     if (rc == 0 && nkeys > 0 && (!values || !lens))
         rc = ms_err(s, MPISTORE_EINVAL, "multi_set: values or lens is NULL");
@@ -248,9 +238,7 @@ int mpistore_multi_set(mpistore_t *s, const char *const *keys, const void *const
 
 int mpistore_num_keys(mpistore_t *s, int64_t *count)
 {
-    if (!s)
-        return -MPISTORE_EINVAL;
-    ms_enter(s->core);
+    MS_ENTER(s);
     ms_core_t *c = s->core;
     int rc = 0;
     int64_t *per = NULL;

@@ -421,13 +421,6 @@ static int write_key(mpistore_t *s, const char *key, wreq_t *w)
     return rc;
 }
 
-#define ENTER(s)                                                                                   \
-    do {                                                                                           \
-        if (!(s))                                                                                  \
-            return -MPISTORE_EINVAL;                                                               \
-        ms_enter((s)->core);                                                                       \
-    } while (0)
-
 static int check_value(mpistore_t *s, const void *v, size_t len, const char *what)
 {
     if (!v && len > 0)
@@ -449,7 +442,7 @@ int ms_set_locked(mpistore_t *s, const char *key, const void *value, size_t len)
 
 int mpistore_set(mpistore_t *s, const char *key, const void *value, size_t len)
 {
-    ENTER(s);
+    MS_ENTER(s);
     int rc = ms_set_locked(s, key, value, len);
     ms_leave(s->core);
     return rc;
@@ -457,7 +450,7 @@ int mpistore_set(mpistore_t *s, const char *key, const void *value, size_t len)
 
 int mpistore_add(mpistore_t *s, const char *key, int64_t delta, int64_t *result)
 {
-    ENTER(s);
+    MS_ENTER(s);
     wreq_t w = {.kind = W_ADD, .delta = delta};
     int rc = write_key(s, key, &w);
     if (rc == 0 && result)
@@ -470,7 +463,7 @@ int mpistore_compare_set(mpistore_t *s, const char *key, const void *expected, s
                          const void *desired, size_t desired_len, void **current,
                          size_t *current_len)
 {
-    ENTER(s);
+    MS_ENTER(s);
     int rc = 0;
     if (!current || !current_len)
         rc = ms_err(s, MPISTORE_EINVAL, "compare_set: current or current_len is NULL");
@@ -497,7 +490,7 @@ int mpistore_compare_set(mpistore_t *s, const char *key, const void *expected, s
 
 int mpistore_append(mpistore_t *s, const char *key, const void *value, size_t len)
 {
-    ENTER(s);
+    MS_ENTER(s);
     int rc = check_value(s, value, len, "value");
     if (rc == 0) {
         wreq_t w = {.kind = W_APPEND, .val = value, .vlen = len};
@@ -509,7 +502,7 @@ int mpistore_append(mpistore_t *s, const char *key, const void *value, size_t le
 
 int mpistore_delete_key(mpistore_t *s, const char *key, bool *deleted)
 {
-    ENTER(s);
+    MS_ENTER(s);
     wreq_t w = {.kind = W_DELETE};
     int rc = write_key(s, key, &w);
     if (rc == 0 && deleted)

@@ -13,7 +13,7 @@
 #define MIB (KIB * KIB)
 
 /* Message of the calling thread's last failed open/close (no handle then). */
-static _Thread_local mpistore_t ms_orphan;
+static _Thread_local char ms_orphan[MS_ERRMSG_LEN];
 
 void mpistore_options_init(mpistore_options_t *opts)
 {
@@ -110,7 +110,7 @@ static int open_fail(int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(ms_orphan.errmsg, sizeof ms_orphan.errmsg, fmt, ap);
+    vsnprintf(ms_orphan, sizeof ms_orphan, fmt, ap);
     va_end(ap);
     return -code;
 }
@@ -122,13 +122,13 @@ static int open_mpi_fail(int mpirc, const char *call, size_t bytes)
     if (MPI_Error_string(mpirc, text, &len) != MPI_SUCCESS)
         snprintf(text, sizeof text, "MPI error %d", mpirc);
     if (strcmp(call, "MPI_Win_allocate") == 0)
-        snprintf(ms_orphan.errmsg, sizeof ms_orphan.errmsg,
+        snprintf(ms_orphan, sizeof ms_orphan,
                  "MPI_Win_allocate of %zu bytes per rank failed: %s. If the job spans "
                  "nodes over TCP with Open MPI 4.x, run with '--mca osc sm,pt2pt' (or "
                  "export OMPI_MCA_osc=sm,pt2pt); otherwise lower bytes_per_rank",
                  bytes, text);
     else
-        snprintf(ms_orphan.errmsg, sizeof ms_orphan.errmsg, "%s failed: %s", call, text);
+        snprintf(ms_orphan, sizeof ms_orphan, "%s failed: %s", call, text);
     return -MPISTORE_EMPI;
 }
 
@@ -137,7 +137,7 @@ int mpistore_open(mpistore_t **out, MPI_Comm comm, const mpistore_options_t *opt
     int init = 0, fin = 0, rc, differ = 0;
     char why[200] = "";
     mpistore_options_t o;
-    ms_orphan.errmsg[0] = 0;
+    ms_orphan[0] = 0;
     MPI_Initialized(&init);
     MPI_Finalized(&fin);
     if (!init || fin)
@@ -363,5 +363,5 @@ const char *mpistore_version(void)
 
 const char *ms_orphan_errmsg(void)
 {
-    return ms_orphan.errmsg;
+    return ms_orphan;
 }
