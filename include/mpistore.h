@@ -63,8 +63,9 @@ enum {
 /** "Use the store's timeout" for mpistore_wait(). */
 #define MPISTORE_TIMEOUT_DEFAULT (-1.0)
 
-/** The version of mpistore_options_t this header describes. */
-#define MPISTORE_OPTIONS_VERSION 1u
+/** The version of mpistore_options_t this header describes (version 1 had no
+ *  progress_thread field and is still accepted). */
+#define MPISTORE_OPTIONS_VERSION 2u
 
 /*
  * Store options.  Initialise with mpistore_options_init(), then change fields.
@@ -72,7 +73,17 @@ enum {
  *
  * Defaults: timeout_s 300, max_key_len 1024, max_value_len 1 MiB,
  * keys_per_rank 4096, bytes_per_rank 7 MiB (the index adds about 200 KiB, so
- * a default store uses less than 8 MiB of window memory per rank).
+ * a default store uses less than 8 MiB of window memory per rank),
+ * progress_thread 0.
+ *
+ * progress_thread: start a thread that drives MPI progress every 100 us while
+ * the store is open, so that ranks reading or writing keys hosted by this rank
+ * are not stalled while this rank computes outside MPI.  Needed only on
+ * transports without hardware one-sided support: Open MPI osc/pt2pt and osc/ucx
+ * over TCP, MPICH without MPIR_CVAR_ASYNC_PROGRESS=1 (see README, "Supported
+ * MPI implementations").  Requires MPI_THREAD_MULTIPLE (open fails with
+ * EINVAL otherwise).  The environment variable MPISTORE_PROGRESS_THREAD=1 or
+ * =0 overrides this field.  Ranks may differ in this field.
  */
 typedef struct mpistore_options {
     unsigned version;      /**< MPISTORE_OPTIONS_VERSION */
@@ -81,6 +92,7 @@ typedef struct mpistore_options {
     size_t max_value_len;  /**< bytes */
     size_t keys_per_rank;  /**< keys each rank's index can host */
     size_t bytes_per_rank; /**< value memory each rank hosts for its writes */
+    int progress_thread;   /**< 1: run a progress thread (version 2) */
 } mpistore_options_t;
 
 /** Fill *opts with the defaults above (NULL is ignored). */
@@ -90,9 +102,10 @@ void mpistore_options_init(mpistore_options_t *opts);
  * Open a store over comm.  Collective over comm: every rank must call it with
  * identical options (opts NULL = defaults).  Duplicates comm and allocates
  * the window memory (MPI_Win_allocate).
- * Errors: EINVAL (NULL out, MPI_COMM_NULL, bad or differing options),
- * ESTATE (MPI not initialised), ENOMEM, EMPI (window allocation failed; the
- * message names the MPI setting that fixes known transport problems).
+ * Errors: EINVAL (NULL out, MPI_COMM_NULL, bad or differing options, a
+ * progress thread without MPI_THREAD_MULTIPLE), ESTATE (MPI not initialised),
+ * ENOMEM, EMPI (window allocation failed; the message names the MPI setting
+ * that fixes known transport problems).
  * On error *out is untouched and, except for EINVAL on a NULL comm, every
  * rank returns the same code.
  */

@@ -6,6 +6,7 @@
 #include "mpistore.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #define MS_ERRMSG_LEN 512
 #define MS_PROBE_MAX 64u /* probe window, in slots */
@@ -85,6 +86,9 @@ typedef struct ms_core {
     int thread_multiple;
     pthread_mutex_t mu;
     mpistore_stats_t stats;
+    int progress_on;         /* progress thread running (progress.c) */
+    atomic_int progress_stop;
+    pthread_t progress;
 } ms_core_t;
 
 struct mpistore {
@@ -105,6 +109,13 @@ int ms_err(mpistore_t *s, int code, const char *fmt, ...)
     ;
 int ms_mpierr(mpistore_t *s, int mpirc, const char *call, int target);
 const char *ms_orphan_errmsg(void); /* last failed open/close of this thread */
+
+/* ---- progress.c: the optional progress thread ---- */
+/* 1 if the thread is wanted (env MPISTORE_PROGRESS_THREAD=0/1 overrides the
+ * option), 0 if not, -1 with a reason in why if the variable is malformed. */
+int ms_progress_requested(int option, char *why, size_t n);
+int ms_progress_start(ms_core_t *c); /* 0, or -1 if the thread cannot start */
+void ms_progress_stop(ms_core_t *c); /* joins the thread; no-op if not running */
 
 /* ---- rma.c: counted RMA primitives, progress, backoff, deadlines ---- */
 int ms_flush(mpistore_t *s, int target);

@@ -4,6 +4,7 @@
 #include "mpistore_version.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,9 +44,9 @@ static size_t align64(size_t x)
 
 static int check_options(const mpistore_options_t *o, char *why, size_t n)
 {
-    if (o->version != MPISTORE_OPTIONS_VERSION)
-        snprintf(why, n, "options version %u, expected %u (call mpistore_options_init)", o->version,
-                 MPISTORE_OPTIONS_VERSION);
+    if (o->version != MPISTORE_OPTIONS_VERSION && o->version != 1)
+        snprintf(why, n, "options version %u, expected 1 or %u (call mpistore_options_init)",
+                 o->version, MPISTORE_OPTIONS_VERSION);
     else if (!(o->timeout_s >= 0) || !isfinite(o->timeout_s))
         snprintf(why, n, "timeout_s %g must be finite and >= 0", o->timeout_s);
     else if (o->max_key_len < 1 || o->max_key_len > 64 * KIB)
@@ -121,15 +122,80 @@ static int open_mpi_fail(int mpirc, const char *call, size_t bytes)
     int len = 0;
     if (MPI_Error_string(mpirc, text, &len) != MPI_SUCCESS)
         snprintf(text, sizeof text, "MPI error %d", mpirc);
-    if (strcmp(call, "MPI_Win_allocate") == 0)
-        snprintf(ms_orphan, sizeof ms_orphan,
-                 "MPI_Win_allocate of %zu bytes per rank failed: %s. If the job spans "
-                 "nodes over TCP with Open MPI 4.x, run with '--mca osc sm,pt2pt' (or "
-                 "export OMPI_MCA_osc=sm,pt2pt); otherwise lower bytes_per_rank",
+    if (bytes)
+        snprintf(ms_orphan, sizeof ms_orphan, "%s of %zu bytes per rank failed: %.200s", call,
                  bytes, text);
     else
-        snprintf(ms_orphan, sizeof ms_orphan, "%s failed: %s", call, text);
+        snprintf(ms_orphan, sizeof ms_orphan, "%s failed: %.200s", call, text);
     return -MPISTORE_EMPI;
+}
+
+static int is_open_mpi(void)
+{
+    char lib[MPI_MAX_LIBRARY_VERSION_STRING];
+    int len = 0;
+    return MPI_Get_library_version(lib, &len) == MPI_SUCCESS && strstr(lib, "Open MPI") != NULL;
+}
+
+/* MPI_Win_allocate failed: say which setting fixes the known causes. */
+static int window_fail(int mpirc, size_t bytes, int nodes, int level)
+{
+    char text[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    if (MPI_Error_string(mpirc, text, &len) != MPI_SUCCESS)
+        snprintf(text, sizeof text, "MPI error %d", mpirc);
+    int ompi = is_open_mpi(), multiple = level == MPI_THREAD_MULTIPLE;
+    if (ompi && nodes > 1)
+        snprintf(ms_orphan, sizeof ms_orphan,
+                 "MPI_Win_allocate failed: %.96s. The job spans %d nodes and Open MPI 4.x's "
+                 "default one-sided component (osc/rdma) cannot use TCP between nodes: run with "
+                 "'--mca osc sm,pt2pt' (or export OMPI_MCA_osc=sm,pt2pt)%s",
+                 text, nodes,
+                 multiple ? "; osc/pt2pt refuses MPI_THREAD_MULTIPLE, so with that thread level "
+                            "use '--mca osc ucx' (plus UCX_TLS=tcp,self over plain TCP)"
+                          : "");
+    else if (ompi && multiple)
+        snprintf(ms_orphan, sizeof ms_orphan,
+                 "MPI_Win_allocate failed: %.96s. MPI runs with MPI_THREAD_MULTIPLE, which Open "
+                 "MPI 4.x's osc/pt2pt (its TCP and multi-node path) refuses: run with '--mca osc "
+                 "ucx' (plus UCX_TLS=tcp,self over plain TCP), or initialise MPI with "
+                 "MPI_THREAD_SERIALIZED (then without a progress thread)",
+                 text);
+    else
+        snprintf(ms_orphan, sizeof ms_orphan,
+                 "MPI_Win_allocate of %zu bytes per rank failed: %.96s (lower bytes_per_rank or "
+                 "keys_per_rank)",
+                 bytes, text);
+    return -MPISTORE_EMPI;
+}
+
+/* Number of shared-memory nodes comm spans (collective), or -1. */
+static int count_nodes(MPI_Comm comm)
+{
+    MPI_Comm local;
+    int lrank = 0, first, nodes = -1;
+    if (MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local) != MPI_SUCCESS)
+        return -1;
+    MPI_Comm_rank(local, &lrank);
+    first = lrank == 0;
+    if (MPI_Allreduce(&first, &nodes, 1, MPI_INT, MPI_SUM, comm) != MPI_SUCCESS)
+        nodes = -1;
+    MPI_Comm_free(&local);
+    return nodes;
+}
+
+static const char *thread_level_name(int level)
+{
+    switch (level) {
+    case MPI_THREAD_SINGLE:
+        return "MPI_THREAD_SINGLE";
+    case MPI_THREAD_FUNNELED:
+        return "MPI_THREAD_FUNNELED";
+    case MPI_THREAD_SERIALIZED:
+        return "MPI_THREAD_SERIALIZED";
+    default:
+        return "MPI_THREAD_MULTIPLE";
+    }
 }
 
 int mpistore_open(mpistore_t **out, MPI_Comm comm, const mpistore_options_t *opts)
@@ -144,11 +210,25 @@ int mpistore_open(mpistore_t **out, MPI_Comm comm, const mpistore_options_t *opt
         return open_fail(MPISTORE_ESTATE, "%s", "mpistore_open: MPI is not initialised");
     if (comm == MPI_COMM_NULL)
         return open_fail(MPISTORE_EINVAL, "%s", "mpistore_open: comm is MPI_COMM_NULL");
-    if (opts)
+    mpistore_options_init(&o);
+    if (opts && opts->version == 1) /* fields before progress_thread only */
+        memcpy(&o, opts, offsetof(mpistore_options_t, progress_thread));
+    else if (opts)
         o = *opts;
-    else
-        mpistore_options_init(&o);
+    int level = MPI_THREAD_SINGLE;
+    MPI_Query_thread(&level);
     int bad = !out || check_options(&o, why, sizeof why) != 0;
+    int progress = bad ? 0 : ms_progress_requested(o.progress_thread, why, sizeof why);
+    if (progress < 0)
+        bad = 1;
+    else if (progress && level != MPI_THREAD_MULTIPLE) {
+        snprintf(why, sizeof why,
+                 "the progress thread needs MPI_THREAD_MULTIPLE but MPI provides %s (initialise "
+                 "with MPI_Init_thread(..., MPI_THREAD_MULTIPLE, ...) or unset "
+                 "MPISTORE_PROGRESS_THREAD)",
+                 thread_level_name(level));
+        bad = 1;
+    }
     if (!out)
         snprintf(why, sizeof why, "out is NULL");
 
@@ -196,11 +276,12 @@ int mpistore_open(mpistore_t **out, MPI_Comm comm, const mpistore_options_t *opt
     MPI_Info_set(info, "accumulate_ordering", "none");
     MPI_Info_set(info, "same_size", "true");
     MPI_Info_set(info, "same_disp_unit", "true");
+    int nodes = count_nodes(dup);
     rc = MPI_Win_allocate((MPI_Aint)c->win_bytes, 1, info, dup, &c->base, &c->win);
     MPI_Info_free(&info);
     if (rc != MPI_SUCCESS) {
         c->win = MPI_WIN_NULL;
-        rc = open_mpi_fail(rc, "MPI_Win_allocate", c->win_bytes);
+        rc = window_fail(rc, c->win_bytes, nodes, level);
         goto fail;
     }
     MPI_Win_set_errhandler(c->win, MPI_ERRORS_RETURN);
@@ -210,14 +291,24 @@ int mpistore_open(mpistore_t **out, MPI_Comm comm, const mpistore_options_t *opt
     rc = MPI_Win_lock_all(MPI_MODE_NOCHECK, c->win);
     if (rc == MPI_SUCCESS)
         rc = MPI_Win_sync(c->win);
-    if (rc == MPI_SUCCESS)
-        rc = MPI_Barrier(dup); /* nobody touches a window before it is zeroed */
     if (rc != MPI_SUCCESS) {
         rc = open_mpi_fail(rc, "MPI_Win_lock_all", 0);
         goto fail;
     }
-    int level = MPI_THREAD_SINGLE;
-    MPI_Query_thread(&level);
+    /* The reduction doubles as the barrier that keeps every rank off the
+     * windows until all are zeroed, and makes a failed thread start fail the
+     * open on every rank. */
+    int nostart = progress && ms_progress_start(c) != 0, anyfail = 0;
+    rc = MPI_Allreduce(&nostart, &anyfail, 1, MPI_INT, MPI_MAX, dup);
+    if (rc != MPI_SUCCESS || anyfail) {
+        ms_progress_stop(c);
+        MPI_Win_unlock_all(c->win);
+        rc = rc != MPI_SUCCESS ? open_mpi_fail(rc, "MPI_Allreduce", 0)
+                               : open_fail(MPISTORE_ENOMEM, "%s",
+                                           "mpistore_open: cannot start the progress thread "
+                                           "(pthread_create failed on some rank)");
+        goto fail;
+    }
     c->thread_multiple = level == MPI_THREAD_MULTIPLE;
     if (c->thread_multiple)
         pthread_mutex_init(&c->mu, NULL);
@@ -291,6 +382,7 @@ int mpistore_close(mpistore_t *s)
         return MPISTORE_OK;
     }
     ms_core_t *c = s->core;
+    ms_progress_stop(c); /* before the window and communicator go away */
     int rc = MPI_Win_flush_all(c->win);
     const char *call = "MPI_Win_flush_all";
     if (rc == MPI_SUCCESS &&

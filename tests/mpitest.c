@@ -13,6 +13,11 @@ int mt_thread_level = MPI_THREAD_SINGLE;
 int mt_main(int argc, char **argv, const char *name, const struct CMUnitTest *tests, size_t n,
             int thread_level)
 {
+    /* A transport cell can lower the level (Open MPI's osc/pt2pt refuses
+     * windows under MPI_THREAD_MULTIPLE). */
+    const char *lvl = getenv("MPISTORE_TEST_THREAD_LEVEL");
+    if (lvl && strcmp(lvl, "serialized") == 0 && thread_level > MPI_THREAD_SERIALIZED)
+        thread_level = MPI_THREAD_SERIALIZED;
     MPI_Init_thread(&argc, &argv, thread_level, &mt_thread_level);
     MPI_Comm_rank(MPI_COMM_WORLD, &mt_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &mt_size);
@@ -25,6 +30,14 @@ int mt_main(int argc, char **argv, const char *name, const struct CMUnitTest *te
     MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
     MPI_Finalize();
     return any ? 1 : 0;
+}
+
+long mt_scale(long n)
+{
+    const char *slow = getenv("MPISTORE_TEST_SLOW");
+    if (!slow || strcmp(slow, "1") != 0)
+        return n;
+    return n / 20 > 0 ? n / 20 : 1;
 }
 
 mpistore_t *mt_open(const mpistore_options_t *opts)

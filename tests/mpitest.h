@@ -65,6 +65,10 @@ const char *mt_unique(const char *tag);
                      mpistore_errname(mt_rc_), mpistore_errname(code), mpistore_errmsg(s));        \
     } while (0)
 
+/* n on fast transports; n / 20 (at least 1) when the transport cell sets
+ * MPISTORE_TEST_SLOW=1 (TCP, emulated nodes, MPICH), for long loops. */
+long mt_scale(long n);
+
 /* get key and compare with an expected C string */
 void mt_expect_str(mpistore_t *s, const char *key, const char *want);
 void mt_barrier(void);

@@ -364,6 +364,11 @@ static void errors_empi(void **state)
     (void)state;
     mpistore_options_t o;
     mpistore_t *s = (mpistore_t *)0x1;
+    /* MPICH 4.0.2 (ch4:ucx) crashes or hangs inside MPI_Win_allocate when the
+     * allocation fails instead of returning the error (tests/transport/repro). */
+    const char *no_huge = getenv("MPISTORE_TEST_NO_HUGE_WINDOW");
+    if (no_huge && strcmp(no_huge, "1") == 0)
+        skip();
     mpistore_options_init(&o);
     o.bytes_per_rank = (size_t)1 << 44; /* 16 TiB per rank: the window cannot exist */
     assert_int_equal(mpistore_open(&s, MPI_COMM_WORLD, &o), -MPISTORE_EMPI);
