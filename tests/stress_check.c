@@ -616,33 +616,36 @@ static void check_chain(st_global *g, const st_ctx *c)
         st_win *w = g->wins[t];
         size_t n = g->nwins[t];
         qsort(w, n, sizeof *w, cmp_win);
+        const st_win *prev = NULL; /* the win of the previous generation */
         for (size_t i = 0; i < n; i++) {
-            if (i > 0 && w[i].e.aux == w[i - 1].e.aux) {
+            if (prev && w[i].e.aux == prev->e.aux) {
                 st_violation(c, "cas",
                              "two ranks won the same compare_set transition of %s "
                              "(generation %u)",
                              st_key_name(ST_K_T + t), w[i].e.aux);
-                st_print_ent("winner:", w[i - 1].rank, &w[i - 1].e);
+                st_print_ent("winner:", prev->rank, &prev->e);
                 st_print_ent("winner:", w[i].rank, &w[i].e);
                 continue;
             }
-            if (w[i].e.aux != i + 1) {
-                st_violation(c, "cas", "compare_set chain of %s has a gap before generation %u",
-                             st_key_name(ST_K_T + t), w[i].e.aux);
-                st_print_ent("win:", w[i].rank, &w[i].e);
+            uint32_t gen = prev ? prev->e.aux + 1 : 1;
+            if (w[i].e.aux != gen) {
+                st_violation(c, "cas", "compare_set chain of %s has no win of generation %u",
+                             st_key_name(ST_K_T + t), gen);
+                st_print_ent("next win:", w[i].rank, &w[i].e);
                 break;
             }
             uint64_t want =
-                i == 0 ? (uint64_t)ST_NONE << 32 : (uint64_t)w[i - 1].e.w << 32 | w[i - 1].e.seq;
+                prev ? (uint64_t)prev->e.w << 32 | prev->e.seq : (uint64_t)ST_NONE << 32;
             if ((uint64_t)w[i].e.val != want) {
                 st_violation(c, "cas",
                              "compare_set win of generation %u on %s expected a value that was "
                              "not the previous win",
                              w[i].e.aux, st_key_name(ST_K_T + t));
-                if (i > 0)
-                    st_print_ent("previous:", w[i - 1].rank, &w[i - 1].e);
+                if (prev)
+                    st_print_ent("previous:", prev->rank, &prev->e);
                 st_print_ent("win:     ", w[i].rank, &w[i].e);
             }
+            prev = &w[i];
         }
     }
 }
