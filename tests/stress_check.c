@@ -37,7 +37,8 @@ const char *const st_op_names[ST_OP_COUNT] = {"set",        "get",      "add",  
 static const char *const ev_names[ST_EV_COUNT] = {
     "write",       "read",   "add",   "counter-read", "append",  "append-read",
     "append-recs", "delete", "check", "wait",         "num_keys"};
-static const char *const st_names[] = {"ok", "absent/timeout", "failed(nospc/toobig)"};
+static const char *const st_names[] = {"ok", "absent(timeout waiting for the key)",
+                                       "failed(nospc/toobig)", "busy(timeout: key kept changing)"};
 
 int st_class(int key)
 {
@@ -216,7 +217,7 @@ void st_print_ent(const char *prefix, int rank, const st_ent *e)
             "flags=%s t=[%.6f, %.6f]\n",
             prefix, rank, e->op < ST_OP_COUNT ? st_op_names[e->op] : "?",
             e->ev < ST_EV_COUNT ? ev_names[e->ev] : "?", st_key_name(e->key),
-            e->st < 3 ? st_names[e->st] : "?", e->w == ST_NONE ? -1 : (int)e->w, e->seq, e->aux,
+            e->st < 4 ? st_names[e->st] : "?", e->w == ST_NONE ? -1 : (int)e->w, e->seq, e->aux,
             (long long)e->val, fl[0] ? fl : "-", e->t0, e->t1);
 }
 
@@ -356,6 +357,19 @@ static void presence(st_local *l, const st_ctx *c, const st_ent *e, unsigned mas
     st_print_ent("offending:    ", c->rank, e);
 }
 
+/* A read of keys known to exist timed out because they kept changing under
+ * its validation for the whole (long) timeout: a liveness failure. */
+static void starved(st_local *l, const st_ctx *c, const st_ent *e, unsigned mask)
+{
+    st_violation(
+        c, "starved", "a read of keys known to exist timed out after %s because they kept changing",
+        (e->flags & ST_F_LONGTO) || e->aux >= 1000 ? "the long timeout" : "a short timeout");
+    for (int k = 0; k < ST_NK; k++)
+        if (mask & (1u << k))
+            st_print_ent("seen to exist:", c->rank, &l->known_at[k]);
+    st_print_ent("offending:    ", c->rank, e);
+}
+
 static void floor_seen(st_local *l, const st_ctx *c, const st_ent *e, int64_t v, bool strict,
                        const char *what)
 {
@@ -439,7 +453,10 @@ void st_check_local(st_local *l, const st_ctx *c, const st_log *log)
             }
             break;
         case ST_EV_READ:
-            if (e->st == ST_ABSENT) {
+            if (e->st == ST_BUSY) {
+                if (l->known & (1u << k))
+                    starved(l, c, e, 1u << k);
+            } else if (e->st == ST_ABSENT) {
                 if (cls == ST_CLS_T && (l->known & (1u << k)))
                     presence(l, c, e, 1u << k, "a token key read as missing");
                 all_must_be_newer(l, k, -1, WHY_ABSENT, e);
@@ -457,7 +474,10 @@ void st_check_local(st_local *l, const st_ctx *c, const st_log *log)
             }
             break;
         case ST_EV_CREAD:
-            if (e->st == ST_ABSENT) {
+            if (e->st == ST_BUSY) {
+                if (l->known & (1u << k))
+                    starved(l, c, e, 1u << k);
+            } else if (e->st == ST_ABSENT) {
                 if (l->known & (1u << k))
                     presence(l, c, e, 1u << k, "a counter read as missing");
             } else if (!(e->flags & ST_F_VALID)) {
@@ -489,7 +509,7 @@ void st_check_local(st_local *l, const st_ctx *c, const st_log *log)
                 nr++;
             if (e->st == ST_ABSENT)
                 all_must_be_newer(l, k, -1, WHY_ABSENT, e);
-            else
+            else if (e->st == ST_OK)
                 append_seen(l, c, e, e + 1, nr);
             i += nr;
             break;
@@ -504,6 +524,8 @@ void st_check_local(st_local *l, const st_ctx *c, const st_log *log)
         case ST_EV_WAIT:
             if (e->st == ST_ABSENT && (mask & ~l->known) == 0)
                 presence(l, c, e, mask, "a wait/multi_get timed out");
+            else if (e->st == ST_BUSY && (mask & ~l->known) == 0)
+                starved(l, c, e, mask);
             break;
         case ST_EV_NUMKEYS:
             if (e->val < popcount(l->known) || e->val > ST_NK + c->size) {

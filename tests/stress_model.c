@@ -48,7 +48,7 @@ typedef struct run {
     uint64_t ops;
     /* counters reported at the end: calls per op, then outcomes */
     uint64_t calls[ST_OP_COUNT];
-    uint64_t n_absent, n_fail, n_won, n_deleted;
+    uint64_t n_absent, n_busy, n_fail, n_won, n_deleted;
     /* fault injection */
     int inj;
     bool inj_done, inj_armed;
@@ -96,6 +96,13 @@ static int outcome(run_t *R, int rc, unsigned allow, const char *call, int key)
     if (rc == MPISTORE_OK)
         return ST_OK;
     if (rc == -MPISTORE_ETIMEDOUT && (allow & A_TIMEOUT)) {
+        /* Only "timeout ... waiting for key" proves the key was missing (at the
+         * last poll); a read that timed out because the key "kept changing"
+         * under its validation saw nothing. */
+        if (strstr(mpistore_errmsg(R->s), "kept changing")) {
+            R->n_busy++;
+            return ST_BUSY;
+        }
         R->n_absent++;
         return ST_ABSENT;
     }
@@ -166,12 +173,12 @@ static void make_value(unsigned char *buf, size_t len, int key, int w, uint32_t 
 }
 
 /* Log the absence of key (timeout, or compare_set saying it is missing). */
-static void log_absent(run_t *R, int op, int key, double t0, double t1, unsigned flags)
+static void log_absent(run_t *R, int op, int key, double t0, double t1, int st, unsigned flags)
 {
     int cls = st_class(key);
     int ev = cls == ST_CLS_C ? ST_EV_CREAD : cls == ST_CLS_A ? ST_EV_AREAD : ST_EV_READ;
     st_ent *e = ent(R, op, ev, key, t0, t1);
-    e->st = ST_ABSENT;
+    e->st = (uint8_t)st;
     e->flags = (uint8_t)flags;
     if (cls == ST_CLS_R && R->inj_armed && R->inj_key == key) {
         /* lostdelete: log the value seen before our delete instead */
@@ -356,7 +363,7 @@ static void op_get(run_t *R)
     if (st == ST_OK)
         log_value(R, ST_OP_GET, k, t0, t1, v, len, lng ? ST_F_LONGTO : 0);
     else
-        log_absent(R, ST_OP_GET, k, t0, t1, lng ? ST_F_LONGTO : 0);
+        log_absent(R, ST_OP_GET, k, t0, t1, st, lng ? ST_F_LONGTO : 0);
     mpistore_free(v);
 }
 
@@ -441,7 +448,7 @@ static void op_cas(run_t *R)
                 R->known |= 1u << k;
         }
     } else if (explen > 0 && curlen == explen && memcmp(cur, exp, explen) == 0) {
-        log_absent(R, ST_OP_CAS, k, t0, t1, ST_F_CASEXP);
+        log_absent(R, ST_OP_CAS, k, t0, t1, ST_ABSENT, ST_F_CASEXP);
     } else {
         log_value(R, ST_OP_CAS, k, t0, t1, cur, curlen, 0);
     }
@@ -512,9 +519,10 @@ static void op_multi_get(run_t *R)
     double t0 = MPI_Wtime();
     int rc = mpistore_multi_get(R->s, names, (size_t)n, v, lens);
     double t1 = MPI_Wtime();
-    if (outcome(R, rc, A_TIMEOUT, "multi_get", ids[0]) != ST_OK) {
+    int st = outcome(R, rc, A_TIMEOUT, "multi_get", ids[0]);
+    if (st != ST_OK) {
         st_ent *e = ent(R, ST_OP_MULTI_GET, ST_EV_WAIT, -1, t0, t1);
-        e->st = ST_ABSENT;
+        e->st = (uint8_t)st;
         e->val = mask;
         e->aux = (uint32_t)(to * 1000);
         e->flags = lng ? ST_F_LONGTO : 0;
@@ -707,12 +715,13 @@ static void final_phase(run_t *R, st_local *L, st_global *g)
         double t0 = MPI_Wtime();
         int rc = mpistore_get(R->s, keyname[k], &v, &len);
         double t1 = MPI_Wtime();
-        if (outcome(R, rc, A_TIMEOUT, "final get", k) == ST_OK) {
+        int st = outcome(R, rc, A_TIMEOUT, "final get", k);
+        if (st == ST_OK) {
             dig[k] = st_digest(v, len);
             log_value(R, ST_OP_FINAL, k, t0, t1, v, len, lng ? ST_F_LONGTO : 0);
         } else {
             dig[k] = 0;
-            log_absent(R, ST_OP_FINAL, k, t0, t1, lng ? ST_F_LONGTO : 0);
+            log_absent(R, ST_OP_FINAL, k, t0, t1, st, lng ? ST_F_LONGTO : 0);
         }
         fin[k] = R->log.e[at];
         mpistore_free(v);
@@ -784,14 +793,15 @@ static void final_phase(run_t *R, st_local *L, st_global *g)
 /* Rank 0 prints per-rank and total operation counts. */
 static void report(run_t *R, double secs)
 {
-    enum { NC = ST_OP_COUNT + 5 };
+    enum { NC = ST_OP_COUNT + 6 };
     uint64_t mine[NC], *all = NULL;
     memcpy(mine, R->calls, sizeof R->calls);
     mine[ST_OP_COUNT] = R->ops;
     mine[ST_OP_COUNT + 1] = R->n_won;
     mine[ST_OP_COUNT + 2] = R->n_deleted;
     mine[ST_OP_COUNT + 3] = R->n_absent;
-    mine[ST_OP_COUNT + 4] = R->n_fail;
+    mine[ST_OP_COUNT + 4] = R->n_busy;
+    mine[ST_OP_COUNT + 5] = R->n_fail;
     if (R->c.rank == 0)
         all = calloc((size_t)R->c.size * NC, sizeof *all);
     MPI_Gather(mine, NC, MPI_UINT64_T, all, NC, MPI_UINT64_T, 0, MPI_COMM_WORLD);
@@ -799,7 +809,7 @@ static void report(run_t *R, double secs)
         return;
     const char *ttl[NC] = {"set",       "get",       "add",     "cas",      "delete", "check",
                            "multi_get", "multi_set", "append",  "num_keys", "wait",   "final",
-                           "total",     "cas_won",   "deleted", "absent",   "nospc"};
+                           "total",     "cas_won",   "deleted", "absent",   "busy",   "nospc"};
     uint64_t sum[NC] = {0};
     char lib[MPI_MAX_LIBRARY_VERSION_STRING];
     int liblen = 0;

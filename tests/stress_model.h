@@ -66,7 +66,8 @@ enum {
 enum {
     ST_OK,
     ST_ABSENT, /* timed out / reported missing */
-    ST_FAIL    /* ENOSPC or ETOOBIG: the call says it changed nothing */
+    ST_FAIL,   /* ENOSPC or ETOOBIG: the call says it changed nothing */
+    ST_BUSY    /* timed out while the key "kept changing": present, but no stable read */
 };
 
 /* Flags. */
