@@ -1,0 +1,960 @@
+/* Model-based stress test: every rank runs a long random sequence of all
+ * operations on a small shared key set, logs what each call returned, and the
+ * logs are checked against what a linearizable store may return (see
+ * stress_model.h and stress_check.c; docs/testing.md "Stress test").
+ *
+ * Environment:
+ *   STRESS_SECONDS  run time per store variant (default 3)
+ *   STRESS_SEED     PRNG seed (default time-based; printed at start)
+ *   STRESS_INJECT   torn|dupadd|lostdelete|dupcas|reorder: make the logging lie
+ *                   about one result on rank 1, to prove the checker catches it
+ */
+#include "mpitest.h"
+#include "stress_model.h"
+
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define WRITE_TO 60.0 /* writes, check: a timeout is a failure */
+#define LONG_TO 10.0  /* reads of keys known to exist: a timeout is a violation */
+#define EPOCH_S 1.0   /* logs are checked and gathered after every epoch */
+#define EPOCH_CAP ((size_t)1 << 17)
+#define INJECT_AFTER 300 /* ops before an injected fault may fire */
+
+enum { INJ_NONE, INJ_TORN, INJ_DUPADD, INJ_LOSTDEL, INJ_DUPCAS, INJ_REORDER };
+static const char *const inj_names[] = {"", "torn", "dupadd", "lostdelete", "dupcas", "reorder"};
+
+typedef struct run {
+    st_ctx c;
+    mpistore_t *s;
+    uint64_t rng;
+    st_log log;
+    bool small;
+    size_t maxval, alimit;
+    uint32_t seq;         /* next write sequence number of this rank */
+    uint32_t aidx[ST_NK]; /* next append index of this rank per key */
+    int64_t lastadd[ST_NK];
+    unsigned known;             /* counter/token keys known to exist */
+    unsigned char *last[ST_NK]; /* last value seen/written (compare_set expected) */
+    size_t lastlen[ST_NK];
+    size_t alen[ST_NK]; /* last length seen of an append key */
+    unsigned char *buf;
+    st_rec *recs;
+    size_t reccap;
+    uint64_t ops;
+    /* counters reported at the end: calls per op, then outcomes */
+    uint64_t calls[ST_OP_COUNT];
+    uint64_t n_absent, n_busy, n_fail, n_won, n_deleted;
+    /* fault injection */
+    int inj;
+    bool inj_done, inj_armed;
+    int inj_key;
+    st_rec inj_rec;
+    size_t inj_len;
+} run_t;
+
+static const char *keyname[ST_NK];
+
+static uint64_t rnd(run_t *R)
+{
+    R->rng += 0x9E3779B97F4A7C15ull;
+    return st_mix(R->rng);
+}
+static unsigned rndn(run_t *R, unsigned n)
+{
+    return (unsigned)(rnd(R) % n);
+}
+
+static st_ent *ent(run_t *R, int op, int ev, int key, double t0, double t1)
+{
+    st_log *l = &R->log;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 4096;
+        l->e = realloc(l->e, l->cap * sizeof *l->e);
+        assert_non_null(l->e);
+    }
+    st_ent *e = &l->e[l->n++];
+    memset(e, 0, sizeof *e);
+    e->t0 = t0;
+    e->t1 = t1;
+    e->op = (uint8_t)op;
+    e->ev = (uint8_t)ev;
+    e->key = (uint8_t)key;
+    e->w = ST_NONE;
+    return e;
+}
+
+enum { A_TIMEOUT = 1, A_SPACE = 2 };
+
+/* Map a return code to a status; anything not allowed ends the test. */
+static int outcome(run_t *R, int rc, unsigned allow, const char *call, int key)
+{
+    if (rc == MPISTORE_OK)
+        return ST_OK;
+    if (rc == -MPISTORE_ETIMEDOUT && (allow & A_TIMEOUT)) {
+        /* Only "timeout ... waiting for key" proves the key was missing (at the
+         * last poll); a read that timed out because the key "kept changing"
+         * under its validation saw nothing. */
+        if (strstr(mpistore_errmsg(R->s), "kept changing")) {
+            R->n_busy++;
+            return ST_BUSY;
+        }
+        R->n_absent++;
+        return ST_ABSENT;
+    }
+    if ((rc == -MPISTORE_ENOSPC || rc == -MPISTORE_ETOOBIG) && (allow & A_SPACE) && R->small) {
+        R->n_fail++;
+        return ST_FAIL;
+    }
+    fail_msg("stress rank %d seed %llu variant %d: %s on '%s' -> %s: %s", R->c.rank,
+             (unsigned long long)R->c.seed, R->c.variant, call, key >= 0 ? keyname[key] : "-",
+             mpistore_errname(rc), mpistore_errmsg(R->s));
+    return ST_FAIL;
+}
+
+static double short_timeout(run_t *R)
+{
+    return 0.001 * (1 + rndn(R, 20));
+}
+
+static void timeout_to(run_t *R, double t)
+{
+    MT_OK(R->s, mpistore_set_timeout(R->s, t));
+}
+
+static bool can_inject(run_t *R, int kind)
+{
+    return R->inj == kind && !R->inj_done && R->ops > INJECT_AFTER;
+}
+
+static void remember(run_t *R, int key, const void *v, size_t len)
+{
+    free(R->last[key]);
+    R->last[key] = malloc(len + 1);
+    assert_non_null(R->last[key]);
+    memcpy(R->last[key], v, len);
+    R->lastlen[key] = len;
+}
+
+static void own_write(run_t *R, int key)
+{
+    if (R->inj_armed && R->inj_key == key)
+        R->inj_armed = false; /* lostdelete: a write of our own in between, re-arm later */
+}
+
+/* Length of a register value: 0/1 byte up to several KiB. */
+static size_t reg_len(run_t *R, size_t min)
+{
+    unsigned p = rndn(R, 100);
+    size_t len;
+    if (p < 4)
+        len = rndn(R, 2);
+    else if (p < 8)
+        len = 2 + rndn(R, ST_HDR - 2);
+    else if (p < 60)
+        len = ST_HDR + rndn(R, 237);
+    else if (p < 90)
+        len = 257 + rndn(R, 768);
+    else
+        len = 1025 + rndn(R, (unsigned)(R->maxval - 1024));
+    return len < min ? min : len;
+}
+
+static void make_value(unsigned char *buf, size_t len, int key, int w, uint32_t seq, uint32_t gen)
+{
+    if (len < ST_HDR)
+        st_make_short(buf, len, key);
+    else
+        st_make_record(buf, len, key, w, seq, gen);
+}
+
+/* Log the absence of key (timeout, or compare_set saying it is missing). */
+static void log_absent(run_t *R, int op, int key, double t0, double t1, int st, unsigned flags)
+{
+    int cls = st_class(key);
+    int ev = cls == ST_CLS_C ? ST_EV_CREAD : cls == ST_CLS_A ? ST_EV_AREAD : ST_EV_READ;
+    st_ent *e = ent(R, op, ev, key, t0, t1);
+    e->st = (uint8_t)st;
+    e->flags = (uint8_t)flags;
+    if (cls == ST_CLS_R && R->inj_armed && R->inj_key == key) {
+        /* lostdelete: log the value seen before our delete instead */
+        e->st = ST_OK;
+        e->flags = ST_F_VALID;
+        e->w = (uint16_t)R->inj_rec.w;
+        e->seq = R->inj_rec.seq;
+        e->aux = R->inj_rec.gen;
+        e->val = (int64_t)R->inj_len;
+        R->inj_armed = false;
+        R->inj_done = true;
+    }
+}
+
+static void log_append_value(run_t *R, int op, int key, double t0, double t1, unsigned char *v,
+                             size_t len)
+{
+    size_t need = len / ST_AREC_HDR + 1, nrec = 0;
+    if (need > R->reccap) {
+        R->reccap = 2 * need;
+        R->recs = realloc(R->recs, R->reccap * sizeof *R->recs);
+        assert_non_null(R->recs);
+    }
+    st_rec *rec = R->recs;
+    int ok = st_decode_append(v, len, key, R->c.size, rec, &nrec);
+    if (ok && can_inject(R, INJ_REORDER)) {
+        for (size_t i = 0; i + 1 < nrec && !R->inj_done; i++)
+            for (size_t j = i + 1; j < nrec; j++)
+                if (rec[j].w == rec[i].w) { /* swap two records of one writer */
+                    st_rec t = rec[i];
+                    rec[i] = rec[j];
+                    rec[j] = t;
+                    R->inj_done = true;
+                    break;
+                }
+    }
+    st_ent *h = ent(R, op, ST_EV_AREAD, key, t0, t1);
+    h->val = (int64_t)len;
+    R->alen[key] = len;
+    if (!ok)
+        return; /* no ST_F_VALID: the checker reports it */
+    h->flags = ST_F_VALID | ST_F_ORDER;
+    /* per writer: records must be consecutive indexes in value order */
+    int n = R->c.size;
+    int64_t lo[n], hi[n];
+    for (int w = 0; w < n; w++)
+        lo[w] = hi[w] = -1;
+    for (size_t i = 0; i < nrec; i++) {
+        int w = rec[i].w;
+        if (hi[w] < 0)
+            lo[w] = rec[i].seq;
+        else if (rec[i].seq != (uint64_t)hi[w] + 1)
+            h->flags &= (uint8_t)~ST_F_ORDER;
+        hi[w] = rec[i].seq;
+    }
+    for (int w = 0; w < n; w++)
+        if (hi[w] >= 0) {
+            st_ent *r = ent(R, op, ST_EV_AREC, key, t0, t1);
+            r->w = (uint16_t)w;
+            r->aux = (uint32_t)lo[w];
+            r->seq = (uint32_t)hi[w];
+        }
+}
+
+/* Decode and log a value read from key. */
+static void log_value(run_t *R, int op, int key, double t0, double t1, unsigned char *v, size_t len,
+                      unsigned flags)
+{
+    int cls = st_class(key);
+    if (cls == ST_CLS_A) {
+        log_append_value(R, op, key, t0, t1, v, len);
+        return;
+    }
+    if (cls == ST_CLS_C) {
+        st_ent *e = ent(R, op, ST_EV_CREAD, key, t0, t1);
+        e->flags = (uint8_t)flags;
+        int64_t x = 0;
+        bool ok = len >= 1 && len <= 18;
+        for (size_t i = 0; ok && i < len; i++) {
+            ok = v[i] >= '0' && v[i] <= '9';
+            x = 10 * x + (v[i] - '0');
+        }
+        if (ok) {
+            e->flags |= ST_F_VALID;
+            e->val = x;
+            R->known |= 1u << key;
+        } else {
+            e->val = (int64_t)len;
+        }
+        return;
+    }
+    if (cls == ST_CLS_R && len >= ST_HDR + 8 && can_inject(R, INJ_TORN)) {
+        v[ST_HDR + (len - ST_HDR) / 2] ^= 0x40; /* one flipped bit in the payload */
+        R->inj_done = true;
+    }
+    st_ent *e = ent(R, op, ST_EV_READ, key, t0, t1);
+    e->flags = (uint8_t)flags;
+    e->val = (int64_t)len;
+    st_rec r;
+    int d = st_decode(v, len, key, &r);
+    if (d == 1) {
+        e->flags |= ST_F_VALID;
+        e->w = (uint16_t)r.w;
+        e->seq = r.seq;
+        e->aux = r.gen;
+    } else if (d == 2) {
+        e->flags |= ST_F_VALID | ST_F_SHORT;
+    }
+    if (d)
+        remember(R, key, v, len);
+    if (d && cls == ST_CLS_T)
+        R->known |= 1u << key;
+    if (cls == ST_CLS_R && R->inj_armed && R->inj_key == key) {
+        e->flags = ST_F_VALID;
+        e->w = (uint16_t)R->inj_rec.w;
+        e->seq = R->inj_rec.seq;
+        e->aux = R->inj_rec.gen;
+        e->val = (int64_t)R->inj_len;
+        R->inj_armed = false;
+        R->inj_done = true;
+    }
+}
+
+static int pick(run_t *R, int first, int n)
+{
+    return first + (int)rndn(R, (unsigned)n);
+}
+
+/* n distinct keys from [first, first+count) */
+static unsigned pick_keys(run_t *R, int first, int count, int n, const char **names, int *ids)
+{
+    unsigned mask = 0;
+    for (int i = 0; i < n; i++) {
+        int k;
+        do
+            k = pick(R, first, count);
+        while (mask & (1u << k));
+        mask |= 1u << k;
+        ids[i] = k;
+        names[i] = keyname[k];
+    }
+    return mask;
+}
+
+static bool all_known(run_t *R, unsigned mask)
+{
+    return (mask & ~R->known) == 0;
+}
+
+static void op_set(run_t *R)
+{
+    int k = pick(R, ST_K_R, ST_NR);
+    size_t len = reg_len(R, 0);
+    make_value(R->buf, len, k, R->c.rank, R->seq, 0);
+    timeout_to(R, WRITE_TO);
+    own_write(R, k);
+    double t0 = MPI_Wtime();
+    int rc = mpistore_set(R->s, keyname[k], R->buf, len);
+    double t1 = MPI_Wtime();
+    st_ent *e = ent(R, ST_OP_SET, ST_EV_WRITE, k, t0, t1);
+    e->st = (uint8_t)outcome(R, rc, A_SPACE, "set", k);
+    e->w = (uint16_t)R->c.rank;
+    e->seq = R->seq++;
+    e->val = (int64_t)len;
+    if (len < ST_HDR)
+        e->flags = ST_F_SHORT;
+    if (e->st == ST_OK)
+        remember(R, k, R->buf, len);
+}
+
+static void op_get(run_t *R)
+{
+    int k = pick(R, 0, ST_NK);
+    bool lng = all_known(R, 1u << k);
+    timeout_to(R, lng ? LONG_TO : short_timeout(R));
+    void *v = NULL;
+    size_t len = 0;
+    double t0 = MPI_Wtime();
+    int rc = mpistore_get(R->s, keyname[k], &v, &len);
+    double t1 = MPI_Wtime();
+    int st = outcome(R, rc, A_TIMEOUT, "get", k);
+    if (st == ST_OK)
+        log_value(R, ST_OP_GET, k, t0, t1, v, len, lng ? ST_F_LONGTO : 0);
+    else
+        log_absent(R, ST_OP_GET, k, t0, t1, st, lng ? ST_F_LONGTO : 0);
+    mpistore_free(v);
+}
+
+static void op_add(run_t *R)
+{
+    int k = pick(R, ST_K_C, ST_NC);
+    int64_t delta = rndn(R, 10) == 0 ? 0 : 1, res = 0;
+    timeout_to(R, WRITE_TO);
+    double t0 = MPI_Wtime();
+    int rc = mpistore_add(R->s, keyname[k], delta, &res);
+    double t1 = MPI_Wtime();
+    st_ent *e = ent(R, ST_OP_ADD, ST_EV_ADD, k, t0, t1);
+    e->st = (uint8_t)outcome(R, rc, A_SPACE, "add", k);
+    e->aux = (uint32_t)delta;
+    if (e->st != ST_OK)
+        return;
+    e->val = res;
+    R->known |= 1u << k;
+    if (delta == 1 && res - 1 > R->lastadd[k] + 1 && can_inject(R, INJ_DUPADD)) {
+        e->val = res - 1; /* claim a result some other add returned */
+        R->inj_done = true;
+    }
+    if (delta == 1)
+        R->lastadd[k] = res;
+}
+
+static void op_cas(run_t *R)
+{
+    bool token = rndn(R, 2) == 0;
+    int k = token ? pick(R, ST_K_T, ST_NT) : pick(R, ST_K_R, ST_NR);
+    const unsigned char *exp = R->last[k];
+    size_t explen = R->last[k] ? R->lastlen[k] : 0;
+    st_rec er = {ST_NONE, 0, 0};
+    size_t len;
+    if (token) {
+        if (explen && st_decode(exp, explen, k, &er) != 1)
+            er = (st_rec){ST_NONE, 0, 0};
+        len = ST_HDR + rndn(R, 48);
+        st_make_record(R->buf, len, k, R->c.rank, R->seq, er.gen + 1);
+    } else {
+        if (rndn(R, 5) == 0) {
+            exp = (const unsigned char *)"nope!"; /* never stored by anyone */
+            explen = 5;
+        }
+        len = reg_len(R, 1);
+        if (len == explen && len < ST_HDR) /* a short desired must differ from expected */
+            len = len + 1 < ST_HDR ? len + 1 : len - 1;
+        make_value(R->buf, len, k, R->c.rank, R->seq, 0);
+        own_write(R, k);
+    }
+    timeout_to(R, WRITE_TO);
+    void *cur = NULL;
+    size_t curlen = 0;
+    double t0 = MPI_Wtime();
+    int rc = mpistore_compare_set(R->s, keyname[k], exp, explen, R->buf, len, &cur, &curlen);
+    double t1 = MPI_Wtime();
+    int st = outcome(R, rc, A_SPACE, "compare_set", k);
+    bool won = st == ST_OK && curlen == len && memcmp(cur, R->buf, len) == 0;
+    st_rec got;
+    if (st == ST_OK && !won && token && can_inject(R, INJ_DUPCAS) &&
+        st_decode(cur, curlen, k, &got) == 1 && got.gen == er.gen + 1) {
+        won = true; /* claim the transition another rank won */
+        R->inj_done = true;
+    }
+    if (st != ST_OK || won) {
+        st_ent *e = ent(R, ST_OP_CAS, ST_EV_WRITE, k, t0, t1);
+        e->st = (uint8_t)st;
+        e->w = (uint16_t)R->c.rank;
+        e->seq = R->seq;
+        e->val = (int64_t)len;
+        if (len < ST_HDR)
+            e->flags = ST_F_SHORT;
+        if (won) {
+            e->flags |= ST_F_WON;
+            R->n_won++;
+            remember(R, k, R->buf, len);
+        }
+        if (token) {
+            e->aux = er.gen + 1;
+            e->val = (int64_t)((uint64_t)(uint16_t)er.w << 32 | er.seq);
+            if (won)
+                R->known |= 1u << k;
+        }
+    } else if (explen > 0 && curlen == explen && memcmp(cur, exp, explen) == 0) {
+        log_absent(R, ST_OP_CAS, k, t0, t1, ST_ABSENT, ST_F_CASEXP);
+    } else {
+        log_value(R, ST_OP_CAS, k, t0, t1, cur, curlen, 0);
+    }
+    R->seq++;
+    mpistore_free(cur);
+}
+
+static void op_delete_key(run_t *R, int k)
+{
+    timeout_to(R, WRITE_TO);
+    bool del = false;
+    double t0 = MPI_Wtime();
+    int rc = mpistore_delete_key(R->s, keyname[k], &del);
+    double t1 = MPI_Wtime();
+    st_ent *e = ent(R, ST_OP_DELETE, ST_EV_DELETE, k, t0, t1);
+    e->st = (uint8_t)outcome(R, rc, 0, "delete_key", k);
+    if (del) {
+        e->flags = ST_F_TRUE;
+        R->n_deleted++;
+    }
+    if (st_class(k) == ST_CLS_A)
+        R->alen[k] = 0;
+    st_rec r;
+    if (st_class(k) == ST_CLS_R && can_inject(R, INJ_LOSTDEL) && R->last[k] &&
+        st_decode(R->last[k], R->lastlen[k], k, &r) == 1) {
+        R->inj_armed = true; /* the next read of k logs this old value */
+        R->inj_key = k;
+        R->inj_rec = r;
+        R->inj_len = R->lastlen[k];
+    }
+}
+
+static void op_delete(run_t *R)
+{
+    unsigned p = rndn(R, ST_NR + ST_NA);
+    op_delete_key(R, p < ST_NR ? ST_K_R + (int)p : ST_K_A + (int)(p - ST_NR));
+}
+
+static void op_check(run_t *R)
+{
+    const char *names[4];
+    int ids[4];
+    int n = 1 + (int)rndn(R, 4);
+    unsigned mask = pick_keys(R, 0, ST_NK, n, names, ids);
+    timeout_to(R, WRITE_TO);
+    bool all = false;
+    double t0 = MPI_Wtime();
+    int rc = mpistore_check(R->s, names, (size_t)n, &all);
+    double t1 = MPI_Wtime();
+    st_ent *e = ent(R, ST_OP_CHECK, ST_EV_CHECK, -1, t0, t1);
+    e->st = (uint8_t)outcome(R, rc, 0, "check", ids[0]);
+    e->val = mask;
+    if (all)
+        e->flags = ST_F_TRUE;
+}
+
+static void op_multi_get(run_t *R)
+{
+    const char *names[4];
+    int ids[4];
+    void *v[4] = {0};
+    size_t lens[4];
+    int n = 1 + (int)rndn(R, 4);
+    unsigned mask = pick_keys(R, 0, ST_NK, n, names, ids);
+    bool lng = all_known(R, mask);
+    double to = lng ? LONG_TO : short_timeout(R);
+    timeout_to(R, to);
+    double t0 = MPI_Wtime();
+    int rc = mpistore_multi_get(R->s, names, (size_t)n, v, lens);
+    double t1 = MPI_Wtime();
+    int st = outcome(R, rc, A_TIMEOUT, "multi_get", ids[0]);
+    if (st != ST_OK) {
+        st_ent *e = ent(R, ST_OP_MULTI_GET, ST_EV_WAIT, -1, t0, t1);
+        e->st = (uint8_t)st;
+        e->val = mask;
+        e->aux = (uint32_t)(to * 1000);
+        e->flags = lng ? ST_F_LONGTO : 0;
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        log_value(R, ST_OP_MULTI_GET, ids[i], t0, t1, v[i], lens[i], lng ? ST_F_LONGTO : 0);
+        mpistore_free(v[i]);
+    }
+}
+
+static void op_multi_set(run_t *R)
+{
+    const char *names[4];
+    int ids[4];
+    const void *vals[4];
+    size_t lens[4];
+    uint32_t seqs[4];
+    int n = 1 + (int)rndn(R, 4);
+    pick_keys(R, ST_K_R, ST_NR, n, names, ids);
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        lens[i] = reg_len(R, 0) / 2; /* 4 values share the scratch buffer */
+        seqs[i] = R->seq++;
+        make_value(R->buf + off, lens[i], ids[i], R->c.rank, seqs[i], 0);
+        vals[i] = R->buf + off;
+        off += lens[i];
+        own_write(R, ids[i]);
+    }
+    timeout_to(R, WRITE_TO);
+    double t0 = MPI_Wtime();
+    int rc = mpistore_multi_set(R->s, names, vals, lens, (size_t)n);
+    double t1 = MPI_Wtime();
+    int st = outcome(R, rc, A_SPACE, "multi_set", ids[0]);
+    for (int i = 0; i < n; i++) {
+        st_ent *e = ent(R, ST_OP_MULTI_SET, ST_EV_WRITE, ids[i], t0, t1);
+        e->st = (uint8_t)st;
+        e->w = (uint16_t)R->c.rank;
+        e->seq = seqs[i];
+        e->val = (int64_t)lens[i];
+        e->flags = (uint8_t)((lens[i] < ST_HDR ? ST_F_SHORT : 0) | (st != ST_OK ? ST_F_MAYBE : 0));
+        if (st == ST_OK)
+            remember(R, ids[i], vals[i], lens[i]);
+    }
+}
+
+static void op_append(run_t *R)
+{
+    int k = pick(R, ST_K_A, ST_NA);
+    if (R->alen[k] > R->alimit && rndn(R, 2) == 0) {
+        R->calls[ST_OP_APPEND]--;
+        R->calls[ST_OP_DELETE]++;
+        op_delete_key(R, k); /* keep append values from growing without bound */
+        return;
+    }
+    size_t len = 0;
+    bool empty = rndn(R, 20) == 0;
+    if (!empty)
+        len =
+            st_make_arec(R->buf, rndn(R, 8) ? rndn(R, 64) : rndn(R, 512), k, R->c.rank, R->aidx[k]);
+    timeout_to(R, WRITE_TO);
+    double t0 = MPI_Wtime();
+    int rc = mpistore_append(R->s, keyname[k], R->buf, len);
+    double t1 = MPI_Wtime();
+    st_ent *e = ent(R, ST_OP_APPEND, ST_EV_APPEND, k, t0, t1);
+    e->st = (uint8_t)outcome(R, rc, A_SPACE, "append", k);
+    e->w = (uint16_t)R->c.rank;
+    e->val = (int64_t)len;
+    if (empty)
+        e->flags = ST_F_SHORT;
+    else if (e->st == ST_OK)
+        e->seq = R->aidx[k]++;
+}
+
+static void op_num_keys(run_t *R)
+{
+    int64_t n = -1;
+    timeout_to(R, WRITE_TO);
+    double t0 = MPI_Wtime();
+    int rc = mpistore_num_keys(R->s, &n);
+    double t1 = MPI_Wtime();
+    st_ent *e = ent(R, ST_OP_NUM_KEYS, ST_EV_NUMKEYS, -1, t0, t1);
+    e->st = (uint8_t)outcome(R, rc, 0, "num_keys", -1);
+    e->val = n;
+}
+
+static void op_wait(run_t *R)
+{
+    const char *names[3];
+    int ids[3];
+    int n = 1 + (int)rndn(R, 3);
+    unsigned mask = pick_keys(R, 0, ST_NK, n, names, ids);
+    bool lng = all_known(R, mask);
+    double to = lng ? LONG_TO : short_timeout(R);
+    timeout_to(R, WRITE_TO);
+    double t0 = MPI_Wtime();
+    int rc = mpistore_wait(R->s, names, (size_t)n, to);
+    double t1 = MPI_Wtime();
+    st_ent *e = ent(R, ST_OP_WAIT, ST_EV_WAIT, -1, t0, t1);
+    e->st = (uint8_t)outcome(R, rc, A_TIMEOUT, "wait", ids[0]);
+    e->val = mask;
+    e->aux = (uint32_t)(to * 1000);
+    e->flags = lng ? ST_F_LONGTO : 0;
+}
+
+typedef void (*op_fn)(run_t *);
+static const struct {
+    int op;
+    op_fn fn;
+    unsigned weight;
+} ops[] = {
+    {ST_OP_SET, op_set, 12},
+    {ST_OP_GET, op_get, 14},
+    {ST_OP_ADD, op_add, 12},
+    {ST_OP_CAS, op_cas, 12},
+    {ST_OP_DELETE, op_delete, 5},
+    {ST_OP_CHECK, op_check, 6},
+    {ST_OP_MULTI_GET, op_multi_get, 8},
+    {ST_OP_MULTI_SET, op_multi_set, 6},
+    {ST_OP_APPEND, op_append, 12},
+    {ST_OP_NUM_KEYS, op_num_keys, 4},
+    {ST_OP_WAIT, op_wait, 6},
+};
+
+static void one_op(run_t *R)
+{
+    unsigned total = 0;
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+        total += ops[i].weight;
+    unsigned p = rndn(R, total);
+    size_t i = 0;
+    while (p >= ops[i].weight)
+        p -= ops[i++].weight;
+    R->calls[ops[i].op]++;
+    R->ops++;
+    ops[i].fn(R);
+}
+
+/* Gather every rank's log of one epoch to rank 0 and check it there. */
+static void gather_check(run_t *R, st_global *g)
+{
+    int n = (int)R->log.n, size = R->c.size;
+    int *counts = NULL, *bytes = NULL, *displs = NULL;
+    st_ent *all = NULL, **logs = NULL;
+    if (R->c.rank == 0) {
+        counts = calloc((size_t)size, sizeof *counts);
+        bytes = calloc((size_t)size, sizeof *bytes);
+        displs = calloc((size_t)size, sizeof *displs);
+        logs = calloc((size_t)size, sizeof *logs);
+        assert_true(counts && bytes && displs && logs);
+    }
+    MPI_Gather(&n, 1, MPI_INT, counts, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (R->c.rank == 0) {
+        size_t tot = 0;
+        for (int r = 0; r < size; r++) {
+            bytes[r] = counts[r] * (int)sizeof(st_ent);
+            displs[r] = (int)(tot * sizeof(st_ent));
+            tot += (size_t)counts[r];
+        }
+        all = malloc((tot + 1) * sizeof *all);
+        assert_non_null(all);
+        for (int r = 0; r < size; r++)
+            logs[r] = all + displs[r] / (int)sizeof(st_ent);
+    }
+    MPI_Gatherv(R->log.e, n * (int)sizeof(st_ent), MPI_BYTE, all, bytes, displs, MPI_BYTE, 0,
+                MPI_COMM_WORLD);
+    if (R->c.rank == 0)
+        st_check_global(g, &R->c, logs, counts);
+    free(all);
+    free(logs);
+    free(counts);
+    free(bytes);
+    free(displs);
+}
+
+/* After the run: every rank reads every key; all must agree and match the
+ * model; then a deletion sweep must remove each present key exactly once. */
+static void final_phase(run_t *R, st_local *L, st_global *g)
+{
+    st_ent fin[ST_NK];
+    uint32_t dig[ST_NK];
+    mt_barrier(); /* fixed point: every rank has stopped writing */
+    R->log.n = 0;
+    R->c.epoch++;
+    for (int k = 0; k < ST_NK; k++) {
+        bool lng = all_known(R, 1u << k);
+        timeout_to(R, lng ? LONG_TO : 0.05);
+        void *v = NULL;
+        size_t len = 0, at = R->log.n;
+        double t0 = MPI_Wtime();
+        int rc = mpistore_get(R->s, keyname[k], &v, &len);
+        double t1 = MPI_Wtime();
+        int st = outcome(R, rc, A_TIMEOUT, "final get", k);
+        if (st == ST_OK) {
+            dig[k] = st_digest(v, len);
+            log_value(R, ST_OP_FINAL, k, t0, t1, v, len, lng ? ST_F_LONGTO : 0);
+        } else {
+            dig[k] = 0;
+            log_absent(R, ST_OP_FINAL, k, t0, t1, st, lng ? ST_F_LONGTO : 0);
+        }
+        fin[k] = R->log.e[at];
+        mpistore_free(v);
+    }
+    st_check_local(L, &R->c, &R->log);
+    gather_check(R, g);
+    st_ent *allfin = NULL;
+    uint32_t *alldig = NULL;
+    int present[ST_NK] = {0}, deleted[ST_NK] = {0}, total[ST_NK] = {0};
+    if (R->c.rank == 0) {
+        allfin = malloc((size_t)R->c.size * ST_NK * sizeof *allfin);
+        alldig = malloc((size_t)R->c.size * ST_NK * sizeof *alldig);
+        assert_true(allfin && alldig);
+    }
+    MPI_Gather(fin, (int)sizeof fin, MPI_BYTE, allfin, (int)sizeof fin, MPI_BYTE, 0,
+               MPI_COMM_WORLD);
+    MPI_Gather(dig, ST_NK, MPI_UINT32_T, alldig, ST_NK, MPI_UINT32_T, 0, MPI_COMM_WORLD);
+    if (R->c.rank == 0)
+        st_check_final(g, &R->c, allfin, alldig, present);
+    free(allfin);
+    free(alldig);
+
+    /* deletion sweep: all ranks delete every key, in different orders */
+    mt_barrier();
+    timeout_to(R, WRITE_TO);
+    for (int i = 0; i < ST_NK; i++) {
+        int k = (i + R->c.rank) % ST_NK;
+        bool del = false;
+        MT_OK(R->s, mpistore_delete_key(R->s, keyname[k], &del));
+        deleted[k] = del;
+    }
+    MPI_Reduce(deleted, total, ST_NK, MPI_INT, MPI_SUM, 0, MPI_COMM_WORLD);
+    if (R->c.rank == 0)
+        for (int k = 0; k < ST_NK; k++)
+            if (total[k] != present[k])
+                st_violation(&R->c, "delete",
+                             "final sweep: key %s was %s after the run but %d ranks' "
+                             "delete_key returned true",
+                             keyname[k], present[k] ? "present" : "absent", total[k]);
+    mt_barrier();
+    int64_t nk = -1;
+    MT_OK(R->s, mpistore_num_keys(R->s, &nk));
+    if (nk != 0)
+        st_violation(&R->c, "delete", "num_keys() is %lld after the final deletion sweep",
+                     (long long)nk);
+    timeout_to(R, 0.01);
+    bool any = true;
+    for (int k = 0; k < ST_NK; k++) {
+        void *v = NULL;
+        size_t len = 0;
+        int rc = mpistore_get(R->s, keyname[k], &v, &len);
+        if (rc != -MPISTORE_ETIMEDOUT)
+            st_violation(&R->c, "delete", "get('%s') after the sweep -> %s (%zu bytes)", keyname[k],
+                         mpistore_errname(rc), len);
+        mpistore_free(v);
+        MT_OK(R->s, mpistore_check(R->s, &keyname[k], 1, &any));
+        if (any)
+            st_violation(&R->c, "delete", "check('%s') is true after the sweep", keyname[k]);
+    }
+    void *vals[ST_NK];
+    size_t lens[ST_NK];
+    int rc = mpistore_multi_get(R->s, keyname, ST_NK, vals, lens);
+    if (rc != -MPISTORE_ETIMEDOUT)
+        st_violation(&R->c, "delete", "multi_get(all keys) after the sweep -> %s",
+                     mpistore_errname(rc));
+    st_fail(&R->c);
+}
+
+/* Rank 0 prints per-rank and total operation counts. */
+static void report(run_t *R, double secs)
+{
+    enum { NC = ST_OP_COUNT + 6 };
+    uint64_t mine[NC], *all = NULL;
+    memcpy(mine, R->calls, sizeof R->calls);
+    mine[ST_OP_COUNT] = R->ops;
+    mine[ST_OP_COUNT + 1] = R->n_won;
+    mine[ST_OP_COUNT + 2] = R->n_deleted;
+    mine[ST_OP_COUNT + 3] = R->n_absent;
+    mine[ST_OP_COUNT + 4] = R->n_busy;
+    mine[ST_OP_COUNT + 5] = R->n_fail;
+    if (R->c.rank == 0)
+        all = calloc((size_t)R->c.size * NC, sizeof *all);
+    MPI_Gather(mine, NC, MPI_UINT64_T, all, NC, MPI_UINT64_T, 0, MPI_COMM_WORLD);
+    if (R->c.rank != 0)
+        return;
+    const char *ttl[NC] = {"set",       "get",       "add",     "cas",      "delete", "check",
+                           "multi_get", "multi_set", "append",  "num_keys", "wait",   "final",
+                           "total",     "cas_won",   "deleted", "absent",   "busy",   "nospc"};
+    uint64_t sum[NC] = {0};
+    char lib[MPI_MAX_LIBRARY_VERSION_STRING];
+    int liblen = 0;
+    MPI_Get_library_version(lib, &liblen);
+    lib[strcspn(lib, ",\n")] = 0; /* first phrase: "Open MPI v4.1.4" / "MPICH Version: 4.0.2" */
+    const char *osc = getenv("OMPI_MCA_osc");
+    printf("stress variant %s, %d ranks, %.1f s, %s, osc=%s%s: operation counts\n",
+           R->small ? "small-store" : "default", R->c.size, secs, lib, osc ? osc : "default",
+           getenv("MPISTORE_TEST_SLOW") ? " (MPISTORE_TEST_SLOW)" : "");
+    printf("%6s", "rank");
+    for (int i = 0; i < NC; i++)
+        if (i != ST_OP_FINAL)
+            printf(" %9s", ttl[i]);
+    printf("\n");
+    for (int r = 0; r <= R->c.size; r++) {
+        uint64_t *row = r < R->c.size ? all + (size_t)r * NC : sum;
+        if (r < R->c.size)
+            printf("%6d", r);
+        else
+            printf("%6s", "total");
+        for (int i = 0; i < NC; i++) {
+            if (r < R->c.size)
+                sum[i] += row[i];
+            if (i != ST_OP_FINAL)
+                printf(" %9llu", (unsigned long long)row[i]);
+        }
+        printf("\n");
+    }
+    printf("stress totals: %llu ops in %.1f s = %.0f ops/s over %d ranks\n",
+           (unsigned long long)sum[ST_OP_COUNT], secs, (double)sum[ST_OP_COUNT] / secs, R->c.size);
+    fflush(stdout);
+    free(all);
+}
+
+static double env_double(const char *name, double dflt)
+{
+    const char *s = getenv(name);
+    return s && *s ? atof(s) : dflt;
+}
+
+static void run_variant(int variant)
+{
+    run_t *R = calloc(1, sizeof *R);
+    assert_non_null(R);
+    R->c.rank = mt_rank;
+    R->c.size = mt_size;
+    R->c.variant = variant;
+    R->small = variant == 1;
+    R->maxval = R->small ? 4096 : 6144;
+    R->alimit = R->small ? 4096 : 16384;
+
+    uint64_t seed = 0;
+    if (mt_rank == 0) {
+        const char *s = getenv("STRESS_SEED");
+        seed = s && *s ? strtoull(s, NULL, 0)
+                       : st_mix((uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32));
+    }
+    MPI_Bcast(&seed, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD);
+    R->c.seed = seed;
+    R->rng = st_mix(seed ^ st_mix((uint64_t)(mt_rank * 2 + variant + 1)));
+    const char *inj = getenv("STRESS_INJECT");
+    R->c.inject = inj ? inj : "";
+    for (int i = 1; i < (int)(sizeof inj_names / sizeof inj_names[0]); i++)
+        if (inj && strcmp(inj, inj_names[i]) == 0)
+            R->inj = i;
+    if (inj && *inj && !R->inj)
+        fail_msg("STRESS_INJECT=%s: unknown (torn|dupadd|lostdelete|dupcas|reorder)", inj);
+    if (variant != 0 || mt_rank != (mt_size > 1 ? 1 : 0))
+        R->inj = INJ_NONE; /* one liar: rank 1, default store */
+    double secs = env_double("STRESS_SECONDS", 3.0);
+    if (mt_rank == 0)
+        printf("stress variant %s: seed=%llu (STRESS_SEED=%llu reproduces each rank's "
+               "operation sequence) ranks=%d seconds=%.1f inject=%s\n",
+               R->small ? "small-store" : "default", (unsigned long long)seed,
+               (unsigned long long)seed, mt_size, secs, R->c.inject[0] ? R->c.inject : "none");
+    fflush(stdout);
+
+    mpistore_options_t o;
+    mpistore_options_init(&o);
+    if (R->small) { /* the allocator's reclamation path runs all the time */
+        o.keys_per_rank = ST_NK;
+        o.bytes_per_rank = 16 * 1024;
+        o.max_value_len = 8192;
+    }
+    R->s = mt_open(&o);
+    R->buf = malloc(4 * 8192 + 64);
+    assert_non_null(R->buf);
+    for (int k = 0; k < ST_NK; k++)
+        keyname[k] = st_key_name(k);
+
+    st_local *L = st_local_new(&R->c);
+    st_global *g = mt_rank == 0 ? st_global_new(&R->c) : NULL;
+    mt_barrier();
+    double start = MPI_Wtime(), elapsed = 0;
+    for (int cont = 1; cont;) {
+        R->log.n = 0;
+        double end = MPI_Wtime() + (secs < EPOCH_S ? secs : EPOCH_S);
+        size_t margin = 16 + 4 * ((size_t)mt_size + 1);
+        while (MPI_Wtime() < end && R->log.n + margin < EPOCH_CAP)
+            one_op(R);
+        st_check_local(L, &R->c, &R->log);
+        gather_check(R, g);
+        elapsed = MPI_Wtime() - start;
+        cont = elapsed < secs;
+        MPI_Bcast(&cont, 1, MPI_INT, 0, MPI_COMM_WORLD); /* rank 0's clock decides */
+        R->c.epoch++;
+    }
+    final_phase(R, L, g);
+    report(R, elapsed);
+    int injected = R->inj_done, any = 0;
+    MPI_Allreduce(&injected, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    if (variant == 0 && R->c.inject[0] && mt_size > 1) {
+        /* reaching this point means the checker missed the lie */
+        fail_msg("STRESS_INJECT=%s: fault %s but no check caught it", R->c.inject,
+                 any ? "injected" : "never triggered");
+    }
+    st_local_free(L);
+    st_global_free(g);
+    mt_close(R->s);
+    for (int k = 0; k < ST_NK; k++)
+        free(R->last[k]);
+    free(R->log.e);
+    free(R->buf);
+    free(R->recs);
+    free(R);
+}
+
+static void stress_default_store(void **state)
+{
+    (void)state;
+    run_variant(0);
+}
+
+static void stress_small_store(void **state)
+{
+    (void)state;
+    run_variant(1);
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(stress_default_store),
+        cmocka_unit_test(stress_small_store),
+    };
+    return mt_main(argc, argv, "stress_model", tests, sizeof tests / sizeof tests[0],
+                   MPI_THREAD_SERIALIZED);
+}
