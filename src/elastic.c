@@ -87,7 +87,10 @@ int mpistore_swap_timeout(mpistore_t *s, double seconds, double *previous)
     return rc;
 }
 
-static int barrier_nonblocking(mpistore_t *s, int world_size, const char *prefix, char **out)
+/* *was_last (may be NULL) tells whether this caller was the last member, i.e.
+ * the one that set last_member: it need not wait for a key it has just set. */
+static int barrier_nonblocking(mpistore_t *s, int world_size, const char *prefix, char **out,
+                               int *was_last)
 {
     char *num = join(prefix, NUM_MEMBERS), *last = join(prefix, LAST_MEMBER);
     int64_t n = 0;
@@ -99,6 +102,8 @@ static int barrier_nonblocking(mpistore_t *s, int world_size, const char *prefix
     if (rc == 0 && n == world_size)
         rc = mpistore_set(s, last, VAL_IGNORED, strlen(VAL_IGNORED));
     free(num);
+    if (rc == 0 && was_last)
+        *was_last = n == world_size;
     if (rc == 0)
         *out = last;
     else
@@ -116,7 +121,7 @@ int mpistore_barrier_nonblocking(mpistore_t *s, int world_size, const char *key_
         rc = check_prefix(s, key_prefix, "barrier_nonblocking", strlen(NUM_MEMBERS));
     if (rc == 0 && !last_member_key)
         rc = ms_err(s, MPISTORE_EINVAL, "barrier_nonblocking: last_member_key is NULL");
-    return rc ? rc : barrier_nonblocking(s, world_size, key_prefix, last_member_key);
+    return rc ? rc : barrier_nonblocking(s, world_size, key_prefix, last_member_key, NULL);
 }
 
 /* Does key exist within `seconds` (0: check once)? */
@@ -203,8 +208,9 @@ int mpistore_barrier(mpistore_t *s, int rank, int world_size, const char *key_pr
     if (rc)
         return rc;
     mpistore_swap_timeout(s, timeout_s, &prev);
-    rc = barrier_nonblocking(s, world_size, key_prefix, &last);
-    if (rc == 0) {
+    int setter = 0;
+    rc = barrier_nonblocking(s, world_size, key_prefix, &last, &setter);
+    if (rc == 0 && !setter) { /* the last member has just set the key itself */
         void *v = NULL;
         size_t len = 0;
         rc = mpistore_get(s, last, &v, &len);
@@ -235,9 +241,10 @@ static int get_all(mpistore_t *s, int rank, const char *prefix, int world_size, 
     if (rc == 0)
         rc = mpistore_multi_get(s, (const char *const *)keys, n, vals, ls);
     have = rc == 0;
+    int setter = 0;
     if (rc == 0)
-        rc = barrier_nonblocking(s, world_size, fin, &last);
-    if (rc == 0 && rank == 0) { /* as PyTorch: rank 0 returns after everyone read */
+        rc = barrier_nonblocking(s, world_size, fin, &last, &setter);
+    if (rc == 0 && rank == 0 && !setter) { /* as PyTorch: rank 0 returns after everyone read */
         void *v = NULL;
         size_t len = 0;
         rc = mpistore_get(s, last, &v, &len);

@@ -134,10 +134,13 @@ int ms_read_u64(mpistore_t *s, int target, size_t off, uint64_t *result);
 int ms_getacc_i64(mpistore_t *s, int target, size_t off, int64_t *buf);
 #define MS_OFF_COUNT 0u /* window displacement of the rank's key count */
 
-typedef struct ms_backoff {
+typedef struct ms_backoff { /* initialise with {0} */
     unsigned round;
+    unsigned sleeps; /* rounds spent sleeping */
+    double start;    /* time of the first round */
 } ms_backoff_t;
-/* Drive MPI progress, then yield or sleep a growing step (<= 1 ms). */
+/* Drive MPI progress, then yield (the first 500 us of a wait) or sleep a
+ * growing step (10 us .. 1 ms). */
 void ms_backoff(mpistore_t *s, ms_backoff_t *b);
 double ms_now(void);
 /* deadline for a timeout in seconds (0 = none -> +inf) */
