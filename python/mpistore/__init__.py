@@ -79,6 +79,8 @@ def _val(v):
         return v.encode()
     if isinstance(v, (bytes, bytearray, memoryview)):
         return bytes(v)
+    if isinstance(v, (list, tuple)):  # PyTorch 1.13's C++ trampoline passes lists of ints
+        return bytes(v)
     raise TypeError(f"value must be bytes or str, not {type(v).__name__}")
 
 
@@ -183,14 +185,18 @@ class Store:
 
     def prefix(self, prefix):
         """A view mapping every key k to prefix + "/" + k (PrefixStore)."""
-        h = ctypes.c_void_p()
-        self._call(lib.mpistore_prefix, ctypes.byref(h), _key(prefix))
+        h, me = ctypes.c_void_p(), self._handle()
+        rc = lib.mpistore_prefix(ctypes.byref(h), me, _key(prefix))  # out first
+        if rc:
+            raise self._error(rc, me)
         return self._wrap(h)
 
     def clone(self):
         """A second handle to the same store (own timeout, e.g. for another thread)."""
-        h = ctypes.c_void_p()
-        self._call(lib.mpistore_clone, ctypes.byref(h))
+        h, me = ctypes.c_void_p(), self._handle()
+        rc = lib.mpistore_clone(ctypes.byref(h), me)  # out first
+        if rc:
+            raise self._error(rc, me)
         return self._wrap(h)
 
     def _wrap(self, h):
