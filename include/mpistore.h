@@ -50,7 +50,8 @@ typedef struct mpistore mpistore_t;
     XX(ENOTINT, "value is not a decimal int64, or the add would overflow")                         \
     XX(ENOMEM, "local memory allocation failed")                                                   \
     XX(EMPI, "an MPI call failed")                                                                 \
-    XX(ESTATE, "invalid state (MPI not initialised, open views at close, ...)")
+    XX(ESTATE, "invalid state (MPI not initialised, open views at close, ...)")                    \
+    XX(EEMPTY, "the queue is empty (non-blocking queue_pop)")
 
 enum {
     MPISTORE_OK = 0,
@@ -179,6 +180,53 @@ int mpistore_multi_set(mpistore_t *s, const char *const *keys, const void *const
 
 /** Create key with value, or append value to it atomically; wakes waiters. */
 int mpistore_append(mpistore_t *s, const char *key, const void *value, size_t len);
+
+/*
+ * Queues (c10d queue_push / queue_pop / queue_len).  A queue lives under a key
+ * but apart from the plain keys: a plain key and a queue may share a name,
+ * num_keys and list_keys do not count queues, and check/wait treat a
+ * non-empty queue as present.  FIFO across all ranks and linearizable: every
+ * pushed element is popped exactly once, by one rank, in push order; popped
+ * elements' memory is reclaimed.  A queue key (prefix included) must leave
+ * 11 bytes of max_key_len free (EKEYTOOLONG).  Each element uses a key slot
+ * (keys_per_rank) and value memory of the pushing rank until it is popped.
+ * See docs/design.md, "Queues".
+ */
+
+/** Append value to the queue under key.  Non-blocking except for short lock
+ *  waits.  Errors: EINVAL, EKEYTOOLONG, ETOOBIG, ENOSPC, ETIMEDOUT, ENOMEM,
+ *  EMPI.  A push that fails after taking its place in the queue leaves a
+ *  marker that poppers skip. */
+int mpistore_queue_push(mpistore_t *s, const char *key, const void *value, size_t len);
+
+/** Remove the oldest element of the queue under key into *value and *len (free
+ *  with mpistore_free).  block=true waits for an element up to the handle's
+ *  timeout (ETIMEDOUT); block=false fails with EEMPTY on an empty queue. */
+int mpistore_queue_pop(mpistore_t *s, const char *key, bool block, void **value, size_t *len);
+
+/** Number of elements in the queue under key (0 for a queue never pushed). */
+int mpistore_queue_len(mpistore_t *s, const char *key, int64_t *len);
+
+/**
+ * List the plain keys (queues excluded).  On a prefix view: the view's keys
+ * only, with its prefix stripped.  *keys receives a malloc'ed array of
+ * *nkeys NUL-terminated strings (non-NULL even when empty); free each string
+ * and then the array with mpistore_free.  Not collective; reads every rank's
+ * index.  Each key listed was present at some moment during the call, and a
+ * key present during the whole call is listed.  ETIMEDOUT if slots kept
+ * changing for the handle's timeout.  Errors: EINVAL, ENOMEM, EMPI.
+ */
+int mpistore_list_keys(mpistore_t *s, char ***keys, size_t *nkeys);
+
+/**
+ * A second handle to the same store (same prefix, the handle's current
+ * timeout; its own timeout and error message), e.g. for another thread.
+ * Local.  Like a prefix view it must be closed (locally) before the handle
+ * it was cloned from: closing that handle fails with ESTATE while clones or
+ * views of it are open.  Sharing the store between threads needs
+ * MPI_THREAD_MULTIPLE (see Conventions).  Errors: EINVAL, ENOMEM.
+ */
+int mpistore_clone(mpistore_t **out, mpistore_t *s);
 
 /** Set the handle's default deadline for blocking calls (seconds, finite,
  *  >= 0; 0 = no deadline). */

@@ -25,6 +25,15 @@ static uint64_t hash_key(const char *key, size_t len)
     return mix64(h);
 }
 
+/* home rank, home bucket and fingerprint from the key bytes */
+static void place(const ms_core_t *c, ms_key_t *k)
+{
+    uint64_t h = hash_key(k->full, k->len);
+    k->rank = (int)(((h >> 32) * (uint64_t)c->nranks) >> 32);
+    k->home = (size_t)(h & (c->nslots - 1));
+    k->fp = (uint32_t)mix64(h ^ 0x9e3779b97f4a7c15ULL);
+}
+
 int ms_key_prepare(mpistore_t *s, const char *key, ms_key_t *k)
 {
     ms_core_t *c = s->core;
@@ -49,11 +58,17 @@ int ms_key_prepare(mpistore_t *s, const char *key, ms_key_t *k)
         k->full = key;
         k->len = len;
     }
-    uint64_t h = hash_key(k->full, k->len);
-    k->rank = (int)(((h >> 32) * (uint64_t)c->nranks) >> 32);
-    k->home = (size_t)(h & (c->nslots - 1));
-    k->fp = (uint32_t)mix64(h ^ 0x9e3779b97f4a7c15ULL);
+    place(c, k);
     return 0;
+}
+
+void ms_key_internal(mpistore_t *s, const char *bytes, size_t len, ms_key_t *k)
+{
+    memset(k, 0, sizeof *k);
+    k->full = bytes;
+    k->len = len;
+    k->internal = 1;
+    place(s->core, k);
 }
 
 void ms_key_release(ms_key_t *k)
@@ -171,6 +186,13 @@ int ms_block_is_key(const ms_block_t *b, const ms_key_t *k)
 {
     rhdr_t h = read_hdr(b);
     return h.klen == k->len && memcmp(b->buf + MS_BLK_RHDR, k->full, k->len) == 0;
+}
+
+const char *ms_block_key(const ms_block_t *b, size_t *klen)
+{
+    rhdr_t h = read_hdr(b);
+    *klen = h.klen;
+    return (const char *)b->buf + MS_BLK_RHDR;
 }
 
 const unsigned char *ms_block_value(const ms_block_t *b, size_t *vlen)

@@ -132,7 +132,8 @@ int ms_add_i64(mpistore_t *s, int target, size_t off, const int64_t *delta);
 int ms_fao_i64(mpistore_t *s, int target, size_t off, const int64_t *delta, int64_t *result);
 int ms_read_u64(mpistore_t *s, int target, size_t off, uint64_t *result);
 int ms_getacc_i64(mpistore_t *s, int target, size_t off, int64_t *buf);
-#define MS_OFF_COUNT 0u /* window displacement of the rank's key count */
+#define MS_OFF_COUNT 0u  /* window displacement of the rank's key count */
+#define MS_OFF_QCOUNT 8u /* ... and of how many of them are internal (queue) keys */
 
 typedef struct ms_backoff { /* initialise with {0} */
     unsigned round;
@@ -168,9 +169,12 @@ typedef struct ms_key {
     int rank;    /* home rank */
     size_t home; /* home bucket */
     uint32_t fp;
+    int internal; /* contains a NUL: a queue entry (queue.c), never a user key */
 } ms_key_t;
 
 int ms_key_prepare(mpistore_t *s, const char *key, ms_key_t *k);
+/* An internal key: len bytes (containing a NUL) owned by the caller. */
+void ms_key_internal(mpistore_t *s, const char *bytes, size_t len, ms_key_t *k);
 void ms_key_release(ms_key_t *k);
 
 typedef struct ms_snap {
@@ -231,6 +235,7 @@ int ms_block_issue(mpistore_t *s, uint64_t desc, size_t hint, ms_block_t *b);
 int ms_block_complete(mpistore_t *s, uint64_t desc, ms_block_t *b, int need_value, int *torn);
 int ms_block_is_key(const ms_block_t *b, const ms_key_t *k);
 const unsigned char *ms_block_value(const ms_block_t *b, size_t *vlen);
+const char *ms_block_key(const ms_block_t *b, size_t *klen); /* after ms_block_complete */
 void ms_block_release(ms_block_t *b);
 
 /* Validated read of key k from a snapshot (reader path).
@@ -266,5 +271,17 @@ void *ms_dup_value(const void *v, size_t len); /* malloc len+1, NUL-terminated *
 
 /* ---- shared by the operation files (called with the core entered) ---- */
 int ms_set_locked(mpistore_t *s, const char *key, const void *value, size_t len);
+
+/* Write-engine operations on a prepared (internal) key, for queue.c. */
+int ms_kadd(mpistore_t *s, const ms_key_t *k, int64_t delta, int64_t *result);
+int ms_kset(mpistore_t *s, const ms_key_t *k, const void *value, size_t len);
+/* delete k if present, handing back its value (*found tells) */
+int ms_ktake(mpistore_t *s, const ms_key_t *k, int *found, void **value, size_t *len);
+/* with h = k's value (missing = 0): if h < limit store h+1 and set *claimed,
+ * else change nothing; *head receives the value now stored */
+int ms_kclaim(mpistore_t *s, const ms_key_t *k, int64_t limit, int *claimed, int64_t *head);
+
+/* queue.c: is the queue under user key `key` (of handle s) non-empty? */
+int ms_queue_nonempty(mpistore_t *s, const char *key, double deadline, int *nonempty);
 
 #endif /* MPISTORE_INTERNAL_H */

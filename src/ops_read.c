@@ -27,13 +27,17 @@ static int find(mpistore_t *s, const ms_key_t *k, double deadline, int *found, m
     }
 }
 
-/* Wait until key k exists; on success *b (if non-NULL) holds its block. */
-static int await(mpistore_t *s, const ms_key_t *k, double t0, double deadline, ms_block_t *b)
+/* Wait until key k exists; on success *b (if non-NULL) holds its block.
+ * Without b (wait), a non-empty queue under the user key `qkey` counts too. */
+static int await(mpistore_t *s, const ms_key_t *k, const char *qkey, double t0, double deadline,
+                 ms_block_t *b)
 {
     ms_backoff_t bo = {0};
     for (;;) {
         ms_block_t blk = {0};
         int found = 0, rc = find(s, k, deadline, &found, &blk);
+        if (rc == 0 && !found && !b)
+            rc = ms_queue_nonempty(s, qkey, deadline, &found);
         if (rc)
             return rc;
         if (found) {
@@ -71,7 +75,7 @@ static int get_one(mpistore_t *s, const char *key, double t0, double deadline, v
     ms_block_t b = {0};
     int rc = ms_key_prepare(s, key, &k);
     if (rc == 0)
-        rc = await(s, &k, t0, deadline, &b);
+        rc = await(s, &k, key, t0, deadline, &b);
     if (rc == 0)
         rc = block_to_value(s, &b, value, len);
     ms_key_release(&k);
@@ -111,6 +115,8 @@ static int present(mpistore_t *s, const char *key, double deadline, int *found)
     int rc = ms_key_prepare(s, key, &k);
     if (rc == 0)
         rc = find(s, &k, deadline, found, &b);
+    if (rc == 0 && !*found) /* check/wait: a non-empty queue is present */
+        rc = ms_queue_nonempty(s, key, deadline, found);
     ms_block_release(&b);
     ms_key_release(&k);
     return rc;
@@ -171,7 +177,7 @@ int mpistore_wait(mpistore_t *s, const char *const *keys, size_t nkeys, double t
         ms_key_t k;
         rc = ms_key_prepare(s, keys[i], &k);
         if (rc == 0)
-            rc = await(s, &k, t0, deadline, NULL);
+            rc = await(s, &k, keys[i], t0, deadline, NULL);
         ms_key_release(&k);
         if (rc == -MPISTORE_ETIMEDOUT)
             rc = wait_timeout(s, keys, nkeys, i, t0);
@@ -241,19 +247,22 @@ int mpistore_num_keys(mpistore_t *s, int64_t *count)
     MS_ENTER(s);
     ms_core_t *c = s->core;
     int rc = 0;
-    int64_t *per = NULL;
+    int64_t *per = NULL; /* per rank: keys, internal (queue) keys */
     if (!count)
         rc = ms_err(s, MPISTORE_EINVAL, "num_keys: count is NULL");
-    if (rc == 0 && !(per = calloc((size_t)c->nranks, sizeof *per)))
+    if (rc == 0 && !(per = calloc(2 * (size_t)c->nranks, sizeof *per)))
         rc = ms_err(s, MPISTORE_ENOMEM, "num_keys: out of memory");
-    for (int r = 0; rc == 0 && r < c->nranks; r++)
-        rc = ms_getacc_i64(s, r, MS_OFF_COUNT, &per[r]);
+    for (int r = 0; rc == 0 && r < c->nranks; r++) {
+        rc = ms_getacc_i64(s, r, MS_OFF_COUNT, &per[2 * r]);
+        if (rc == 0)
+            rc = ms_getacc_i64(s, r, MS_OFF_QCOUNT, &per[2 * r + 1]);
+    }
     if (rc == 0)
         rc = ms_flush_all(s);
     if (rc == 0) {
         int64_t sum = 0;
         for (int r = 0; r < c->nranks; r++)
-            sum += per[r];
+            sum += per[2 * r] - per[2 * r + 1];
         *count = sum;
     }
     free(per);

@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { W_SET, W_ADD, W_CAS, W_APPEND, W_DELETE } wkind_t;
+/* W_TAKE (delete, returning the value) and W_QCLAIM (advance a counter below
+ * a limit) serve the queues (queue.c, design.md "Queues"). */
+typedef enum { W_SET, W_ADD, W_CAS, W_APPEND, W_DELETE, W_TAKE, W_QCLAIM } wkind_t;
 
 typedef struct wreq {
     wkind_t kind;
@@ -17,12 +19,13 @@ typedef struct wreq {
     size_t vlen;
     const void *exp; /* CAS expected */
     size_t explen;
-    int64_t delta; /* ADD */
+    int64_t delta; /* ADD; QCLAIM: the limit */
     /* results, valid after success */
     int64_t sum;
     void *cur;
     size_t curlen;
-    bool deleted;
+    bool deleted; /* DELETE, TAKE */
+    bool claimed; /* QCLAIM */
 } wreq_t;
 
 enum { ACT_NONE, ACT_WRITE, ACT_DELETE };
@@ -122,6 +125,25 @@ static int plan(mpistore_t *s, const ms_key_t *k, const wreq_t *w, int present,
     case W_DELETE:
         p->action = present ? ACT_DELETE : ACT_NONE;
         return 0;
+    case W_TAKE:
+        p->action = present ? ACT_DELETE : ACT_NONE;
+        p->ret = old;
+        p->retlen = oldlen;
+        return 0;
+    case W_QCLAIM: {
+        int64_t head = 0;
+        if (present && parse_i64(old, oldlen, &head) != 0)
+            return ms_err(s, MPISTORE_ENOTINT, "queue of '%.64s': corrupt head counter", k->full);
+        p->sum = head;
+        p->action = ACT_NONE;
+        if (head < w->delta) {
+            p->sum = head + 1;
+            p->action = ACT_WRITE;
+            p->alen = (size_t)snprintf(p->num, sizeof p->num, "%" PRId64, p->sum);
+            p->a = p->num;
+        }
+        return 0;
+    }
     }
     return ms_err(s, MPISTORE_EINVAL, "internal: unknown write kind");
 }
@@ -131,7 +153,8 @@ static int finish(mpistore_t *s, wreq_t *w, const wplan_t *p)
 {
     w->sum = p->sum;
     w->deleted = p->action == ACT_DELETE;
-    if (w->kind == W_CAS) {
+    w->claimed = w->kind == W_QCLAIM && p->action == ACT_WRITE;
+    if (w->kind == W_CAS || (w->kind == W_TAKE && p->action == ACT_DELETE)) {
         w->cur = ms_dup_value(p->ret, p->retlen);
         if (!w->cur)
             return ms_err(s, MPISTORE_ENOMEM, "out of memory for a %zu-byte value", p->retlen);
@@ -164,7 +187,7 @@ static int retire(mpistore_t *s, uint64_t old)
 /* Publish a new state of a slot we hold locked: descriptor, length hint and
  * unlock with the next version, in one flush (design.md). */
 static int publish(mpistore_t *s, int home, size_t slot, uint32_t lockword, int valid,
-                   uint32_t uoff, uint32_t total, int64_t count_delta)
+                   uint32_t uoff, uint32_t total, int64_t count_delta, int internal)
 {
     ms_core_t *c = s->core;
     uint32_t ver = ms_lock_ver(lockword) + 1u, nl = ver << 1, nb = total;
@@ -174,6 +197,8 @@ static int publish(mpistore_t *s, int home, size_t slot, uint32_t lockword, int 
         rc = ms_put_u32(s, home, ms_ctl_off(c, slot, MS_CTL_BLEN), &nb);
     if (rc == 0 && count_delta)
         rc = ms_add_i64(s, home, MS_OFF_COUNT, &count_delta);
+    if (rc == 0 && count_delta && internal) /* queue entries: kept out of num_keys */
+        rc = ms_add_i64(s, home, MS_OFF_QCOUNT, &count_delta);
     if (rc == 0)
         rc = ms_put_u32(s, home, ms_ctl_off(c, slot, MS_CTL_LOCK), &nl);
     return rc ? rc : ms_flush(s, home);
@@ -188,6 +213,7 @@ static int update_slot(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_sna
     uint64_t d = sn->desc[i];
     uint32_t exp = ms_snap_lock(sn, i), want = exp | 1u, got = ~exp;
     int need_value = w->kind != W_SET && w->kind != W_DELETE;
+    /* (W_TAKE and W_QCLAIM need the value: it is returned or parsed) */
     ms_block_t blk = {0};
     wplan_t p;
     int rc, torn = 0;
@@ -230,7 +256,7 @@ static int update_slot(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_sna
         return urc ? urc : rc;
     }
     rc = publish(s, sn->rank, slot, exp, p.action == ACT_WRITE, uoff, total,
-                 p.action == ACT_DELETE ? -1 : 0);
+                 p.action == ACT_DELETE ? -1 : 0, k->internal);
     if (rc == 0)
         (void)retire(s, d); /* the write is done even if the old block leaks */
     return rc;
@@ -353,6 +379,8 @@ static int insert(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_snap_t *
             rc = ms_put_u32(s, home, ms_ctl_off(c, slot, MS_CTL_BLEN), &nb);
         if (rc == 0)
             rc = ms_fao_i64(s, home, MS_OFF_COUNT, &plus1, &count);
+        if (rc == 0 && k->internal)
+            rc = ms_add_i64(s, home, MS_OFF_QCOUNT, &plus1);
         if (rc == 0)
             rc = ms_flush(s, home);
         reserved = rc == 0;
@@ -364,7 +392,7 @@ static int insert(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_snap_t *
                          "(key '%.64s')",
                          home, count, c->keys_per_rank, k->full);
     if (outcome == 0) {
-        rc = publish(s, home, slot, slot_exp, 1, uoff, total, 0);
+        rc = publish(s, home, slot, slot_exp, 1, uoff, total, 0, 0);
         if (rc) /* an MPI failure midway: the block may be visible, keep it */
             return rc;
     }
@@ -372,6 +400,8 @@ static int insert(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_snap_t *
         ms_free_block(c, uoff);
         if (reserved)
             rc = ms_add_i64(s, home, MS_OFF_COUNT, &minus1);
+        if (rc == 0 && reserved && k->internal)
+            rc = ms_add_i64(s, home, MS_OFF_QCOUNT, &minus1);
         if (rc == 0 && slot != h)
             rc = ms_put_u32(s, home, ms_ctl_off(c, slot, MS_CTL_LOCK), &slot_exp);
         if (rc == 0)
@@ -382,15 +412,14 @@ static int insert(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_snap_t *
     return slot != h ? unlock_unchanged(s, home, h, &exph) : 0;
 }
 
-static int write_key(mpistore_t *s, const char *key, wreq_t *w)
+/* The write loop on a prepared key (user or internal). */
+static int write_prepared(mpistore_t *s, const ms_key_t *kp, wreq_t *w)
 {
-    ms_key_t k;
+    const ms_key_t k = *kp;
     ms_snap_t sn;
     ms_backoff_t bo = {0};
     double t0 = ms_now(), deadline = ms_deadline(s->timeout);
-    int rc = ms_key_prepare(s, key, &k);
-    if (rc)
-        return rc;
+    int rc;
     for (;;) {
         rc = ms_snapshot(s, &k, &sn);
         if (rc)
@@ -417,6 +446,15 @@ static int write_key(mpistore_t *s, const char *key, wreq_t *w)
         }
         ms_backoff(s, &bo);
     }
+    return rc;
+}
+
+static int write_key(mpistore_t *s, const char *key, wreq_t *w)
+{
+    ms_key_t k;
+    int rc = ms_key_prepare(s, key, &k);
+    if (rc == 0)
+        rc = write_prepared(s, &k, w);
     ms_key_release(&k);
     return rc;
 }
@@ -508,5 +546,45 @@ int mpistore_delete_key(mpistore_t *s, const char *key, bool *deleted)
     if (rc == 0 && deleted)
         *deleted = w.deleted;
     ms_leave(s->core);
+    return rc;
+}
+
+/* ---- on prepared keys, for the queues (called with the core entered) ---- */
+
+int ms_kadd(mpistore_t *s, const ms_key_t *k, int64_t delta, int64_t *result)
+{
+    wreq_t w = {.kind = W_ADD, .delta = delta};
+    int rc = write_prepared(s, k, &w);
+    if (rc == 0)
+        *result = w.sum;
+    return rc;
+}
+
+int ms_kset(mpistore_t *s, const ms_key_t *k, const void *value, size_t len)
+{
+    wreq_t w = {.kind = W_SET, .val = value, .vlen = len};
+    return write_prepared(s, k, &w);
+}
+
+int ms_ktake(mpistore_t *s, const ms_key_t *k, int *found, void **value, size_t *len)
+{
+    wreq_t w = {.kind = W_TAKE};
+    int rc = write_prepared(s, k, &w);
+    if (rc == 0) {
+        *found = w.deleted;
+        *value = w.cur;
+        *len = w.curlen;
+    }
+    return rc;
+}
+
+int ms_kclaim(mpistore_t *s, const ms_key_t *k, int64_t limit, int *claimed, int64_t *head)
+{
+    wreq_t w = {.kind = W_QCLAIM, .delta = limit};
+    int rc = write_prepared(s, k, &w);
+    if (rc == 0) {
+        *claimed = w.claimed;
+        *head = w.sum;
+    }
     return rc;
 }

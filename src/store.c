@@ -366,12 +366,41 @@ int mpistore_prefix(mpistore_t **out, mpistore_t *store, const char *prefix)
     return MPISTORE_OK;
 }
 
+/* A clone is accounted like a view of s (same prefix): see mpistore.h. */
+int mpistore_clone(mpistore_t **out, mpistore_t *s)
+{
+    if (!s)
+        return -MPISTORE_EINVAL;
+    if (!out)
+        return ms_err(s, MPISTORE_EINVAL, "clone: out is NULL");
+    mpistore_t *v = calloc(1, sizeof *v);
+    char *p = s->prefix ? malloc(s->prefix_len + 1) : NULL;
+    if (!v || (s->prefix && !p)) {
+        free(v);
+        free(p);
+        return ms_err(s, MPISTORE_ENOMEM, "clone: out of memory");
+    }
+    if (p)
+        memcpy(p, s->prefix, s->prefix_len + 1);
+    v->core = s->core;
+    v->parent = s;
+    v->prefix = p;
+    v->prefix_len = s->prefix_len;
+    v->timeout = s->timeout;
+    ms_enter(s->core);
+    s->nviews++;
+    ms_leave(s->core);
+    *out = v;
+    return MPISTORE_OK;
+}
+
 int mpistore_close(mpistore_t *s)
 {
     if (!s)
         return MPISTORE_OK;
     if (s->nviews > 0)
-        return ms_err(s, MPISTORE_ESTATE, "close: %d prefix view(s) of this handle are still open",
+        return ms_err(s, MPISTORE_ESTATE,
+                      "close: %d prefix view(s) or clone(s) of this handle are still open",
                       s->nviews);
     if (s->parent) {
         ms_enter(s->core);

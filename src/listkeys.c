@@ -1,0 +1,161 @@
+/* list_keys: scan every rank's index through MPI atomics and validated block
+ * reads (docs/design.md, "list_keys"). */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct keylist {
+    char **v;
+    size_t n, cap;
+} keylist_t;
+
+static int keylist_add(mpistore_t *s, keylist_t *l, const char *key, size_t len)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 64;
+        char **nv = realloc(l->v, cap * sizeof *nv);
+        if (!nv)
+            return ms_err(s, MPISTORE_ENOMEM, "list_keys: out of memory");
+        l->v = nv;
+        l->cap = cap;
+    }
+    char *k = ms_dup_value(key, len);
+    if (!k)
+        return ms_err(s, MPISTORE_ENOMEM, "list_keys: out of memory");
+    l->v[l->n++] = k;
+    return 0;
+}
+
+static void keylist_free(keylist_t *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+}
+
+/* One rank's index, read atomically element by element (one round trip). */
+static int read_index(mpistore_t *s, int r, uint32_t *ctl, uint64_t *desc)
+{
+    ms_core_t *c = s->core;
+    int rc = ms_getacc_u32(s, r, ms_ctl_off(c, 0, 0), ctl, c->nphys * MS_CTL_WORDS);
+    if (rc == 0)
+        rc = ms_getacc_u64(s, r, ms_desc_off(c, 0), desc, c->nphys);
+    return rc ? rc : ms_flush(s, r);
+}
+
+static int stable(const uint32_t *ctl, const uint64_t *desc, size_t i)
+{
+    uint32_t l = ctl[i * MS_CTL_WORDS + MS_CTL_LOCK];
+    return !ms_lock_held(l) && (ms_lock_ver(l) & MS_DESC_VER_MASK) == ms_desc_ver(desc[i]);
+}
+
+/* Accept a validated block's key if it is a user key under the view. */
+static int accept(mpistore_t *s, const ms_block_t *b, keylist_t *out)
+{
+    size_t klen = 0;
+    const char *key = ms_block_key(b, &klen);
+    if (memchr(key, 0, klen)) /* internal (queue) entry */
+        return 0;
+    if (klen <= s->prefix_len || memcmp(key, s->prefix ? s->prefix : "", s->prefix_len) != 0)
+        return 0;
+    return keylist_add(s, out, key + s->prefix_len, klen - s->prefix_len);
+}
+
+/* Rounds over rank r until every slot was read stable and validated. */
+static int scan_rank(mpistore_t *s, int r, double deadline, uint32_t *ctl, uint64_t *desc,
+                     uint64_t *desc2, ms_block_t *blk, unsigned char *pending, keylist_t *out)
+{
+    ms_core_t *c = s->core;
+    ms_backoff_t bo = {0};
+    size_t left = c->nphys;
+    int rc = 0;
+    memset(pending, 1, c->nphys);
+    while (rc == 0 && left > 0) {
+        rc = read_index(s, r, ctl, desc);
+        for (size_t i = 0; rc == 0 && i < c->nphys; i++) {
+            if (!pending[i] || !stable(ctl, desc, i))
+                continue;
+            if (!ms_desc_valid(desc[i])) {
+                pending[i] = 0;
+                left--;
+                continue;
+            }
+            rc = ms_block_issue(s, desc[i], 0, &blk[i]); /* header + 64 key bytes */
+        }
+        if (rc == 0)
+            rc = ms_flush_all(s);
+        for (size_t i = 0; rc == 0 && i < c->nphys; i++) {
+            int torn = 0;
+            if (blk[i].buf)
+                rc = ms_block_complete(s, desc[i], &blk[i], 0, &torn);
+            if (torn)
+                ms_block_release(&blk[i]); /* reused block: the validation fails */
+        }
+        if (rc == 0)
+            rc = ms_getacc_u64(s, r, ms_desc_off(c, 0), desc2, c->nphys);
+        if (rc == 0)
+            rc = ms_flush(s, r);
+        for (size_t i = 0; i < c->nphys; i++) {
+            if (rc == 0 && blk[i].buf && desc2[i] == desc[i]) { /* seqlock held */
+                rc = accept(s, &blk[i], out);
+                pending[i] = 0;
+                left--;
+            }
+            ms_block_release(&blk[i]);
+        }
+        if (rc == 0 && left > 0) {
+            if (ms_expired(deadline))
+                rc = ms_err(s, MPISTORE_ETIMEDOUT,
+                            "timeout in list_keys: %zu slots of rank %d kept changing", left, r);
+            else
+                ms_backoff(s, &bo);
+        }
+    }
+    return rc;
+}
+
+int mpistore_list_keys(mpistore_t *s, char ***keys, size_t *nkeys)
+{
+    MS_ENTER(s);
+    ms_core_t *c = s->core;
+    keylist_t out = {0};
+    int rc = 0;
+    uint32_t *ctl = NULL;
+    uint64_t *desc = NULL, *desc2 = NULL;
+    ms_block_t *blk = NULL;
+    unsigned char *pending = NULL;
+    if (!keys || !nkeys) {
+        rc = ms_err(s, MPISTORE_EINVAL, "list_keys: keys or nkeys is NULL");
+        goto out;
+    }
+    ctl = malloc(c->nphys * MS_CTL_WORDS * sizeof *ctl);
+    desc = malloc(c->nphys * sizeof *desc);
+    desc2 = malloc(c->nphys * sizeof *desc2);
+    blk = calloc(c->nphys, sizeof *blk);
+    pending = malloc(c->nphys);
+    out.v = malloc(sizeof *out.v);
+    out.cap = 1;
+    if (!ctl || !desc || !desc2 || !blk || !pending || !out.v) {
+        rc = ms_err(s, MPISTORE_ENOMEM, "list_keys: out of memory");
+        goto out;
+    }
+    double deadline = ms_deadline(s->timeout);
+    for (int r = 0; rc == 0 && r < c->nranks; r++)
+        rc = scan_rank(s, r, deadline, ctl, desc, desc2, blk, pending, &out);
+    if (rc == 0) {
+        *keys = out.v;
+        *nkeys = out.n;
+        out.v = NULL;
+        out.n = 0;
+    }
+out:
+    keylist_free(&out);
+    free(ctl);
+    free(desc);
+    free(desc2);
+    free(blk);
+    free(pending);
+    ms_leave(c);
+    return rc;
+}
