@@ -114,7 +114,8 @@ class Store:
     _base_error = MPIStoreError
 
     def __init__(self, comm=None, *, timeout=300.0, max_key_len=None, max_value_len=None,
-                 keys_per_rank=None, bytes_per_rank=None, _handle=None, _parent=None):
+                 keys_per_rank=None, bytes_per_rank=None, progress_thread=None, _handle=None,
+                 _parent=None):
         self._parent = _parent
         self._h = None
         if _handle is not None:
@@ -125,7 +126,8 @@ class Store:
         lib.mpistore_options_init(ctypes.byref(o))
         o.timeout_s = _seconds(timeout)
         for name, val in (("max_key_len", max_key_len), ("max_value_len", max_value_len),
-                          ("keys_per_rank", keys_per_rank), ("bytes_per_rank", bytes_per_rank)):
+                          ("keys_per_rank", keys_per_rank), ("bytes_per_rank", bytes_per_rank),
+                          ("progress_thread", progress_thread)):
             if val is not None:
                 setattr(o, name, int(val))
         h = ctypes.c_void_p()

@@ -56,6 +56,7 @@ class Options(ctypes.Structure):
         ("max_value_len", ctypes.c_size_t),
         ("keys_per_rank", ctypes.c_size_t),
         ("bytes_per_rank", ctypes.c_size_t),
+        ("progress_thread", ctypes.c_int),  # MPISTORE_OPTIONS_VERSION 2
     ]
 
 
