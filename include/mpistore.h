@@ -125,7 +125,8 @@ int mpistore_get(mpistore_t *s, const char *key, void **value, size_t *len);
 
 /** Atomic add on a decimal int64 value (missing key starts at 0).
  *  *result (may be NULL) gets the new value.  ENOTINT if the value is not a
- *  decimal int64 or the sum would overflow; the value is then unchanged. */
+ *  decimal int64 or the sum would overflow; ETOOBIG if the sum's decimal text
+ *  is longer than max_value_len (up to 20 bytes); the value is then unchanged. */
 int mpistore_add(mpistore_t *s, const char *key, int64_t delta, int64_t *result);
 
 /**

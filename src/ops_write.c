@@ -88,6 +88,11 @@ static int plan(mpistore_t *s, const ms_key_t *k, const wreq_t *w, int present,
         p->action = ACT_WRITE;
         p->alen = (size_t)snprintf(p->num, sizeof p->num, "%" PRId64, p->sum);
         p->a = p->num;
+        if (p->alen > s->core->max_value_len) /* readers would reject the block as corrupt */
+            return ms_err(s, MPISTORE_ETOOBIG,
+                          "add on key '%.64s': result %" PRId64
+                          " needs %zu bytes, max_value_len is %zu",
+                          k->full, p->sum, p->alen, s->core->max_value_len);
         return 0;
     }
     case W_CAS:
