@@ -7,7 +7,9 @@
  *  - Every function returning int returns MPISTORE_OK (0) or a negative code
  *    -MPISTORE_Exxx.  mpistore_strerror() names a code; mpistore_errmsg()
  *    gives a one-line description of the handle's last failure (which key,
- *    which rank, how long it waited, MPI's own error string).
+ *    which rank, how long it waited, MPI's own error string).  A NULL handle
+ *    gives -MPISTORE_EINVAL (mpistore_close: OK) and a message in
+ *    mpistore_errmsg(NULL).
  *  - Output parameters are written only on success.  A failed call leaves the
  *    store unchanged.
  *  - Every buffer the library returns is malloc'ed, carries one extra NUL byte
@@ -101,7 +103,10 @@ int mpistore_open(mpistore_t **out, MPI_Comm comm, const mpistore_options_t *opt
 /**
  * Close a handle.  For a store: collective over its communicator, frees the
  * window; fails with ESTATE (without entering the collective) while prefix
- * views of it are open.  For a view: local.  NULL is a no-op returning OK.
+ * views of it are open.  For a view: local; fails with ESTATE while views of
+ * the view are open.  After ESTATE the handle and its views stay usable.
+ * NULL is a no-op returning OK.  A handle is freed by a successful close:
+ * passing it to any function afterwards is undefined behaviour (as free()).
  */
 int mpistore_close(mpistore_t *store);
 
@@ -199,7 +204,8 @@ const char *mpistore_strerror(int code);
 const char *mpistore_errname(int code);
 
 /** One line on the handle's last failure, "" if none.  With NULL: the calling
- *  thread's last failed mpistore_open() or store close (which leave no handle). */
+ *  thread's last failed mpistore_open(), store close, or call that was given a
+ *  NULL handle (those leave no handle to hold the message). */
 const char *mpistore_errmsg(const mpistore_t *s);
 
 /** Runtime library version, "MAJOR.MINOR.PATCH". */

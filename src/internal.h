@@ -105,6 +105,9 @@ int ms_err(mpistore_t *s, int code, const char *fmt, ...)
     ;
 int ms_mpierr(mpistore_t *s, int mpirc, const char *call, int target);
 const char *ms_orphan_errmsg(void); /* last failed open/close of this thread */
+/* A public call got a NULL handle: say so in the thread's handle-less message
+ * (mpistore_errmsg(NULL)) and return -MPISTORE_EINVAL. */
+int ms_null_handle(const char *fn);
 
 /* ---- rma.c: counted RMA primitives, progress, backoff, deadlines ---- */
 int ms_flush(mpistore_t *s, int target);
@@ -244,7 +247,7 @@ static inline void ms_leave(ms_core_t *c)
 #define MS_ENTER(s)                                                                                \
     do {                                                                                           \
         if (!(s))                                                                                  \
-            return -MPISTORE_EINVAL;                                                               \
+            return ms_null_handle(__func__);                                                       \
         ms_enter((s)->core);                                                                       \
     } while (0)
 
