@@ -191,10 +191,11 @@ static void expect_fail(int rc, unsigned allowed, mpistore_t *h, const char *wha
 {
     CHECK(rc < 0 && -rc < 32 && (allowed & ERRBIT(-rc)),
           "%s returned %s, expected failure mask %#x", what, errname(rc), allowed);
-    if (h) {
-        const char *msg = mpistore_errmsg(h);
+    const char *msg = mpistore_errmsg(h);
+    if (h)
         CHECK(msg && msg[0], "%s failed with %s but left an empty message", what, errname(rc));
-    }
+    else /* a NULL handle: the message goes to mpistore_errmsg(NULL) */
+        CHECK(strstr(msg, "the handle is NULL"), "%s with a NULL handle: message '%s'", what, msg);
 }
 
 static void expect_ok(int rc, mpistore_t *h, const char *what)
@@ -371,11 +372,26 @@ static int parse_i64(const unsigned char *p, size_t n, int64_t *out)
 }
 
 /* A write the model accepts: check the ENOSPC bounds against rc, then apply. */
+/* Outcome counters, printed at exit when FUZZ_STORE_STATS is set (to see
+ * that a corpus reaches the limits at all). */
+static struct {
+    unsigned long writes, enospc_keys, enospc_memory, enospc_slots, may_but_ok;
+} ST;
+
 static void model_write(int rc, mpistore_t *h, const char *full, const void *v, size_t len,
                         const char *what)
 {
     int must, may;
     enospc_bounds(full, len, &must, &may);
+    ST.writes++;
+    if (rc == -MPISTORE_ENOSPC) {
+        const char *m = mpistore_errmsg(h);
+        ST.enospc_keys += strstr(m, "key slots") != NULL;
+        ST.enospc_memory += strstr(m, "value memory") != NULL;
+        ST.enospc_slots += strstr(m, "no free slot") != NULL;
+    } else if (may && !must) {
+        ST.may_but_ok++;
+    }
     if (rc == -MPISTORE_ENOSPC) {
         CHECK(may, "%s on '%s' (%zu bytes): ENOSPC although the model has room (%s)", what, full,
               len, mpistore_errmsg(h));
@@ -1005,6 +1021,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static void finalize(void)
 {
     int fin = 0;
+    if (getenv("FUZZ_STORE_STATS"))
+        fprintf(stderr,
+                "fuzz_store: %lu accepted writes; ENOSPC: %lu key limit, %lu value memory, "
+                "%lu probe window; %lu fragmentation-possible writes that fit\n",
+                ST.writes, ST.enospc_keys, ST.enospc_memory, ST.enospc_slots, ST.may_but_ok);
     MPI_Finalized(&fin);
     if (!fin) {
         __lsan_disable();
@@ -1033,7 +1054,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     M.o.keys_per_rank = 1 + fuzz_byte(&in) % 8;
     M.o.max_key_len = 1 + fuzz_byte(&in) % 40;
     M.o.max_value_len = 1 + fuzz_byte(&in) % 64;
-    M.o.bytes_per_rank = 256 + (size_t)(fuzz_byte(&in) % 8) * 128;
+    M.o.bytes_per_rank = 256 + (size_t)(fuzz_byte(&in) % 8) * 64;
     M.o.timeout_s = TINY_T;
     open_store();
     M.op_index = -1;
