@@ -128,7 +128,9 @@ int mpistore_set(mpistore_t *s, const char *key, const void *value, size_t len);
  *  seconds waited).  *value is freed with mpistore_free(). */
 int mpistore_get(mpistore_t *s, const char *key, void **value, size_t *len);
 
-/** Atomic add on a decimal int64 value (missing key starts at 0).
+/** Atomic add on a decimal int64 value (missing key starts at 0).  A value
+ *  is a decimal int64 if it is an optional sign and digits (leading zeros
+ *  allowed, no spaces) within the int64 range.
  *  *result (may be NULL) gets the new value.  ENOTINT if the value is not a
  *  decimal int64 or the sum would overflow; ETOOBIG if the sum's decimal text
  *  is longer than max_value_len (up to 20 bytes); the value is then unchanged. */

@@ -38,22 +38,29 @@ typedef struct wplan {
     char num[24];
 } wplan_t;
 
-/* strict decimal int64: [+-]?[0-9]+ within range */
+/* strict decimal int64: [+-]?[0-9]+ within range (leading zeros allowed, as
+ * c10d's std::stoll allows them) */
 static int parse_i64(const unsigned char *p, size_t n, int64_t *out)
 {
     char buf[32];
     char *end = NULL;
     size_t i = 0;
-    if (n == 0 || n >= sizeof buf)
+    if (n == 0)
         return -1;
     if (p[0] == '-' || p[0] == '+')
-        i = 1;
+        buf[i++] = (char)p[0];
     if (i == n)
         return -1;
     for (size_t j = i; j < n; j++)
         if (p[j] < '0' || p[j] > '9')
             return -1;
-    memcpy(buf, p, n);
+    size_t z = i; /* drop leading zeros, keep the last digit */
+    while (z + 1 < n && p[z] == '0')
+        z++;
+    if (n - z + i >= sizeof buf) /* more than 30 significant digits */
+        return -1;
+    memcpy(buf + i, p + z, n - z);
+    n = n - z + i;
     buf[n] = 0;
     errno = 0;
     long long v = strtoll(buf, &end, 10);
