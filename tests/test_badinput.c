@@ -402,7 +402,7 @@ static mpistore_t *handle_of(enum who w)
 }
 
 /* Plant a marker message (a failure unlike the row's own) so that a row that
- * sets no message of its own is caught; returns a copy of the marker. */
+ * sets no message of its own is caught; copies the marker into marker[]. */
 static void plant_marker(const bad_row_t *r, char *marker, size_t n)
 {
     mpistore_t *h = handle_of(r->who), *x = NULL;
@@ -435,6 +435,9 @@ static void badinput_table(void **state)
                 fail_msg("rank %d: %s left no message of its own: '%s'", mt_rank, what, msg);
             if (!strstr(msg, r->msg))
                 fail_msg("rank %d: %s: message '%s' lacks '%s'", mt_rank, what, msg, r->msg);
+            if (strcmp(r->msg, NULL_HANDLE) == 0 && strncmp(msg, r->fn, strlen(r->fn)) != 0)
+                fail_msg("rank %d: %s: message '%s' does not name the function", mt_rank, what,
+                         msg);
             if (!outputs_untouched())
                 fail_msg("rank %d: %s wrote an output parameter on failure", mt_rank, what);
         }
