@@ -7,7 +7,9 @@
  *  - Every function returning int returns MPISTORE_OK (0) or a negative code
  *    -MPISTORE_Exxx.  mpistore_strerror() names a code; mpistore_errmsg()
  *    gives a one-line description of the handle's last failure (which key,
- *    which rank, how long it waited, MPI's own error string).
+ *    which rank, how long it waited, MPI's own error string).  A NULL handle
+ *    gives -MPISTORE_EINVAL (mpistore_close: OK) and a message in
+ *    mpistore_errmsg(NULL).
  *  - Output parameters are written only on success.  A failed call leaves the
  *    store unchanged.
  *  - Every buffer the library returns is malloc'ed, carries one extra NUL byte
@@ -115,7 +117,10 @@ int mpistore_open(mpistore_t **out, MPI_Comm comm, const mpistore_options_t *opt
 /**
  * Close a handle.  For a store: collective over its communicator, frees the
  * window; fails with ESTATE (without entering the collective) while prefix
- * views of it are open.  For a view: local.  NULL is a no-op returning OK.
+ * views of it are open.  For a view: local; fails with ESTATE while views of
+ * the view are open.  After ESTATE the handle and its views stay usable.
+ * NULL is a no-op returning OK.  A handle is freed by a successful close:
+ * passing it to any function afterwards is undefined behaviour (as free()).
  */
 int mpistore_close(mpistore_t *store);
 
@@ -137,9 +142,12 @@ int mpistore_set(mpistore_t *s, const char *key, const void *value, size_t len);
  *  seconds waited).  *value is freed with mpistore_free(). */
 int mpistore_get(mpistore_t *s, const char *key, void **value, size_t *len);
 
-/** Atomic add on a decimal int64 value (missing key starts at 0).
+/** Atomic add on a decimal int64 value (missing key starts at 0).  A value
+ *  is a decimal int64 if it is an optional sign and digits (leading zeros
+ *  allowed, no spaces) within the int64 range.
  *  *result (may be NULL) gets the new value.  ENOTINT if the value is not a
- *  decimal int64 or the sum would overflow; the value is then unchanged. */
+ *  decimal int64 or the sum would overflow; ETOOBIG if the sum's decimal text
+ *  is longer than max_value_len (up to 20 bytes); the value is then unchanged. */
 int mpistore_add(mpistore_t *s, const char *key, int64_t delta, int64_t *result);
 
 /**
@@ -259,7 +267,8 @@ const char *mpistore_strerror(int code);
 const char *mpistore_errname(int code);
 
 /** One line on the handle's last failure, "" if none.  With NULL: the calling
- *  thread's last failed mpistore_open() or store close (which leave no handle). */
+ *  thread's last failed mpistore_open(), store close, or call that was given a
+ *  NULL handle (those leave no handle to hold the message). */
 const char *mpistore_errmsg(const mpistore_t *s);
 
 /** Runtime library version, "MAJOR.MINOR.PATCH". */

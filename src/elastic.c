@@ -79,7 +79,7 @@ static int check_group(mpistore_t *s, int rank, int world_size, int rank_may_be_
 int mpistore_swap_timeout(mpistore_t *s, double seconds, double *previous)
 {
     if (!s)
-        return -MPISTORE_EINVAL;
+        return ms_null_handle(__func__);
     double old = mpistore_timeout(s);
     int rc = mpistore_set_timeout(s, seconds);
     if (rc == 0 && previous)
@@ -115,7 +115,7 @@ int mpistore_barrier_nonblocking(mpistore_t *s, int world_size, const char *key_
                                  char **last_member_key)
 {
     if (!s)
-        return -MPISTORE_EINVAL;
+        return ms_null_handle(__func__);
     int rc = check_group(s, 0, world_size, 1, "barrier_nonblocking");
     if (rc == 0)
         rc = check_prefix(s, key_prefix, "barrier_nonblocking", strlen(NUM_MEMBERS));
@@ -196,7 +196,7 @@ int mpistore_barrier(mpistore_t *s, int rank, int world_size, const char *key_pr
                      double timeout_s)
 {
     if (!s)
-        return -MPISTORE_EINVAL;
+        return ms_null_handle(__func__);
     char *last = NULL;
     double prev = 0, t0 = ms_now();
     /* the diagnosis keys are the longest: prefix "<rank>/TRACE" */
@@ -279,7 +279,7 @@ int mpistore_get_all(mpistore_t *s, int rank, const char *prefix, int world_size
                      size_t *lens)
 {
     if (!s)
-        return -MPISTORE_EINVAL;
+        return ms_null_handle(__func__);
     int rc = check_group(s, rank, world_size, 0, "get_all");
     if (rc == 0)
         rc = check_prefix(s, prefix, "get_all", strlen(FINISHED) + strlen(NUM_MEMBERS));
@@ -292,7 +292,7 @@ int mpistore_synchronize(mpistore_t *s, const void *data, size_t len, int rank, 
                          const char *key_prefix, double timeout_s, void **values, size_t *lens)
 {
     if (!s)
-        return -MPISTORE_EINVAL;
+        return ms_null_handle(__func__);
     int rc = check_group(s, rank, world_size, 0, "synchronize");
     if (rc == 0)
         rc = check_prefix(s, key_prefix, "synchronize", strlen(FINISHED) + strlen(NUM_MEMBERS));

@@ -19,9 +19,9 @@ static const char *const ms_names[] = {"MPISTORE_OK",
 
 static int ms_code_index(int code)
 {
-    if (code < 0)
-        code = -code;
-    return code < MPISTORE_ERRNO_COUNT_ ? code : -1;
+    if (code < 0 && code > -MPISTORE_ERRNO_COUNT_) /* not -code: INT_MIN has no negation */
+        return -code;
+    return code >= 0 && code < MPISTORE_ERRNO_COUNT_ ? code : -1;
 }
 
 const char *mpistore_strerror(int code)

@@ -109,6 +109,9 @@ int ms_err(mpistore_t *s, int code, const char *fmt, ...)
     ;
 int ms_mpierr(mpistore_t *s, int mpirc, const char *call, int target);
 const char *ms_orphan_errmsg(void); /* last failed open/close of this thread */
+/* A public call got a NULL handle: say so in the thread's handle-less message
+ * (mpistore_errmsg(NULL)) and return -MPISTORE_EINVAL. */
+int ms_null_handle(const char *fn);
 
 /* ---- progress.c: the optional progress thread ---- */
 /* 1 if the thread is wanted (env MPISTORE_PROGRESS_THREAD=0/1 overrides the
@@ -263,7 +266,7 @@ static inline void ms_leave(ms_core_t *c)
 #define MS_ENTER(s)                                                                                \
     do {                                                                                           \
         if (!(s))                                                                                  \
-            return -MPISTORE_EINVAL;                                                               \
+            return ms_null_handle(__func__);                                                       \
         ms_enter((s)->core);                                                                       \
     } while (0)
 

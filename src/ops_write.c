@@ -41,22 +41,29 @@ typedef struct wplan {
     char num[24];
 } wplan_t;
 
-/* strict decimal int64: [+-]?[0-9]+ within range */
+/* strict decimal int64: [+-]?[0-9]+ within range (leading zeros allowed, as
+ * c10d's std::stoll allows them) */
 static int parse_i64(const unsigned char *p, size_t n, int64_t *out)
 {
     char buf[32];
     char *end = NULL;
     size_t i = 0;
-    if (n == 0 || n >= sizeof buf)
+    if (n == 0)
         return -1;
     if (p[0] == '-' || p[0] == '+')
-        i = 1;
+        buf[i++] = (char)p[0];
     if (i == n)
         return -1;
     for (size_t j = i; j < n; j++)
         if (p[j] < '0' || p[j] > '9')
             return -1;
-    memcpy(buf, p, n);
+    size_t z = i; /* drop leading zeros, keep the last digit */
+    while (z + 1 < n && p[z] == '0')
+        z++;
+    if (n - z + i >= sizeof buf) /* more than 30 significant digits */
+        return -1;
+    memcpy(buf + i, p + z, n - z);
+    n = n - z + i;
     buf[n] = 0;
     errno = 0;
     long long v = strtoll(buf, &end, 10);
@@ -91,6 +98,11 @@ static int plan(mpistore_t *s, const ms_key_t *k, const wreq_t *w, int present,
         p->action = ACT_WRITE;
         p->alen = (size_t)snprintf(p->num, sizeof p->num, "%" PRId64, p->sum);
         p->a = p->num;
+        if (p->alen > s->core->max_value_len) /* readers would reject the block as corrupt */
+            return ms_err(s, MPISTORE_ETOOBIG,
+                          "add on key '%.64s': result %" PRId64
+                          " needs %zu bytes, max_value_len is %zu",
+                          k->full, p->sum, p->alen, s->core->max_value_len);
         return 0;
     }
     case W_CAS:

@@ -13,7 +13,8 @@
 #define KIB ((size_t)1024)
 #define MIB (KIB * KIB)
 
-/* Message of the calling thread's last failed open/close (no handle then). */
+/* Message of the calling thread's last failed open/close or call with a NULL
+ * handle (no handle to keep it then). */
 static _Thread_local char ms_orphan[MS_ERRMSG_LEN];
 
 void mpistore_options_init(mpistore_options_t *opts)
@@ -331,7 +332,7 @@ fail:
 int mpistore_prefix(mpistore_t **out, mpistore_t *store, const char *prefix)
 {
     if (!store)
-        return -MPISTORE_EINVAL;
+        return ms_null_handle(__func__);
     if (!out || !prefix)
         return ms_err(store, MPISTORE_EINVAL, "prefix: out or prefix is NULL");
     size_t plen = strlen(prefix);
@@ -432,7 +433,7 @@ int mpistore_close(mpistore_t *s)
 int mpistore_set_timeout(mpistore_t *s, double seconds)
 {
     if (!s)
-        return -MPISTORE_EINVAL;
+        return ms_null_handle(__func__);
     if (!(seconds >= 0) || !isfinite(seconds))
         return ms_err(s, MPISTORE_EINVAL, "set_timeout: %g s must be finite and >= 0", seconds);
     s->timeout = seconds;
@@ -447,7 +448,7 @@ double mpistore_timeout(const mpistore_t *s)
 int mpistore_stats(mpistore_t *s, mpistore_stats_t *out, bool reset)
 {
     if (!s)
-        return -MPISTORE_EINVAL;
+        return ms_null_handle(__func__);
     if (!out)
         return ms_err(s, MPISTORE_EINVAL, "stats: out is NULL");
     ms_enter(s->core);
@@ -462,7 +463,7 @@ int mpistore_key_rank(mpistore_t *s, const char *key, int *rank)
 {
     ms_key_t k;
     if (!s)
-        return -MPISTORE_EINVAL;
+        return ms_null_handle(__func__);
     if (!rank)
         return ms_err(s, MPISTORE_EINVAL, "key_rank: rank is NULL");
     int rc = ms_key_prepare(s, key, &k);
@@ -485,4 +486,10 @@ const char *mpistore_version(void)
 const char *ms_orphan_errmsg(void)
 {
     return ms_orphan;
+}
+
+int ms_null_handle(const char *fn)
+{
+    snprintf(ms_orphan, sizeof ms_orphan, "%s: the handle is NULL", fn);
+    return -MPISTORE_EINVAL;
 }
