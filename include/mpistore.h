@@ -79,14 +79,15 @@ enum {
  * a default store uses less than 8 MiB of window memory per rank),
  * progress_thread 0.
  *
- * progress_thread: start a thread that drives MPI progress every 100 us while
- * the store is open, so that ranks reading or writing keys hosted by this rank
- * are not stalled while this rank computes outside MPI.  Needed only on
- * transports without hardware one-sided support: Open MPI osc/pt2pt and osc/ucx
- * over TCP, MPICH without MPIR_CVAR_ASYNC_PROGRESS=1 (see README, "Supported
- * MPI implementations").  Requires MPI_THREAD_MULTIPLE (open fails with
- * EINVAL otherwise).  The environment variable MPISTORE_PROGRESS_THREAD=1 or
- * =0 overrides this field.  Ranks may differ in this field.
+ * progress_thread: start a thread that drives MPI progress every 50 us
+ * (environment MPISTORE_PROGRESS_PERIOD_US, 1..1000000) while the store is
+ * open, so that ranks reading or writing keys hosted by this rank are not
+ * stalled while this rank computes outside MPI.  Needed only on transports
+ * without hardware one-sided support: Open MPI osc/pt2pt and osc/ucx over
+ * TCP, MPICH without MPIR_CVAR_ASYNC_PROGRESS=1 (see README, "Supported MPI
+ * implementations").  Requires MPI_THREAD_MULTIPLE (open fails with EINVAL
+ * otherwise).  The environment variable MPISTORE_PROGRESS_THREAD=1 or =0
+ * overrides this field.  Ranks may differ in this field.
  */
 typedef struct mpistore_options {
     unsigned version;      /**< MPISTORE_OPTIONS_VERSION */

@@ -220,7 +220,8 @@ int mpistore_open(mpistore_t **out, MPI_Comm comm, const mpistore_options_t *opt
     MPI_Query_thread(&level);
     int bad = !out || check_options(&o, why, sizeof why) != 0;
     int progress = bad ? 0 : ms_progress_requested(o.progress_thread, why, sizeof why);
-    if (progress < 0)
+    long period = progress > 0 ? ms_progress_period_us(why, sizeof why) : 0;
+    if (progress < 0 || period < 0)
         bad = 1;
     else if (progress && level != MPI_THREAD_MULTIPLE) {
         snprintf(why, sizeof why,
@@ -299,6 +300,7 @@ int mpistore_open(mpistore_t **out, MPI_Comm comm, const mpistore_options_t *opt
     /* The reduction doubles as the barrier that keeps every rank off the
      * windows until all are zeroed, and makes a failed thread start fail the
      * open on every rank. */
+    c->progress_period_us = period;
     int nostart = progress && ms_progress_start(c) != 0, anyfail = 0;
     rc = MPI_Allreduce(&nostart, &anyfail, 1, MPI_INT, MPI_MAX, dup);
     if (rc != MPI_SUCCESS || anyfail) {

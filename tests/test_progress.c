@@ -1,7 +1,8 @@
 /* The progress thread option (issue #4): rank 0 computes for 2 s outside MPI
  * while the other ranks set and get 100 keys each that rank 0 hosts.  With the
- * thread the others finish well before rank 0 returns; without it they still
- * finish, and nothing is lost either way.
+ * thread the others finish well before rank 0 returns (asserted when every
+ * rank has a core of its own); without it they still finish, and nothing is
+ * lost either way.
  *
  * Environment set by the transport cells (tests/CMakeLists.txt):
  *   MPISTORE_TEST_EXPECT_STALL=1  this transport needs target progress, so
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define NKEYS 100
 #define SLEEP_S 2.0
@@ -141,9 +143,20 @@ static void busy_target(int option)
         printf("progress_thread=%d: %d ranks did %d set+get each on keys of rank 0 in %.3f s "
                "while rank 0 slept %.0f s outside MPI\n",
                option, mt_size - 1, NKEYS, worst, SLEEP_S);
-    if (option && worst >= FAST_S)
+    /* Time says something only when every rank has a core: with more ranks
+     * than cores it measures the scheduler (then only "nothing lost"). */
+    MPI_Comm node;
+    int local = 1;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+    MPI_Comm_size(node, &local);
+    MPI_Comm_free(&node);
+    int timed = local <= sysconf(_SC_NPROCESSORS_ONLN);
+    if (mt_rank == 0 && !timed)
+        printf("(%d ranks on %ld cores: time not asserted)\n", local,
+               sysconf(_SC_NPROCESSORS_ONLN));
+    if (timed && option && worst >= FAST_S)
         fail_msg("with the progress thread the others took %.3f s (>= %.1f s)", worst, FAST_S);
-    if (!option && stall && strcmp(stall, "1") == 0 && worst < FAST_S)
+    if (timed && !option && stall && strcmp(stall, "1") == 0 && worst < FAST_S)
         fail_msg("transport marked as needing target progress, yet %.3f s without the thread",
                  worst);
     mt_barrier();
