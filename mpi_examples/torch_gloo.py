@@ -1,9 +1,12 @@
 """A gloo process group started from mpistore under mpiexec: no MASTER_ADDR,
 no port, no rank-0 server.
 
-    mpiexec -n 4 /usr/bin/python3 mpi_examples/torch_gloo.py
+    mpiexec -n 4 python3 mpi_examples/torch_gloo.py
 
-(with PYTHONPATH=python and, for a build tree, MPISTORE_LIBRARY=build/libmpistore.so).
+Run from a source tree after scripts/demo.sh or scripts/test.sh (which build
+the library and install python3-torch / python3-mpi4py), it finds the package
+in python/ and the library in build/ or build-test/; elsewhere set PYTHONPATH
+and MPISTORE_LIBRARY.
 Every rank opens one MPIStore over MPI.COMM_WORLD, starts gloo on it, does an
 all_reduce, then runs PyTorch's own elastic barrier and synchronize on the
 same store.  Rank 0 prints the results and the time of the elastic barrier
@@ -19,8 +22,13 @@ import torch.distributed as dist
 from mpi4py import MPI
 from torch.distributed.elastic.utils import store as elastic
 
-import mpistore
-from mpistore.torch import MPIStore
+try:
+    import mpistore
+except ImportError:  # run from a source tree: the package is in ../python
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+    import mpistore
+from mpistore.torch import MPIStore  # noqa: E402
 
 
 def time_barriers(store, rank, size, prefix, n):
