@@ -195,17 +195,21 @@ int mpistore_append(mpistore_t *s, const char *key, const void *value, size_t le
  * but apart from the plain keys: a plain key and a queue may share a name,
  * num_keys and list_keys do not count queues, and check/wait treat a
  * non-empty queue as present.  FIFO across all ranks and linearizable: every
- * pushed element is popped exactly once, by one rank, in push order; popped
- * elements' memory is reclaimed.  A queue key (prefix included) must leave
- * 11 bytes of max_key_len free (EKEYTOOLONG).  Each element uses a key slot
- * (keys_per_rank) and value memory of the pushing rank until it is popped.
- * See docs/design.md, "Queues".
+ * pushed element is popped exactly once, by one rank, in push order.  A queue
+ * is one entry of the store (one key slot, value memory of the last writer):
+ * all its elements, with 4 bytes of length each, must fit in max_value_len
+ * (a push that would overflow fails with ETOOBIG and changes nothing), each
+ * push or pop copies the queued bytes, and an empty queue takes no memory.
+ * Meant for control messages, not bulk data.  A queue key (prefix included)
+ * must leave 2 bytes of max_key_len free (EKEYTOOLONG).  See docs/design.md,
+ * "Queues".
  */
 
-/** Append value to the queue under key.  Non-blocking except for short lock
- *  waits.  Errors: EINVAL, EKEYTOOLONG, ETOOBIG, ENOSPC, ETIMEDOUT, ENOMEM,
- *  EMPI.  A push that fails after taking its place in the queue leaves a
- *  marker that poppers skip. */
+/** Append value to the queue under key (3 round trips; 5-7 for the first
+ *  element of an empty queue).  Non-blocking except for short lock waits.
+ *  Errors: EINVAL, EKEYTOOLONG, ETOOBIG (the element or the queue would
+ *  exceed max_value_len), ENOSPC, ETIMEDOUT, ENOMEM, EMPI; on error the
+ *  queue is unchanged. */
 int mpistore_queue_push(mpistore_t *s, const char *key, const void *value, size_t len);
 
 /** Remove the oldest element of the queue under key into *value and *len (free

@@ -278,16 +278,15 @@ void *ms_dup_value(const void *v, size_t len); /* malloc len+1, NUL-terminated *
 /* ---- shared by the operation files (called with the core entered) ---- */
 int ms_set_locked(mpistore_t *s, const char *key, const void *value, size_t len);
 
-/* Write-engine operations on a prepared (internal) key, for queue.c. */
-int ms_kadd(mpistore_t *s, const ms_key_t *k, int64_t delta, int64_t *result);
-int ms_kset(mpistore_t *s, const ms_key_t *k, const void *value, size_t len);
-/* delete k if present, handing back its value (*found tells) */
-int ms_ktake(mpistore_t *s, const ms_key_t *k, int *found, void **value, size_t *len);
-/* with h = k's value (missing = 0): if h < limit store h+1 and set *claimed,
- * else change nothing; *head receives the value now stored */
-int ms_kclaim(mpistore_t *s, const ms_key_t *k, int64_t limit, int *claimed, int64_t *head);
+/* Write-engine operations on a queue's internal key, for queue.c: append
+ * one record (4-byte length + bytes; creates the key), and take the first
+ * record (*popped = 0: the queue is empty; the last record deletes the key). */
+int ms_kqpush(mpistore_t *s, const ms_key_t *k, const void *record, size_t len);
+int ms_kqpop(mpistore_t *s, const ms_key_t *k, int *popped, void **value, size_t *len);
 
 /* queue.c: is the queue under user key `key` (of handle s) non-empty? */
 int ms_queue_nonempty(mpistore_t *s, const char *key, double deadline, int *nonempty);
+/* number of records in a queue value, -1 if malformed */
+int64_t ms_queue_count(const unsigned char *p, size_t n);
 
 #endif /* MPISTORE_INTERNAL_H */

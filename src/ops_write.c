@@ -9,23 +9,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* W_TAKE (delete, returning the value) and W_QCLAIM (advance a counter below
- * a limit) serve the queues (queue.c, design.md "Queues"). */
-typedef enum { W_SET, W_ADD, W_CAS, W_APPEND, W_DELETE, W_TAKE, W_QCLAIM } wkind_t;
+/* W_QPUSH (append one length-prefixed record) and W_QPOP (remove the first
+ * record, returning it; delete the key with the last one) serve the queues
+ * (queue.c, design.md "Queues"). */
+typedef enum { W_SET, W_ADD, W_CAS, W_APPEND, W_DELETE, W_QPUSH, W_QPOP } wkind_t;
 
 typedef struct wreq {
     wkind_t kind;
-    const void *val; /* SET/APPEND value, CAS desired */
+    const void *val; /* SET/APPEND value, CAS desired, QPUSH record */
     size_t vlen;
     const void *exp; /* CAS expected */
     size_t explen;
-    int64_t delta; /* ADD; QCLAIM: the limit */
+    int64_t delta; /* ADD */
     /* results, valid after success */
     int64_t sum;
     void *cur;
     size_t curlen;
-    bool deleted; /* DELETE, TAKE */
-    bool claimed; /* QCLAIM */
+    bool deleted; /* DELETE */
+    bool popped;  /* QPOP: an element was taken (in cur) */
 } wreq_t;
 
 enum { ACT_NONE, ACT_WRITE, ACT_DELETE };
@@ -137,23 +138,31 @@ static int plan(mpistore_t *s, const ms_key_t *k, const wreq_t *w, int present,
     case W_DELETE:
         p->action = present ? ACT_DELETE : ACT_NONE;
         return 0;
-    case W_TAKE:
-        p->action = present ? ACT_DELETE : ACT_NONE;
-        p->ret = old;
-        p->retlen = oldlen;
+    case W_QPUSH:
+        if (present && oldlen + w->vlen > s->core->max_value_len)
+            return ms_err(s, MPISTORE_ETOOBIG,
+                          "queue_push on '%.64s': the queue holds %zu bytes, one more %zu-byte "
+                          "record exceeds max_value_len %zu",
+                          k->full, oldlen, w->vlen, s->core->max_value_len);
+        p->action = ACT_WRITE;
+        p->a = present ? old : w->val;
+        p->alen = present ? oldlen : w->vlen;
+        p->b = present ? w->val : NULL;
+        p->blen = present ? w->vlen : 0;
         return 0;
-    case W_QCLAIM: {
-        int64_t head = 0;
-        if (present && parse_i64(old, oldlen, &head) != 0)
-            return ms_err(s, MPISTORE_ENOTINT, "queue of '%.64s': corrupt head counter", k->full);
-        p->sum = head;
-        p->action = ACT_NONE;
-        if (head < w->delta) {
-            p->sum = head + 1;
-            p->action = ACT_WRITE;
-            p->alen = (size_t)snprintf(p->num, sizeof p->num, "%" PRId64, p->sum);
-            p->a = p->num;
-        }
+    case W_QPOP: {
+        uint32_t n = 0;
+        p->action = ACT_NONE; /* absent: the queue is empty */
+        if (!present)
+            return 0;
+        if (oldlen < sizeof n || (memcpy(&n, old, sizeof n), oldlen - sizeof n < n))
+            return ms_err(s, MPISTORE_EMPI, "queue '%.64s': corrupt queue value (internal error)",
+                          k->full);
+        p->ret = old + sizeof n;
+        p->retlen = n;
+        p->a = old + sizeof n + n;
+        p->alen = oldlen - sizeof n - n;
+        p->action = p->alen ? ACT_WRITE : ACT_DELETE;
         return 0;
     }
     }
@@ -165,8 +174,8 @@ static int finish(mpistore_t *s, wreq_t *w, const wplan_t *p)
 {
     w->sum = p->sum;
     w->deleted = p->action == ACT_DELETE;
-    w->claimed = w->kind == W_QCLAIM && p->action == ACT_WRITE;
-    if (w->kind == W_CAS || (w->kind == W_TAKE && p->action == ACT_DELETE)) {
+    w->popped = w->kind == W_QPOP && p->action != ACT_NONE;
+    if (w->kind == W_CAS || w->popped) {
         w->cur = ms_dup_value(p->ret, p->retlen);
         if (!w->cur)
             return ms_err(s, MPISTORE_ENOMEM, "out of memory for a %zu-byte value", p->retlen);
@@ -225,7 +234,7 @@ static int update_slot(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_sna
     uint64_t d = sn->desc[i];
     uint32_t exp = ms_snap_lock(sn, i), want = exp | 1u, got = ~exp;
     int need_value = w->kind != W_SET && w->kind != W_DELETE;
-    /* (W_TAKE and W_QCLAIM need the value: it is returned or parsed) */
+    /* (W_QPUSH and W_QPOP need the value: it is extended or split) */
     ms_block_t blk = {0};
     wplan_t p;
     int rc, torn = 0;
@@ -563,40 +572,22 @@ int mpistore_delete_key(mpistore_t *s, const char *key, bool *deleted)
 
 /* ---- on prepared keys, for the queues (called with the core entered) ---- */
 
-int ms_kadd(mpistore_t *s, const ms_key_t *k, int64_t delta, int64_t *result)
+int ms_kqpush(mpistore_t *s, const ms_key_t *k, const void *record, size_t len)
 {
-    wreq_t w = {.kind = W_ADD, .delta = delta};
-    int rc = write_prepared(s, k, &w);
-    if (rc == 0)
-        *result = w.sum;
-    return rc;
-}
-
-int ms_kset(mpistore_t *s, const ms_key_t *k, const void *value, size_t len)
-{
-    wreq_t w = {.kind = W_SET, .val = value, .vlen = len};
+    wreq_t w = {.kind = W_QPUSH, .val = record, .vlen = len};
     return write_prepared(s, k, &w);
 }
 
-int ms_ktake(mpistore_t *s, const ms_key_t *k, int *found, void **value, size_t *len)
+int ms_kqpop(mpistore_t *s, const ms_key_t *k, int *popped, void **value, size_t *len)
 {
-    wreq_t w = {.kind = W_TAKE};
+    wreq_t w = {.kind = W_QPOP};
     int rc = write_prepared(s, k, &w);
     if (rc == 0) {
-        *found = w.deleted;
-        *value = w.cur;
-        *len = w.curlen;
-    }
-    return rc;
-}
-
-int ms_kclaim(mpistore_t *s, const ms_key_t *k, int64_t limit, int *claimed, int64_t *head)
-{
-    wreq_t w = {.kind = W_QCLAIM, .delta = limit};
-    int rc = write_prepared(s, k, &w);
-    if (rc == 0) {
-        *claimed = w.claimed;
-        *head = w.sum;
+        *popped = w.popped;
+        if (w.popped) {
+            *value = w.cur;
+            *len = w.curlen;
+        }
     }
     return rc;
 }

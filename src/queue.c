@@ -1,57 +1,30 @@
-/* Queues (queue_push, queue_pop, queue_len) on internal keys: a tail and a
- * head counter and one entry per element, all going through the ordinary
- * write engine and validated reads.  The algorithm and why it is
- * linearizable, exactly-once and FIFO: docs/design.md, "Queues". */
+/* Queues (queue_push, queue_pop, queue_len).  A queue is ONE internal key,
+ * the user key followed by NUL 'q', whose value is the queue's elements in
+ * order, each as a 4-byte length and its bytes.  A push appends a record and
+ * a pop removes the first one, each as one request of the write engine
+ * (W_QPUSH, W_QPOP in ops_write.c) under the slot lock, so every operation is
+ * atomic, FIFO and exactly-once by construction; the last pop deletes the key,
+ * so an empty queue takes no memory and "the queue key exists" means "the
+ * queue is non-empty".  Limits: all elements of one queue, with 4 bytes each,
+ * fit in max_value_len; each push or pop copies the queue's bytes.  Why this
+ * shape and not a counter pair with one entry per element: docs/design.md,
+ * "Queues". */
 #include "internal.h"
 
-#include <errno.h>
-#include <inttypes.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define Q_SUFFIX_MAX 11u /* NUL, 'q', tag, 8-byte index */
+#define Q_SUFFIX 2u /* NUL 'q' */
 
-/* The prepared user key and its tail and head counters. */
 typedef struct q {
-    ms_key_t user;
-    ms_key_t tail, head;
-    char *tbuf, *hbuf;
+    ms_key_t user; /* the prepared user key (view prefix applied) */
+    ms_key_t ikey; /* the queue's internal key */
+    char *mem;     /* ikey's bytes */
 } q_t;
-
-/* user key bytes, NUL, 'q', tag [, 8-byte big-endian index] */
-static char *ikey_bytes(const ms_key_t *u, char tag, int with_index, uint64_t idx, size_t *len)
-{
-    size_t n = u->len + 3 + (with_index ? 8 : 0);
-    char *p = malloc(n + 1);
-    if (!p)
-        return NULL;
-    memcpy(p, u->full, u->len);
-    p[u->len] = 0;
-    p[u->len + 1] = 'q';
-    p[u->len + 2] = tag;
-    for (unsigned i = 0; with_index && i < 8; i++)
-        p[u->len + 3 + i] = (char)(unsigned char)(idx >> (56 - 8 * i));
-    p[n] = 0;
-    *len = n;
-    return p;
-}
-
-static int ikey(mpistore_t *s, const ms_key_t *u, char tag, int with_index, uint64_t idx,
-                ms_key_t *k, char **mem)
-{
-    size_t n = 0;
-    *mem = ikey_bytes(u, tag, with_index, idx, &n);
-    if (!*mem)
-        return ms_err(s, MPISTORE_ENOMEM, "out of memory for a queue key");
-    ms_key_internal(s, *mem, n, k);
-    return 0;
-}
 
 static void q_close(q_t *q)
 {
-    free(q->tbuf);
-    free(q->hbuf);
+    free(q->mem);
     ms_key_release(&q->user);
     memset(q, 0, sizeof *q);
 }
@@ -65,114 +38,91 @@ static int q_open(mpistore_t *s, const char *key, const char *op, int soft, q_t 
     if (rc)
         return rc;
     size_t max = s->core->max_key_len;
-    if (q->user.len + Q_SUFFIX_MAX > max) {
+    if (q->user.len + Q_SUFFIX > max) {
         rc = soft ? 1
                   : ms_err(s, MPISTORE_EKEYTOOLONG,
                            "%s: queue key '%.64s' is %zu bytes, queue keys may have at most "
                            "max_key_len - %u = %zu bytes",
-                           op, q->user.full, q->user.len, Q_SUFFIX_MAX,
-                           max > Q_SUFFIX_MAX ? max - Q_SUFFIX_MAX : 0);
+                           op, q->user.full, q->user.len, Q_SUFFIX,
+                           max > Q_SUFFIX ? max - Q_SUFFIX : 0);
         ms_key_release(&q->user);
         return rc;
     }
-    rc = ikey(s, &q->user, 't', 0, 0, &q->tail, &q->tbuf);
-    if (rc == 0)
-        rc = ikey(s, &q->user, 'h', 0, 0, &q->head, &q->hbuf);
-    if (rc)
-        q_close(q);
-    return rc;
-}
-
-static int parse_count(const unsigned char *p, size_t n, int64_t *out)
-{
-    char buf[32];
-    char *end = NULL;
-    if (n == 0 || n >= sizeof buf)
-        return -1;
-    memcpy(buf, p, n);
-    buf[n] = 0;
-    errno = 0;
-    long long v = strtoll(buf, &end, 10);
-    if (errno || end != buf + n || v < 0)
-        return -1;
-    *out = (int64_t)v;
+    size_t n = q->user.len + Q_SUFFIX;
+    q->mem = malloc(n + 1);
+    if (!q->mem) {
+        ms_key_release(&q->user);
+        return ms_err(s, MPISTORE_ENOMEM, "%s: out of memory for a queue key", op);
+    }
+    memcpy(q->mem, q->user.full, q->user.len);
+    q->mem[q->user.len] = 0;
+    q->mem[q->user.len + 1] = 'q';
+    q->mem[n] = 0;
+    ms_key_internal(s, q->mem, n, &q->ikey);
     return 0;
 }
 
-/* Validated, non-blocking read of a counter (missing = 0). */
-static int read_counter(mpistore_t *s, const ms_key_t *k, const q_t *q, double deadline, int64_t *v)
+/* Validated read of the queue key: *found and, if found, the number of
+ * elements in *count. */
+static int q_read(mpistore_t *s, const q_t *q, double deadline, int *found, int64_t *count)
 {
     ms_backoff_t bo = {0};
     for (;;) {
         ms_snap_t sn;
         ms_block_t b = {0};
-        int found = 0, rc = ms_snapshot(s, k, &sn);
+        int f = 0, rc = ms_snapshot(s, &q->ikey, &sn);
         if (rc == 0)
-            rc = ms_lookup(s, k, &sn, &found, &b);
+            rc = ms_lookup(s, &q->ikey, &sn, &f, &b);
         if (rc < 0)
             return rc;
         if (rc == 0) {
-            int64_t x = 0;
             size_t n = 0;
-            const unsigned char *p = found ? ms_block_value(&b, &n) : NULL;
-            rc = found && parse_count(p, n, &x) != 0
-                     ? ms_err(s, MPISTORE_ENOTINT, "queue '%.64s': corrupt counter", q->user.full)
-                     : 0;
+            const unsigned char *p = f ? ms_block_value(&b, &n) : NULL;
+            int64_t elems = f ? ms_queue_count(p, n) : 0;
             ms_block_release(&b);
-            if (rc == 0)
-                *v = x;
-            return rc;
+            if (elems < 0)
+                return ms_err(s, MPISTORE_EMPI, "queue '%.64s': corrupt queue value", q->user.full);
+            *found = f;
+            *count = elems;
+            return 0;
         }
         if (ms_expired(deadline))
-            return ms_err(s, MPISTORE_ETIMEDOUT,
-                          "timeout reading the counters of queue '%.64s': they kept changing",
+            return ms_err(s, MPISTORE_ETIMEDOUT, "timeout reading queue '%.64s': it kept changing",
                           q->user.full);
         ms_backoff(s, &bo);
     }
 }
 
-/* Length at one instant: tail, head, tail again until both tails agree. */
-static int q_len(mpistore_t *s, const q_t *q, double deadline, int64_t *len)
+int64_t ms_queue_count(const unsigned char *p, size_t n)
 {
-    int64_t t1 = 0, t2 = 0, h = 0;
-    int rc = read_counter(s, &q->tail, q, deadline, &t1);
-    if (rc || t1 == 0) { /* tail 0: nothing was ever pushed */
-        if (rc == 0)
-            *len = 0;
-        return rc;
+    int64_t elems = 0;
+    size_t at = 0;
+    while (at < n) {
+        uint32_t len;
+        if (n - at < sizeof len)
+            return -1;
+        memcpy(&len, p + at, sizeof len);
+        if (n - at - sizeof len < len)
+            return -1;
+        at += sizeof len + len;
+        elems++;
     }
-    ms_backoff_t bo = {0};
-    for (;;) {
-        rc = read_counter(s, &q->head, q, deadline, &h);
-        if (rc == 0)
-            rc = read_counter(s, &q->tail, q, deadline, &t2);
-        if (rc)
-            return rc;
-        if (t1 == t2) { /* tail was t1 when head was read */
-            *len = t1 > h ? t1 - h : 0;
-            return 0;
-        }
-        if (ms_expired(deadline))
-            return ms_err(s, MPISTORE_ETIMEDOUT,
-                          "timeout measuring queue '%.64s': it kept changing", q->user.full);
-        t1 = t2;
-        ms_backoff(s, &bo);
-    }
+    return elems;
 }
 
 int ms_queue_nonempty(mpistore_t *s, const char *key, double deadline, int *nonempty)
 {
     q_t q;
-    int64_t len = 0;
-    int rc = q_open(s, key, "check", 1, &q);
+    int64_t count = 0;
+    int found = 0, rc = q_open(s, key, "check", 1, &q);
     if (rc == 1) { /* too long to be a queue key */
         *nonempty = 0;
         return 0;
     }
     if (rc == 0)
-        rc = q_len(s, &q, deadline, &len);
+        rc = q_read(s, &q, deadline, &found, &count);
     if (rc == 0)
-        *nonempty = len > 0;
+        *nonempty = found && count > 0;
     q_close(&q);
     return rc;
 }
@@ -181,132 +131,50 @@ int mpistore_queue_push(mpistore_t *s, const char *key, const void *value, size_
 {
     MS_ENTER(s);
     q_t q = {0};
-    ms_key_t ek;
-    char *emem = NULL;
-    int64_t idx = 0;
+    unsigned char *rec = NULL;
+    uint32_t len32 = (uint32_t)len;
     int rc = 0;
     if (!value && len > 0)
         rc = ms_err(s, MPISTORE_EINVAL, "queue_push: value is NULL with length %zu", len);
-    else if (len > s->core->max_value_len)
-        rc = ms_err(s, MPISTORE_ETOOBIG, "queue_push: value is %zu bytes, max_value_len is %zu",
-                    len, s->core->max_value_len);
+    else if (s->core->max_value_len < sizeof len32 || len > s->core->max_value_len - sizeof len32)
+        rc = ms_err(s, MPISTORE_ETOOBIG,
+                    "queue_push: value is %zu bytes, a queue element may have at most "
+                    "max_value_len - 4 = %zu bytes",
+                    len, s->core->max_value_len < 4 ? 0 : s->core->max_value_len - 4);
     if (rc == 0)
         rc = q_open(s, key, "queue_push", 0, &q);
-    if (rc)
-        goto out;
-    rc = ms_kadd(s, &q.tail, 1, &idx); /* the push's linearization point */
-    if (rc == 0)
-        rc = ikey(s, &q.user, 'e', 1, (uint64_t)idx, &ek, &emem);
-    if (rc == 0)
-        rc = ms_kset(s, &ek, value, len);
-    if (rc && idx > 0) { /* index taken, element not written: leave a tombstone */
-        char msg[MS_ERRMSG_LEN];
-        char *xmem = NULL;
-        ms_key_t xk;
-        memcpy(msg, s->errmsg, sizeof msg);
-        if (ikey(s, &q.user, 'x', 1, (uint64_t)idx, &xk, &xmem) == 0)
-            (void)ms_kset(s, &xk, NULL, 0);
-        free(xmem);
-        memcpy(s->errmsg, msg, sizeof msg);
+    if (rc == 0 && !(rec = malloc(sizeof len32 + len)))
+        rc = ms_err(s, MPISTORE_ENOMEM, "queue_push: out of memory for a %zu-byte element", len);
+    if (rc == 0) {
+        memcpy(rec, &len32, sizeof len32);
+        if (len)
+            memcpy(rec + sizeof len32, value, len);
+        rc = ms_kqpush(s, &q.ikey, rec, sizeof len32 + len);
     }
-out:
-    free(emem);
+    free(rec);
     q_close(&q);
     ms_leave(s->core);
-    return rc;
-}
-
-/* Take element j (claimed by us): its value, or *skip for a tombstone. */
-static int take_elem(mpistore_t *s, const q_t *q, int64_t j, double t0, double deadline,
-                     void **value, size_t *len, int *skip)
-{
-    ms_key_t ek, xk;
-    char *emem = NULL, *xmem = NULL;
-    ms_backoff_t bo = {0};
-    int rc = ikey(s, &q->user, 'e', 1, (uint64_t)j, &ek, &emem);
-    if (rc == 0)
-        rc = ikey(s, &q->user, 'x', 1, (uint64_t)j, &xk, &xmem);
-    *skip = 0;
-    while (rc == 0) {
-        int found = 0;
-        void *v = NULL;
-        size_t n = 0;
-        rc = ms_ktake(s, &ek, &found, &v, &n);
-        if (rc == 0 && found) {
-            *value = v;
-            *len = n;
-            break;
-        }
-        if (rc == 0)
-            rc = ms_ktake(s, &xk, &found, &v, &n);
-        if (rc == 0 && found) {
-            free(v);
-            *skip = 1;
-            break;
-        }
-        if (rc == 0 && ms_expired(deadline))
-            rc = ms_err(s, MPISTORE_ETIMEDOUT,
-                        "timeout after %.3f s in queue_pop on '%.64s': element %" PRId64
-                        " was claimed but its push has not completed",
-                        ms_now() - t0, q->user.full, j);
-        if (rc == 0)
-            ms_backoff(s, &bo);
-    }
-    free(emem);
-    free(xmem);
     return rc;
 }
 
 static int pop(mpistore_t *s, const q_t *q, bool block, void **value, size_t *len)
 {
     double t0 = ms_now(), deadline = ms_deadline(s->timeout);
-    int64_t t = 0, h = 0;
-    int rc = read_counter(s, &q->tail, q, deadline, &t);
-    while (rc == 0) {
-        int claimed = 0;
-        if (t > 0)
-            rc = ms_kclaim(s, &q->head, t, &claimed, &h); /* linearization point */
-        else
-            h = 0; /* tail 0 when read: empty */
-        if (rc)
-            break;
-        if (claimed) {
-            int skip = 0;
-            rc = take_elem(s, q, h, t0, deadline, value, len, &skip);
-            if (rc || !skip)
-                break;
-            rc = read_counter(s, &q->tail, q, deadline, &t);
-            continue;
-        }
-        /* head h >= t: empty if the tail is still h */
-        int64_t t2 = 0;
-        if (t > 0)
-            rc = read_counter(s, &q->tail, q, deadline, &t2);
-        if (rc)
-            break;
-        if (t2 > h) {
-            t = t2;
-            continue;
-        }
-        if (!block) {
-            rc = ms_err(s, MPISTORE_EEMPTY, "queue_pop: queue '%.64s' is empty", q->user.full);
-            break;
-        }
-        ms_backoff_t bo = {0};
-        while (rc == 0 && t2 <= h) {
-            if (ms_expired(deadline))
-                rc = ms_err(s, MPISTORE_ETIMEDOUT,
-                            "timeout after %.3f s in queue_pop: queue '%.64s' stayed empty "
-                            "(tail counter on rank %d)",
-                            ms_now() - t0, q->user.full, q->tail.rank);
-            if (rc == 0) {
-                ms_backoff(s, &bo);
-                rc = read_counter(s, &q->tail, q, deadline, &t2);
-            }
-        }
-        t = t2;
+    ms_backoff_t bo = {0};
+    for (;;) {
+        int popped = 0;
+        int rc = ms_kqpop(s, &q->ikey, &popped, value, len);
+        if (rc || popped)
+            return rc;
+        if (!block)
+            return ms_err(s, MPISTORE_EEMPTY, "queue_pop: queue '%.64s' is empty", q->user.full);
+        if (ms_expired(deadline))
+            return ms_err(s, MPISTORE_ETIMEDOUT,
+                          "timeout after %.3f s in queue_pop: queue '%.64s' stayed empty "
+                          "(hosted by rank %d)",
+                          ms_now() - t0, q->user.full, q->ikey.rank);
+        ms_backoff(s, &bo);
     }
-    return rc;
 }
 
 int mpistore_queue_pop(mpistore_t *s, const char *key, bool block, void **value, size_t *len)
@@ -337,7 +205,8 @@ int mpistore_queue_len(mpistore_t *s, const char *key, int64_t *len)
                   : q_open(s, key, "queue_len", 0, &q);
     if (rc == 0) {
         int64_t n = 0;
-        rc = q_len(s, &q, ms_deadline(s->timeout), &n);
+        int found = 0;
+        rc = q_read(s, &q, ms_deadline(s->timeout), &found, &n);
         if (rc == 0)
             *len = n;
         q_close(&q);

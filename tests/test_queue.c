@@ -1,5 +1,5 @@
 /* Queues: FIFO, exactly once across ranks, empty and timeout errors, bounded
- * memory, tombstones of failed pushes, views, and check/wait on queues. */
+ * memory, failed pushes that change nothing, views, check/wait on queues. */
 #include "mpitest.h"
 
 #include <mpi.h>
@@ -219,17 +219,20 @@ static void queue_bounded_memory(void **state)
     mt_close(s);
 }
 
-/* A push that fails after taking its index leaves a tombstone; the popper
- * of that index skips it. */
-static void queue_failed_push_is_skipped(void **state)
+/* A push that fails changes nothing: the queue keeps its elements, its
+ * length and its order; a queue that would outgrow max_value_len refuses
+ * the element with ETOOBIG. */
+static void queue_failed_push_changes_nothing(void **state)
 {
     (void)state;
     mpistore_t *s = mt_open_self(16, 4096, 8192);
     static char big[6000];
     memset(big, 'b', sizeof big);
     MT_OK(s, mpistore_queue_push(s, "t", "first", 5));
-    MT_ERR(s, MPISTORE_ENOSPC, mpistore_queue_push(s, "t", big, sizeof big));
-    assert_non_null(strstr(mpistore_errmsg(s), "full")); /* the push's own error */
+    MT_ERR(s, MPISTORE_ENOSPC, mpistore_queue_push(s, "t", big, sizeof big)); /* arena 4 KiB */
+    int64_t len = -1;
+    MT_OK(s, mpistore_queue_len(s, "t", &len));
+    assert_int_equal(len, 1);
     MT_OK(s, mpistore_queue_push(s, "t", "third", 5));
     expect_pop(s, "t", false, "first");
     expect_pop(s, "t", false, "third");
@@ -240,6 +243,23 @@ static void queue_failed_push_is_skipped(void **state)
     MT_OK(s, mpistore_num_keys(s, &keys));
     assert_int_equal(keys, 0);
     mt_close(s);
+
+    /* max_value_len 64: 4 bytes per element, so 6 x 6 bytes fit (60), a 7th not */
+    s = mt_open_self(16, 4096, 64);
+    for (int i = 0; i < 6; i++)
+        MT_OK(s, mpistore_queue_push(s, "full", "abcdef", 6));
+    MT_ERR(s, MPISTORE_ETOOBIG, mpistore_queue_push(s, "full", "abcdef", 6));
+    assert_non_null(strstr(mpistore_errmsg(s), "max_value_len 64"));
+    MT_ERR(s, MPISTORE_ETOOBIG, mpistore_queue_push(s, "other", big, 61)); /* 61 + 4 > 64 */
+    MT_OK(s, mpistore_queue_len(s, "full", &len));
+    assert_int_equal(len, 6);
+    for (int i = 0; i < 6; i++)
+        expect_pop(s, "full", false, "abcdef");
+    MT_OK(s, mpistore_queue_push(s, "other", big, 60)); /* exactly max_value_len */
+    MT_OK(s, mpistore_queue_pop(s, "other", false, &v, &n));
+    assert_int_equal(n, 60);
+    mpistore_free(v);
+    mt_close(s);
 }
 
 static void queue_errors(void **state)
@@ -249,9 +269,9 @@ static void queue_errors(void **state)
     void *v = NULL;
     size_t n = 0;
     int64_t len = 0;
-    char longkey[1024 - 10 + 1];
+    char longkey[1024 - 1 + 1];
     memset(longkey, 'k', sizeof longkey - 1);
-    longkey[sizeof longkey - 1] = 0; /* 1014 bytes: a key, but not a queue key */
+    longkey[sizeof longkey - 1] = 0; /* 1023 bytes: a key, but not a queue key (+2) */
     assert_int_equal(mpistore_queue_push(NULL, "k", "v", 1), -MPISTORE_EINVAL);
     MT_ERR(s, MPISTORE_EINVAL, mpistore_queue_push(s, NULL, "v", 1));
     MT_ERR(s, MPISTORE_EINVAL, mpistore_queue_push(s, "", "v", 1));
@@ -303,34 +323,42 @@ static void queue_round_trips(void **state)
         mt_barrier();
         return;
     }
-    MT_OK(s, mpistore_queue_push(s, key, "warm", 4)); /* creates the counters */
+    uint64_t rt[6] = {0};
+    int64_t len = 0;
     void *v = NULL;
     size_t n = 0;
-    MT_OK(s, mpistore_queue_pop(s, key, false, &v, &n));
-    mpistore_free(v);
-    uint64_t rt[4] = {0};
-    int64_t len = 0;
     MT_OK(s, mpistore_stats(s, &st, true));
-    MT_OK(s, mpistore_queue_push(s, key, "value", 5));
+    MT_OK(s, mpistore_queue_push(s, key, "first", 5)); /* creates the queue key */
     MT_OK(s, mpistore_stats(s, &st, true));
     rt[0] = st.round_trips;
-    MT_OK(s, mpistore_queue_len(s, key, &len));
+    MT_OK(s, mpistore_queue_push(s, key, "value", 5));
     MT_OK(s, mpistore_stats(s, &st, true));
     rt[1] = st.round_trips;
-    assert_int_equal(len, 1);
+    MT_OK(s, mpistore_queue_len(s, key, &len));
+    MT_OK(s, mpistore_stats(s, &st, true));
+    rt[2] = st.round_trips;
+    assert_int_equal(len, 2);
     MT_OK(s, mpistore_queue_pop(s, key, false, &v, &n));
     mpistore_free(v);
     MT_OK(s, mpistore_stats(s, &st, true));
-    rt[2] = st.round_trips;
+    rt[3] = st.round_trips;
+    MT_OK(s, mpistore_queue_pop(s, key, false, &v, &n)); /* the last: deletes the key */
+    mpistore_free(v);
+    MT_OK(s, mpistore_stats(s, &st, true));
+    rt[4] = st.round_trips;
     MT_ERR(s, MPISTORE_EEMPTY, mpistore_queue_pop(s, key, false, &v, &n));
     MT_OK(s, mpistore_stats(s, &st, true));
-    rt[3] = st.round_trips;
-    printf("queue round trips (%d ranks, rank 0): push %llu, len %llu, pop %llu, "
-           "empty pop %llu\n",
+    rt[5] = st.round_trips;
+    printf("queue round trips (%d ranks, rank 0): first push %llu, push %llu, len %llu, "
+           "pop %llu, last pop %llu, empty pop %llu\n",
            mt_size, (unsigned long long)rt[0], (unsigned long long)rt[1], (unsigned long long)rt[2],
-           (unsigned long long)rt[3]);
-    assert_true(rt[0] >= 6 && rt[0] <= 12);
-    assert_true(rt[2] >= 9 && rt[2] <= 12);
+           (unsigned long long)rt[3], (unsigned long long)rt[4], (unsigned long long)rt[5]);
+    assert_true(rt[0] >= 5 && rt[0] <= 7); /* an insert */
+    assert_true(rt[1] >= 3 && rt[1] <= 4); /* an update (+1: old block on another rank) */
+    assert_int_equal(rt[2], 3);            /* a validated read */
+    assert_true(rt[3] >= 3 && rt[3] <= 4);
+    assert_true(rt[4] >= 3 && rt[4] <= 4);
+    assert_int_equal(rt[5], 1); /* the key is absent: one probe */
     mt_barrier();
 }
 
@@ -342,7 +370,7 @@ int main(int argc, char **argv)
         MT_TEST(queue_check_and_wait_see_queues),
         MT_TEST(queue_all_ranks_exactly_once_fifo),
         cmocka_unit_test(queue_bounded_memory),
-        cmocka_unit_test(queue_failed_push_is_skipped),
+        cmocka_unit_test(queue_failed_push_changes_nothing),
         MT_TEST(queue_errors),
         MT_TEST(queue_under_views),
         MT_TEST(queue_round_trips),
