@@ -27,6 +27,11 @@ static int keylist_add(mpistore_t *s, keylist_t *l, const char *key, size_t len)
     return 0;
 }
 
+static int cmp_key(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 static void keylist_free(keylist_t *l)
 {
     for (size_t i = 0; i < l->n; i++)
@@ -96,6 +101,8 @@ static int scan_rank(mpistore_t *s, int r, double deadline, uint32_t *ctl, uint6
             rc = ms_getacc_u64(s, r, ms_desc_off(c, 0), desc2, c->nphys);
         if (rc == 0)
             rc = ms_flush(s, r);
+        if (rc) /* no Get may still write into a buffer released below */
+            (void)MPI_Win_flush_all(c->win);
         for (size_t i = 0; i < c->nphys; i++) {
             if (rc == 0 && blk[i].buf && desc2[i] == desc[i]) { /* seqlock held */
                 rc = accept(s, &blk[i], out);
@@ -143,6 +150,19 @@ int mpistore_list_keys(mpistore_t *s, char ***keys, size_t *nkeys)
     double deadline = ms_deadline(s->timeout);
     for (int r = 0; rc == 0 && r < c->nranks; r++)
         rc = scan_rank(s, r, deadline, ctl, desc, desc2, blk, pending, &out);
+    if (rc == 0 && out.n > 1) {
+        /* A key deleted and re-inserted into a slot not yet scanned can be
+         * seen twice: list each key once. */
+        qsort(out.v, out.n, sizeof *out.v, cmp_key);
+        size_t u = 1;
+        for (size_t i = 1; i < out.n; i++) {
+            if (strcmp(out.v[i], out.v[u - 1]) == 0)
+                free(out.v[i]);
+            else
+                out.v[u++] = out.v[i];
+        }
+        out.n = u;
+    }
     if (rc == 0) {
         *keys = out.v;
         *nkeys = out.n;

@@ -157,11 +157,11 @@ static int window_fail(int mpirc, size_t bytes, int nodes, int level)
                           : "");
     else if (ompi && multiple)
         snprintf(ms_orphan, sizeof ms_orphan,
-                 "MPI_Win_allocate failed: %.96s. MPI runs with MPI_THREAD_MULTIPLE, which Open "
-                 "MPI 4.x's osc/pt2pt (its TCP and multi-node path) refuses: run with '--mca osc "
-                 "ucx' (plus UCX_TLS=tcp,self over plain TCP), or initialise MPI with "
-                 "MPI_THREAD_SERIALIZED (then without a progress thread)",
-                 text);
+                 "MPI_Win_allocate of %zu bytes per rank failed: %.96s. Under "
+                 "MPI_THREAD_MULTIPLE, Open MPI 4.x's osc/pt2pt (its TCP path) cannot create "
+                 "windows: run with '--mca osc ucx' (plus UCX_TLS=tcp,self over plain TCP) or "
+                 "initialise MPI with MPI_THREAD_SERIALIZED; else lower bytes_per_rank",
+                 bytes, text);
     else
         snprintf(ms_orphan, sizeof ms_orphan,
                  "MPI_Win_allocate of %zu bytes per rank failed: %.96s (lower bytes_per_rank or "
@@ -281,35 +281,54 @@ int mpistore_open(mpistore_t **out, MPI_Comm comm, const mpistore_options_t *opt
     int nodes = count_nodes(dup);
     rc = MPI_Win_allocate((MPI_Aint)c->win_bytes, 1, info, dup, &c->base, &c->win);
     MPI_Info_free(&info);
+    /* What failed here: 1 no window, 2 lock_all, 4 the progress thread.  The
+     * ranks agree on it below, so that none is left in a collective. */
+    int failed = 0, locked = 0;
     if (rc != MPI_SUCCESS) {
         c->win = MPI_WIN_NULL;
         rc = window_fail(rc, c->win_bytes, nodes, level);
-        goto fail;
+        failed = 1;
+    } else {
+        MPI_Win_set_errhandler(c->win, MPI_ERRORS_RETURN);
+        memset(c->base, 0, c->off_arena);
+        ms_alloc_init(&c->alloc, c->base + c->off_arena, c->off_arena, c->win_bytes - c->off_arena,
+                      c->alloc.shift);
+        rc = MPI_Win_lock_all(MPI_MODE_NOCHECK, c->win);
+        locked = rc == MPI_SUCCESS;
+        if (rc == MPI_SUCCESS)
+            rc = MPI_Win_sync(c->win);
+        if (rc != MPI_SUCCESS) {
+            rc = open_mpi_fail(rc, "MPI_Win_lock_all", 0);
+            failed = 2;
+        }
     }
-    MPI_Win_set_errhandler(c->win, MPI_ERRORS_RETURN);
-    memset(c->base, 0, c->off_arena);
-    ms_alloc_init(&c->alloc, c->base + c->off_arena, c->off_arena, c->win_bytes - c->off_arena,
-                  c->alloc.shift);
-    rc = MPI_Win_lock_all(MPI_MODE_NOCHECK, c->win);
-    if (rc == MPI_SUCCESS)
-        rc = MPI_Win_sync(c->win);
-    if (rc != MPI_SUCCESS) {
-        rc = open_mpi_fail(rc, "MPI_Win_lock_all", 0);
-        goto fail;
+    c->progress_period_us = period;
+    if (!failed && progress && ms_progress_start(c) != 0) {
+        rc = open_fail(MPISTORE_ENOMEM, "%s",
+                       "mpistore_open: cannot start the progress thread (pthread_create failed)");
+        failed = 4;
     }
     /* The reduction doubles as the barrier that keeps every rank off the
-     * windows until all are zeroed, and makes a failed thread start fail the
-     * open on every rank. */
-    c->progress_period_us = period;
-    int nostart = progress && ms_progress_start(c) != 0, anyfail = 0;
-    rc = MPI_Allreduce(&nostart, &anyfail, 1, MPI_INT, MPI_MAX, dup);
-    if (rc != MPI_SUCCESS || anyfail) {
+     * windows until all are zeroed. */
+    int anyfail = 0;
+    int arc = MPI_Allreduce(&failed, &anyfail, 1, MPI_INT, MPI_BOR, dup);
+    if (arc != MPI_SUCCESS || anyfail) {
         ms_progress_stop(c);
-        MPI_Win_unlock_all(c->win);
-        rc = rc != MPI_SUCCESS ? open_mpi_fail(rc, "MPI_Allreduce", 0)
-                               : open_fail(MPISTORE_ENOMEM, "%s",
-                                           "mpistore_open: cannot start the progress thread "
-                                           "(pthread_create failed on some rank)");
+        if (locked)
+            MPI_Win_unlock_all(c->win);
+        if (arc != MPI_SUCCESS)
+            rc = open_mpi_fail(arc, "MPI_Allreduce", 0);
+        else if (!failed) /* this rank did fine: say what happened elsewhere */
+            rc = open_fail(anyfail & 3 ? MPISTORE_EMPI : MPISTORE_ENOMEM,
+                           "mpistore_open: %s failed on another rank",
+                           anyfail & 1   ? "MPI_Win_allocate"
+                           : anyfail & 2 ? "MPI_Win_lock_all"
+                                         : "starting the progress thread");
+        /* MPI_Win_free is collective: only if every rank has the window;
+         * otherwise this rank's window is leaked rather than hang. */
+        if (c->win != MPI_WIN_NULL && arc == MPI_SUCCESS && !(anyfail & 1))
+            MPI_Win_free(&c->win);
+        c->win = MPI_WIN_NULL;
         goto fail;
     }
     c->thread_multiple = level == MPI_THREAD_MULTIPLE;
@@ -373,7 +392,7 @@ int mpistore_prefix(mpistore_t **out, mpistore_t *store, const char *prefix)
 int mpistore_clone(mpistore_t **out, mpistore_t *s)
 {
     if (!s)
-        return -MPISTORE_EINVAL;
+        return ms_null_handle(__func__);
     if (!out)
         return ms_err(s, MPISTORE_EINVAL, "clone: out is NULL");
     mpistore_t *v = calloc(1, sizeof *v);
@@ -401,10 +420,12 @@ int mpistore_close(mpistore_t *s)
 {
     if (!s)
         return MPISTORE_OK;
-    if (s->nviews > 0)
+    ms_enter(s->core); /* a view or clone may be closing on another thread */
+    int views = s->nviews;
+    ms_leave(s->core);
+    if (s->parent && views > 0)
         return ms_err(s, MPISTORE_ESTATE,
-                      "close: %d prefix view(s) or clone(s) of this handle are still open",
-                      s->nviews);
+                      "close: %d prefix view(s) or clone(s) of this handle are still open", views);
     if (s->parent) {
         ms_enter(s->core);
         s->parent->nviews--;
@@ -414,17 +435,32 @@ int mpistore_close(mpistore_t *s)
         return MPISTORE_OK;
     }
     ms_core_t *c = s->core;
-    ms_progress_stop(c); /* before the window and communicator go away */
-    int rc = MPI_Win_flush_all(c->win);
-    const char *call = "MPI_Win_flush_all";
-    if (rc == MPI_SUCCESS &&
-        (call = "MPI_Win_unlock_all", rc = MPI_Win_unlock_all(c->win)) == MPI_SUCCESS)
-        (call = "MPI_Win_free", rc = MPI_Win_free(&c->win));
-    int rc2 = MPI_Comm_free(&c->comm);
-    if (rc == MPI_SUCCESS && rc2 != MPI_SUCCESS) {
-        rc = rc2;
-        call = "MPI_Comm_free";
+    /* Collective: a rank with views or clones still open must not leave the
+     * others waiting in MPI_Win_free, so the ranks agree first. */
+    int mine = views > 0, any = 0;
+    int rc = MPI_Allreduce(&mine, &any, 1, MPI_INT, MPI_MAX, c->comm);
+    if (rc == MPI_SUCCESS && any) {
+        if (mine)
+            return ms_err(s, MPISTORE_ESTATE,
+                          "close: %d prefix view(s) or clone(s) of this handle are still open "
+                          "(no rank closed the store)",
+                          views);
+        return ms_err(s, MPISTORE_ESTATE,
+                      "close: another rank still has prefix views or clones of the store open "
+                      "(no rank closed the store)");
     }
+    ms_progress_stop(c); /* before the window and communicator go away */
+    const char *call = "MPI_Allreduce";
+    int r;
+    /* every collective runs on every rank, whatever failed before it */
+    if ((r = MPI_Win_flush_all(c->win)) != MPI_SUCCESS && rc == MPI_SUCCESS)
+        rc = r, call = "MPI_Win_flush_all";
+    if ((r = MPI_Win_unlock_all(c->win)) != MPI_SUCCESS && rc == MPI_SUCCESS)
+        rc = r, call = "MPI_Win_unlock_all";
+    if ((r = MPI_Win_free(&c->win)) != MPI_SUCCESS && rc == MPI_SUCCESS)
+        rc = r, call = "MPI_Win_free";
+    if ((r = MPI_Comm_free(&c->comm)) != MPI_SUCCESS && rc == MPI_SUCCESS)
+        rc = r, call = "MPI_Comm_free";
     if (c->thread_multiple)
         pthread_mutex_destroy(&c->mu);
     free(c);

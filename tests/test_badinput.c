@@ -54,6 +54,7 @@ static bool o_bool;
 static int o_int;
 static double o_dbl;
 static char *o_str;
+static char **o_keys;
 static mpistore_t *o_h;
 static void *o_vals[2];
 static size_t o_lens[2];
@@ -69,6 +70,7 @@ static void reset_outputs(void)
     o_int = -77;
     o_dbl = -77.0;
     o_str = SENT_PTR;
+    o_keys = SENT_PTR;
     o_h = SENT_PTR;
     o_vals[0] = o_vals[1] = SENT_PTR;
     o_lens[0] = o_lens[1] = SENT_LEN;
@@ -80,7 +82,7 @@ static int outputs_untouched(void)
     mpistore_stats_t st;
     memset(&st, 0x5a, sizeof st);
     return o_val == SENT_PTR && o_len == SENT_LEN && o_i64 == SENT_I64 && !o_bool && o_int == -77 &&
-           o_dbl == -77.0 && o_str == SENT_PTR && o_h == SENT_PTR && o_vals[0] == SENT_PTR &&
+           o_dbl == -77.0 && o_str == SENT_PTR && o_keys == SENT_PTR && o_h == SENT_PTR && o_vals[0] == SENT_PTR &&
            o_vals[1] == SENT_PTR && o_lens[0] == SENT_LEN && o_lens[1] == SENT_LEN &&
            memcmp(&st, &o_stats, sizeof st) == 0;
 }
@@ -267,6 +269,27 @@ BAD(barrier,       negative_timeout, ON_S, EINVAL,    "timeout -1 s",       mpis
 BAD(barrier,       nan_timeout,      ON_S, EINVAL,    "timeout nan s",      mpistore_barrier(S, 0, 1, "bp", NAN)) \
 BAD(barrier,       inf_timeout,      ON_W, EINVAL,    "timeout inf s",      mpistore_barrier(W, 0, 1, "bp", INFINITY)) \
 BAD(get_all,       null_handle,      NONE, EINVAL,    NULL_HANDLE,          mpistore_get_all(NULL, 0, "bp", 1, o_vals, o_lens)) \
+BAD(queue_push,    null_handle,      NONE, EINVAL,    NULL_HANDLE,          mpistore_queue_push(NULL, "victim", "x", 1)) \
+BAD(queue_push,    null_key,         ON_S, EINVAL,    "key is NULL",        mpistore_queue_push(S, NULL, "x", 1)) \
+BAD(queue_push,    empty_key,        ON_S, EINVAL,    "key is empty",       mpistore_queue_push(S, "", "x", 1)) \
+BAD(queue_push,    long_key,         ON_S, EKEYTOOLONG, LIMIT_KEY,          mpistore_queue_push(S, KEY_LONG, "x", 1)) \
+BAD(queue_push,    long_queue_key,   ON_S, EKEYTOOLONG, "queue keys may have at most max_key_len - 2 = 30", mpistore_queue_push(S, VKEY_LONG, "x", 1)) \
+BAD(queue_push,    null_value,       ON_S, EINVAL,    "value is NULL",      mpistore_queue_push(S, "victim", NULL, 3)) \
+BAD(queue_push,    long_value,       ON_S, ETOOBIG,   "max_value_len - 4 = 15", mpistore_queue_push(S, "victim", VAL_LONG, 16)) \
+BAD(queue_pop,     null_handle,      NONE, EINVAL,    NULL_HANDLE,          mpistore_queue_pop(NULL, "victim", false, &o_val, &o_len)) \
+BAD(queue_pop,     null_key,         ON_S, EINVAL,    "key is NULL",        mpistore_queue_pop(S, NULL, false, &o_val, &o_len)) \
+BAD(queue_pop,     long_key,         ON_V, EKEYTOOLONG, LIMIT_KEY,          mpistore_queue_pop(V, VKEY_LONG, false, &o_val, &o_len)) \
+BAD(queue_pop,     null_value_out,   ON_S, EINVAL,    "value or len is NULL", mpistore_queue_pop(S, "victim", false, NULL, &o_len)) \
+BAD(queue_pop,     null_len_out,     ON_S, EINVAL,    "value or len is NULL", mpistore_queue_pop(S, "victim", false, &o_val, NULL)) \
+BAD(queue_pop,     empty_queue,      ON_S, EEMPTY,    "is empty",           mpistore_queue_pop(S, "victim", false, &o_val, &o_len)) \
+BAD(queue_len,     null_handle,      NONE, EINVAL,    NULL_HANDLE,          mpistore_queue_len(NULL, "victim", &o_i64)) \
+BAD(queue_len,     null_key,         ON_S, EINVAL,    "key is NULL",        mpistore_queue_len(S, NULL, &o_i64)) \
+BAD(queue_len,     null_out,         ON_S, EINVAL,    "len is NULL",        mpistore_queue_len(S, "victim", NULL)) \
+BAD(list_keys,     null_handle,      NONE, EINVAL,    NULL_HANDLE,          mpistore_list_keys(NULL, &o_keys, &o_len)) \
+BAD(list_keys,     null_keys_out,    ON_S, EINVAL,    "keys or nkeys is NULL", mpistore_list_keys(S, NULL, &o_len)) \
+BAD(list_keys,     null_n_out,       ON_V, EINVAL,    "keys or nkeys is NULL", mpistore_list_keys(V, &o_keys, NULL)) \
+BAD(clone,         null_store,       NONE, EINVAL,    NULL_HANDLE,          mpistore_clone(&o_h, NULL)) \
+BAD(clone,         null_out,         ON_W, EINVAL,    "out is NULL",        mpistore_clone(NULL, W)) \
 BAD(get_all,       negative_rank,    ON_S, EINVAL,    "rank -1 outside",    mpistore_get_all(S, -1, "bp", 1, o_vals, o_lens)) \
 BAD(get_all,       rank_too_big,     ON_S, EINVAL,    "rank 2 outside",     mpistore_get_all(S, 2, "bp", 2, o_vals, o_lens)) \
 BAD(get_all,       world_size_0,     ON_S, EINVAL,    "world_size 0 < 1",   mpistore_get_all(S, 0, "bp", 0, o_vals, o_lens)) \
