@@ -117,9 +117,10 @@ int mpistore_open(mpistore_t **out, MPI_Comm comm, const mpistore_options_t *opt
 
 /**
  * Close a handle.  For a store: collective over its communicator, frees the
- * window; fails with ESTATE (without entering the collective) while prefix
- * views of it are open.  For a view: local; fails with ESTATE while views of
- * the view are open.  After ESTATE the handle and its views stay usable.
+ * window; if prefix views or clones of it are open on any rank, every rank
+ * fails with ESTATE (the ranks agree first, so none is left waiting).  For a
+ * view or clone: local; fails with ESTATE while views of it are open.  After
+ * ESTATE the handle and its views stay usable.
  * NULL is a no-op returning OK.  A handle is freed by a successful close:
  * passing it to any function afterwards is undefined behaviour (as free()).
  */
