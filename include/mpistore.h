@@ -121,7 +121,8 @@ int mpistore_open(mpistore_t **out, MPI_Comm comm, const mpistore_options_t *opt
  * fails with ESTATE (the ranks agree first, so none is left waiting).  For a
  * view or clone: local; fails with ESTATE while views of it are open.  After
  * ESTATE the handle and its views stay usable.
- * NULL is a no-op returning OK.  A handle is freed by a successful close:
+ * NULL is a no-op returning OK.  A close that returns anything but ESTATE
+ * frees the handle (a store's EMPI message is then in mpistore_errmsg(NULL)):
  * passing it to any function afterwards is undefined behaviour (as free()).
  */
 int mpistore_close(mpistore_t *store);
@@ -215,10 +216,13 @@ int mpistore_queue_push(mpistore_t *s, const char *key, const void *value, size_
 
 /** Remove the oldest element of the queue under key into *value and *len (free
  *  with mpistore_free).  block=true waits for an element up to the handle's
- *  timeout (ETIMEDOUT); block=false fails with EEMPTY on an empty queue. */
+ *  timeout (ETIMEDOUT); block=false fails with EEMPTY on an empty queue.
+ *  Lock waits are bounded by the same timeout.  Errors: EINVAL, EKEYTOOLONG,
+ *  EEMPTY, ETIMEDOUT, ENOMEM, EMPI (also for a corrupt queue value). */
 int mpistore_queue_pop(mpistore_t *s, const char *key, bool block, void **value, size_t *len);
 
-/** Number of elements in the queue under key (0 for a queue never pushed). */
+/** Number of elements in the queue under key (0 for an empty queue).
+ *  Errors: EINVAL, EKEYTOOLONG, ETIMEDOUT (kept changing), ENOMEM, EMPI. */
 int mpistore_queue_len(mpistore_t *s, const char *key, int64_t *len);
 
 /**

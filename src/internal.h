@@ -280,9 +280,11 @@ int ms_set_locked(mpistore_t *s, const char *key, const void *value, size_t len)
 
 /* Write-engine operations on a queue's internal key, for queue.c: append
  * one record (4-byte length + bytes; creates the key), and take the first
- * record (*popped = 0: the queue is empty; the last record deletes the key). */
+ * record (*popped = 0: the queue is empty; the last record deletes the key),
+ * lock waits bounded by deadline (ms_deadline). */
 int ms_kqpush(mpistore_t *s, const ms_key_t *k, const void *record, size_t len);
-int ms_kqpop(mpistore_t *s, const ms_key_t *k, int *popped, void **value, size_t *len);
+int ms_kqpop(mpistore_t *s, const ms_key_t *k, double deadline, int *popped, void **value,
+             size_t *len);
 
 /* queue.c: is the queue under user key `key` (of handle s) non-empty? */
 int ms_queue_nonempty(mpistore_t *s, const char *key, double deadline, int *nonempty);

@@ -261,8 +261,8 @@ int mpistore_num_keys(mpistore_t *s, int64_t *count)
         rc = ms_flush_all(s);
     if (rc == 0) {
         int64_t sum = 0;
-        for (int r = 0; r < c->nranks; r++)
-            sum += per[2 * r] - per[2 * r + 1];
+        for (int r = 0; r < c->nranks; r++) /* the two words are read apart: */
+            sum += per[2 * r] > per[2 * r + 1] ? per[2 * r] - per[2 * r + 1] : 0; /* never < 0 */
         *count = sum;
     }
     free(per);

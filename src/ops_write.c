@@ -434,12 +434,12 @@ static int insert(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_snap_t *
 }
 
 /* The write loop on a prepared key (user or internal). */
-static int write_prepared(mpistore_t *s, const ms_key_t *kp, wreq_t *w)
+static int write_until(mpistore_t *s, const ms_key_t *kp, wreq_t *w, double deadline)
 {
     const ms_key_t k = *kp;
     ms_snap_t sn;
     ms_backoff_t bo = {0};
-    double t0 = ms_now(), deadline = ms_deadline(s->timeout);
+    double t0 = ms_now();
     int rc;
     for (;;) {
         rc = ms_snapshot(s, &k, &sn);
@@ -468,6 +468,11 @@ static int write_prepared(mpistore_t *s, const ms_key_t *kp, wreq_t *w)
         ms_backoff(s, &bo);
     }
     return rc;
+}
+
+static int write_prepared(mpistore_t *s, const ms_key_t *k, wreq_t *w)
+{
+    return write_until(s, k, w, ms_deadline(s->timeout));
 }
 
 static int write_key(mpistore_t *s, const char *key, wreq_t *w)
@@ -578,10 +583,11 @@ int ms_kqpush(mpistore_t *s, const ms_key_t *k, const void *record, size_t len)
     return write_prepared(s, k, &w);
 }
 
-int ms_kqpop(mpistore_t *s, const ms_key_t *k, int *popped, void **value, size_t *len)
+int ms_kqpop(mpistore_t *s, const ms_key_t *k, double deadline, int *popped, void **value,
+             size_t *len)
 {
     wreq_t w = {.kind = W_QPOP};
-    int rc = write_prepared(s, k, &w);
+    int rc = write_until(s, k, &w, deadline);
     if (rc == 0) {
         *popped = w.popped;
         if (w.popped) {

@@ -136,10 +136,11 @@ int mpistore_queue_push(mpistore_t *s, const char *key, const void *value, size_
     int rc = 0;
     if (!value && len > 0)
         rc = ms_err(s, MPISTORE_EINVAL, "queue_push: value is NULL with length %zu", len);
-    else if (s->core->max_value_len < sizeof len32 || len > s->core->max_value_len - sizeof len32)
+    else if (s->core->max_value_len < sizeof len32 || len > s->core->max_value_len - sizeof len32 ||
+             len > UINT32_MAX)
         rc = ms_err(s, MPISTORE_ETOOBIG,
                     "queue_push: value is %zu bytes, a queue element may have at most "
-                    "max_value_len - 4 = %zu bytes",
+                    "max_value_len - 4 = %zu bytes (and at most 4 GiB - 1)",
                     len, s->core->max_value_len < 4 ? 0 : s->core->max_value_len - 4);
     if (rc == 0)
         rc = q_open(s, key, "queue_push", 0, &q);
@@ -163,7 +164,7 @@ static int pop(mpistore_t *s, const q_t *q, bool block, void **value, size_t *le
     ms_backoff_t bo = {0};
     for (;;) {
         int popped = 0;
-        int rc = ms_kqpop(s, &q->ikey, &popped, value, len);
+        int rc = ms_kqpop(s, &q->ikey, deadline, &popped, value, len);
         if (rc || popped)
             return rc;
         if (!block)

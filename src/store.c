@@ -83,7 +83,7 @@ static void layout(ms_core_t *c, const mpistore_options_t *o)
 }
 
 /* Agree on options across ranks: every rank returns the same verdict. */
-static int agree(MPI_Comm comm, const mpistore_options_t *o, int bad, int *differ)
+static int agree(MPI_Comm comm, const mpistore_options_t *o, int bad, int *differ, int *anybad)
 {
     double tmo = o->timeout_s;
     uint64_t mine[7], lo[7], hi[7];
@@ -100,6 +100,7 @@ static int agree(MPI_Comm comm, const mpistore_options_t *o, int bad, int *diffe
     if (rc != MPI_SUCCESS)
         return rc;
     *differ = hi[6] != 0 ? 2 : memcmp(lo, hi, 6 * sizeof lo[0]) != 0;
+    *anybad = (int)hi[6]; /* bits of every rank: the same verdict everywhere */
     return MPI_SUCCESS;
 }
 
@@ -173,15 +174,16 @@ static int window_fail(int mpirc, size_t bytes, int nodes, int level)
 /* Number of shared-memory nodes comm spans (collective), or -1. */
 static int count_nodes(MPI_Comm comm)
 {
-    MPI_Comm local;
-    int lrank = 0, first, nodes = -1;
-    if (MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local) != MPI_SUCCESS)
-        return -1;
-    MPI_Comm_rank(local, &lrank);
-    first = lrank == 0;
+    MPI_Comm local = MPI_COMM_NULL;
+    int lrank = 0, first = 0, nodes = -1;
+    /* the reduction runs on every rank, even if the split failed here */
+    if (MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local) == MPI_SUCCESS) {
+        MPI_Comm_rank(local, &lrank);
+        first = lrank == 0;
+        MPI_Comm_free(&local);
+    }
     if (MPI_Allreduce(&first, &nodes, 1, MPI_INT, MPI_SUM, comm) != MPI_SUCCESS)
         nodes = -1;
-    MPI_Comm_free(&local);
     return nodes;
 }
 
@@ -201,7 +203,7 @@ static const char *thread_level_name(int level)
 
 int mpistore_open(mpistore_t **out, MPI_Comm comm, const mpistore_options_t *opts)
 {
-    int init = 0, fin = 0, rc, differ = 0;
+    int init = 0, fin = 0, rc, differ = 0, anybad = 0;
     char why[200] = "";
     mpistore_options_t o;
     ms_orphan[0] = 0;
@@ -243,14 +245,16 @@ int mpistore_open(mpistore_t **out, MPI_Comm comm, const mpistore_options_t *opt
     if (rc == MPI_SUCCESS)
         rc = MPI_Comm_set_errhandler(dup, MPI_ERRORS_RETURN);
     if (rc == MPI_SUCCESS)
-        rc = agree(dup, &o, bad, &differ);
+        rc = agree(dup, &o, bad, &differ, &anybad);
     if (rc != MPI_SUCCESS) {
         rc = open_mpi_fail(rc, "MPI_Comm_dup/MPI_Allreduce", 0);
         goto fail;
     }
     if (differ) {
-        if (bad & 2)
-            rc = open_fail(MPISTORE_ENOMEM, "%s", "mpistore_open: out of memory");
+        if (anybad & 2)
+            rc = open_fail(MPISTORE_ENOMEM, "%s",
+                           bad & 2 ? "mpistore_open: out of memory"
+                                   : "mpistore_open: out of memory on another rank");
         else if (differ == 2 && why[0])
             rc = open_fail(MPISTORE_EINVAL, "mpistore_open: %s", why);
         else if (differ == 2)
@@ -324,6 +328,8 @@ int mpistore_open(mpistore_t **out, MPI_Comm comm, const mpistore_options_t *opt
                            anyfail & 1   ? "MPI_Win_allocate"
                            : anyfail & 2 ? "MPI_Win_lock_all"
                                          : "starting the progress thread");
+        else /* same code on every rank, this rank's own message */
+            rc = anyfail & 3 ? -MPISTORE_EMPI : -MPISTORE_ENOMEM;
         /* MPI_Win_free is collective: only if every rank has the window;
          * otherwise this rank's window is leaked rather than hang. */
         if (c->win != MPI_WIN_NULL && arc == MPI_SUCCESS && !(anyfail & 1))

@@ -61,6 +61,7 @@ def _code_of(name):
 
 
 _ETIMEDOUT, _EEMPTY = _code_of("ETIMEDOUT"), _code_of("EEMPTY")
+_ESTATE = _code_of("ESTATE")
 
 
 def _key(k):
@@ -167,9 +168,13 @@ class Store:
         if self._h is None:
             return
         rc = lib.mpistore_close(self._h)
+        if rc and -rc == _ESTATE:  # views or clones still open: the handle stays usable
+            raise self._error(rc, self._h)
+        self._h = None  # any other outcome frees the handle
         if rc:
-            raise self._error(rc, self._h if self._parent is not None else None)
-        self._h = None
+            # a view's failed close cannot happen but ESTATE; a store's message
+            # outlives its handle in mpistore_errmsg(NULL)
+            raise self._error(rc, None)
 
     def __enter__(self):
         return self
