@@ -125,9 +125,13 @@ static int plan(mpistore_t *s, const ms_key_t *k, const wreq_t *w, int present,
         }
         return 0;
     case W_APPEND:
+    case W_QPUSH: /* a queue push appends one length-prefixed record */
         if (present && oldlen + w->vlen > s->core->max_value_len)
             return ms_err(s, MPISTORE_ETOOBIG,
-                          "append on key '%.64s': %zu + %zu bytes exceeds max_value_len %zu",
+                          w->kind == W_QPUSH
+                              ? "queue_push on '%.64s': the queue holds %zu bytes, one more "
+                                "%zu-byte record exceeds max_value_len %zu"
+                              : "append on key '%.64s': %zu + %zu bytes exceeds max_value_len %zu",
                           k->full, oldlen, w->vlen, s->core->max_value_len);
         p->action = ACT_WRITE;
         p->a = present ? old : w->val;
@@ -137,18 +141,6 @@ static int plan(mpistore_t *s, const ms_key_t *k, const wreq_t *w, int present,
         return 0;
     case W_DELETE:
         p->action = present ? ACT_DELETE : ACT_NONE;
-        return 0;
-    case W_QPUSH:
-        if (present && oldlen + w->vlen > s->core->max_value_len)
-            return ms_err(s, MPISTORE_ETOOBIG,
-                          "queue_push on '%.64s': the queue holds %zu bytes, one more %zu-byte "
-                          "record exceeds max_value_len %zu",
-                          k->full, oldlen, w->vlen, s->core->max_value_len);
-        p->action = ACT_WRITE;
-        p->a = present ? old : w->val;
-        p->alen = present ? oldlen : w->vlen;
-        p->b = present ? w->val : NULL;
-        p->blen = present ? w->vlen : 0;
         return 0;
     case W_QPOP: {
         uint32_t n = 0;
