@@ -740,8 +740,8 @@ void st_check_global(st_global *g, const st_ctx *c, st_ent *const *logs, const i
     static const char *const wstate[] = {"was never written by that rank",
                                          "was written by a call that succeeded",
                                          "was written by a failed multi_set",
-                                         "was written by a call that failed or lost its "
-                                         "compare_set"};
+                                         ("was written by a call that failed or lost its "
+                                          "compare_set")};
     for (int r = 0; r < c->size; r++)
         for (int i = 0; i < counts[r]; i++) {
             const st_ent *e = &logs[r][i];
