@@ -150,7 +150,10 @@ int mpistore_get(mpistore_t *s, const char *key, void **value, size_t *len);
  *  allowed, no spaces) within the int64 range.
  *  *result (may be NULL) gets the new value.  ENOTINT if the value is not a
  *  decimal int64 or the sum would overflow; ETOOBIG if the sum's decimal text
- *  is longer than max_value_len (up to 20 bytes); the value is then unchanged. */
+ *  is longer than max_value_len (up to 20 bytes); the value is then unchanged.
+ *  A key created by add is a counter: later adds on it are one
+ *  MPI_Fetch_and_op (3 round trips, no lock), and every operation sees its
+ *  decimal value.  Any other write makes it an ordinary value again. */
 int mpistore_add(mpistore_t *s, const char *key, int64_t delta, int64_t *result);
 
 /**
@@ -207,7 +210,7 @@ int mpistore_append(mpistore_t *s, const char *key, const void *value, size_t le
  * "Queues".
  */
 
-/** Append value to the queue under key (3 round trips; 5-7 for the first
+/** Append value to the queue under key (3 round trips; 4-6 for the first
  *  element of an empty queue).  Non-blocking except for short lock waits.
  *  Errors: EINVAL, EKEYTOOLONG, ETOOBIG (the element or the queue would
  *  exceed max_value_len), ENOSPC, ETIMEDOUT, ENOMEM, EMPI; on error the
@@ -256,7 +259,9 @@ double mpistore_timeout(const mpistore_t *s);
 /** Per-store operation counters (shared by a store and its views). */
 typedef struct mpistore_stats {
     uint64_t rma_calls;   /**< RMA calls issued (get, put, atomics) */
-    uint64_t round_trips; /**< completions waited for (flushes) */
+    uint64_t round_trips; /**< completions waited for (flushes of remote
+                               operations; an add's flushes of its own
+                               registration word are local, not counted) */
     uint64_t bytes;       /**< payload bytes moved by RMA */
 } mpistore_stats_t;
 

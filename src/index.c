@@ -2,6 +2,8 @@
  * validated reading and local building of value blocks. */
 #include "internal.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -77,7 +79,7 @@ void ms_key_release(ms_key_t *k)
     k->owned = NULL;
 }
 
-int ms_snapshot(mpistore_t *s, const ms_key_t *k, ms_snap_t *sn)
+int ms_snapshot_issue(mpistore_t *s, const ms_key_t *k, ms_snap_t *sn)
 {
     ms_core_t *c = s->core;
     int rc;
@@ -86,9 +88,13 @@ int ms_snapshot(mpistore_t *s, const ms_key_t *k, ms_snap_t *sn)
     sn->n = c->probe;
     if ((rc = ms_getacc_u32(s, k->rank, ms_ctl_off(c, k->home, 0), sn->ctl, sn->n * MS_CTL_WORDS)))
         return rc;
-    if ((rc = ms_getacc_u64(s, k->rank, ms_desc_off(c, k->home), sn->desc, sn->n)))
-        return rc;
-    return ms_flush(s, k->rank);
+    return ms_getacc_u64(s, k->rank, ms_desc_off(c, k->home), sn->desc, sn->n);
+}
+
+int ms_snapshot(mpistore_t *s, const ms_key_t *k, ms_snap_t *sn)
+{
+    int rc = ms_snapshot_issue(s, k, sn);
+    return rc ? rc : ms_flush(s, k->rank);
 }
 
 /* Readers fetch a block from its klen field on: the dead word and the
@@ -157,6 +163,9 @@ int ms_block_complete(mpistore_t *s, uint64_t desc, ms_block_t *b, int need_valu
     if (b->got < MS_BLK_RHDR)
         return 0;
     rhdr_t h = read_hdr(b);
+    b->counter = h.vlen == MS_VLEN_COUNTER;
+    if (b->counter)
+        h.vlen = 0; /* the value is the slot's counter word */
     if (h.klen > c->max_key_len || h.vlen > c->max_value_len)
         return 0;
     size_t need = MS_BLK_RHDR + h.klen + (size_t)h.vlen;
@@ -198,8 +207,18 @@ const char *ms_block_key(const ms_block_t *b, size_t *klen)
 const unsigned char *ms_block_value(const ms_block_t *b, size_t *vlen)
 {
     rhdr_t h = read_hdr(b);
+    if (b->counter) {
+        *vlen = strlen(b->num);
+        return (const unsigned char *)b->num;
+    }
     *vlen = (size_t)h.vlen;
     return b->buf + MS_BLK_RHDR + h.klen;
+}
+
+void ms_block_set_counter(ms_block_t *b, int64_t v)
+{
+    b->cnt = v;
+    snprintf(b->num, sizeof b->num, "%" PRId64, v);
 }
 
 void ms_block_release(ms_block_t *b)
@@ -217,11 +236,16 @@ int ms_lookup(mpistore_t *s, const ms_key_t *k, ms_snap_t *sn, int *found, ms_bl
         if (!ms_snap_candidate(sn, i, k->fp))
             continue;
         uint64_t d1 = sn->desc[i], d3 = 0;
+        int64_t cnt = 0;
         int torn = 0, rc;
         ms_block_t blk = {0};
+        /* the counter word too: it is the value if the block is a counter's,
+         * and it must be read between the two reads of the descriptor */
         rc = ms_block_issue(s, d1, ms_snap_blen(sn, i), &blk);
         if (rc == 0)
-            rc = ms_flush(s, ms_desc_rank(d1));
+            rc = ms_getacc_i64(s, sn->rank, ms_cnt_off(c, sn->first + i), &cnt);
+        if (rc == 0)
+            rc = ms_flush2(s, ms_desc_rank(d1), sn->rank);
         if (rc == 0)
             rc = ms_block_complete(s, d1, &blk, 1, &torn);
         if (rc == 0)
@@ -243,6 +267,8 @@ int ms_lookup(mpistore_t *s, const ms_key_t *k, ms_snap_t *sn, int *found, ms_bl
                           ms_desc_rank(d1), k->full);
         }
         if (ms_block_is_key(&blk, k)) {
+            if (blk.counter)
+                ms_block_set_counter(&blk, cnt);
             *found = 1;
             *b = blk;
             return 0;
@@ -252,8 +278,8 @@ int ms_lookup(mpistore_t *s, const ms_key_t *k, ms_snap_t *sn, int *found, ms_bl
     return 0;
 }
 
-int ms_block_build(mpistore_t *s, const ms_key_t *k, const void *a, size_t alen, const void *b2,
-                   size_t blen, uint32_t *uoff, uint32_t *total)
+static int build(mpistore_t *s, const ms_key_t *k, const void *a, size_t alen, const void *b2,
+                 size_t blen, int counter, uint32_t *uoff, uint32_t *total)
 {
     ms_core_t *c = s->core;
     size_t need = MS_BLK_HDR + k->len + alen + blen;
@@ -272,7 +298,7 @@ int ms_block_build(mpistore_t *s, const ms_key_t *k, const void *a, size_t alen,
     ms_blk_t *h = ms_blk_at(c, u);
     unsigned char *p = (unsigned char *)h + MS_BLK_HDR;
     h->klen = (uint32_t)k->len;
-    h->vlen = (uint64_t)(alen + blen);
+    h->vlen = counter ? MS_VLEN_COUNTER : (uint64_t)(alen + blen);
     memcpy(p, k->full, k->len);
     if (alen)
         memcpy(p + k->len, a, alen);
@@ -286,6 +312,17 @@ int ms_block_build(mpistore_t *s, const ms_key_t *k, const void *a, size_t alen,
     *uoff = u;
     *total = need > UINT32_MAX ? UINT32_MAX : (uint32_t)need;
     return 0;
+}
+
+int ms_block_build(mpistore_t *s, const ms_key_t *k, const void *a, size_t alen, const void *b2,
+                   size_t blen, uint32_t *uoff, uint32_t *total)
+{
+    return build(s, k, a, alen, b2, blen, 0, uoff, total);
+}
+
+int ms_block_build_counter(mpistore_t *s, const ms_key_t *k, uint32_t *uoff, uint32_t *total)
+{
+    return build(s, k, NULL, 0, NULL, 0, 1, uoff, total);
 }
 
 void *ms_dup_value(const void *v, size_t len)

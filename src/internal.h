@@ -14,6 +14,9 @@
 #define MS_CTL_LOCK 0u
 #define MS_CTL_FP 1u
 #define MS_CTL_BLEN 2u
+#define MS_CTL_KIND 3u /* hint: what the slot's value is (MS_KIND_*) */
+#define MS_KIND_STR 0u
+#define MS_KIND_CNT 1u
 #define MS_BLK_HDR 32u       /* bytes of a block header */
 #define MS_UNIT_MIN_SHIFT 5u /* 32-byte allocation units */
 #define MS_MAX_RANKS (1u << 17)
@@ -80,7 +83,7 @@ typedef struct ms_core {
     int rank, nranks;
     unsigned char *base;
     size_t nslots, probe, nphys;
-    size_t off_ctl, off_desc, off_arena, win_bytes;
+    size_t off_ctl, off_desc, off_cnt, off_arena, win_bytes;
     size_t max_key_len, max_value_len, keys_per_rank, bytes_per_rank;
     ms_alloc_t alloc;
     int thread_multiple;
@@ -134,12 +137,16 @@ int ms_cas_u32(mpistore_t *s, int target, size_t off, const uint32_t *desired,
                const uint32_t *expected, uint32_t *result);
 int ms_put_u32(mpistore_t *s, int target, size_t off, const uint32_t *val);
 int ms_put_u64(mpistore_t *s, int target, size_t off, const uint64_t *val);
+int ms_put_i64(mpistore_t *s, int target, size_t off, const int64_t *val);
 int ms_add_i64(mpistore_t *s, int target, size_t off, const int64_t *delta);
 int ms_fao_i64(mpistore_t *s, int target, size_t off, const int64_t *delta, int64_t *result);
 int ms_read_u64(mpistore_t *s, int target, size_t off, uint64_t *result);
 int ms_getacc_i64(mpistore_t *s, int target, size_t off, int64_t *buf);
 #define MS_OFF_COUNT 0u  /* window displacement of the rank's key count */
 #define MS_OFF_QCOUNT 8u /* ... and of how many of them are internal (queue) keys */
+#define MS_OFF_REG 16u   /* uint64: the counter bucket this rank is adding to (counters.c) */
+/* Flush of operations on this rank's own window: not a round trip. */
+int ms_flush_self(mpistore_t *s);
 
 typedef struct ms_backoff { /* initialise with {0} */
     unsigned round;
@@ -198,6 +205,10 @@ static inline size_t ms_desc_off(const ms_core_t *c, size_t slot)
 {
     return c->off_desc + slot * sizeof(uint64_t);
 }
+static inline size_t ms_cnt_off(const ms_core_t *c, size_t slot)
+{
+    return c->off_cnt + slot * sizeof(int64_t);
+}
 static inline uint32_t ms_snap_lock(const ms_snap_t *sn, size_t i)
 {
     return sn->ctl[i * MS_CTL_WORDS + MS_CTL_LOCK];
@@ -210,6 +221,10 @@ static inline uint32_t ms_snap_blen(const ms_snap_t *sn, size_t i)
 {
     return sn->ctl[i * MS_CTL_WORDS + MS_CTL_BLEN];
 }
+static inline uint32_t ms_snap_kind(const ms_snap_t *sn, size_t i)
+{
+    return sn->ctl[i * MS_CTL_WORDS + MS_CTL_KIND];
+}
 /* lock free and lock version matching the descriptor's */
 static inline int ms_snap_stable(const ms_snap_t *sn, size_t i)
 {
@@ -221,14 +236,23 @@ static inline int ms_snap_candidate(const ms_snap_t *sn, size_t i, uint32_t fp)
     return ms_desc_valid(sn->desc[i]) && ms_snap_fp(sn, i) == fp;
 }
 
-/* Read the probe window of key k (one round trip). */
+/* Read the probe window of key k (one round trip); _issue does not flush. */
 int ms_snapshot(mpistore_t *s, const ms_key_t *k, ms_snap_t *sn);
+int ms_snapshot_issue(mpistore_t *s, const ms_key_t *k, ms_snap_t *sn);
 
-/* A block fetched into local memory. */
+/* A block fetched into local memory.  A counter's block holds only the key
+ * (vlen == MS_VLEN_COUNTER); its value is the slot's int64 counter word,
+ * read along with the block (cnt) and formatted as decimal (num). */
+#define MS_VLEN_COUNTER UINT64_MAX
 typedef struct ms_block {
     unsigned char *buf; /* header + key + value */
     size_t got;         /* bytes fetched */
+    int counter;        /* after ms_block_complete: a counter's block */
+    int64_t cnt;        /* the counter word, read between the two descriptor reads */
+    char num[24];       /* cnt in decimal: the value ms_block_value returns */
 } ms_block_t;
+/* A counter value of a block becomes its value (formats num). */
+void ms_block_set_counter(ms_block_t *b, int64_t v);
 
 /* Allocate the local buffer for the block named by desc, sized by the hint
  * (block bytes); then issue (no flush) its fetch.  ms_block_issue does both. */
@@ -252,6 +276,8 @@ int ms_lookup(mpistore_t *s, const ms_key_t *k, ms_snap_t *sn, int *found, ms_bl
 /* Build a block locally: header + key + a + b (value = a||b). */
 int ms_block_build(mpistore_t *s, const ms_key_t *k, const void *a, size_t alen, const void *b2,
                    size_t blen, uint32_t *uoff, uint32_t *total);
+/* Build a counter's block: header + key, vlen = MS_VLEN_COUNTER. */
+int ms_block_build_counter(mpistore_t *s, const ms_key_t *k, uint32_t *uoff, uint32_t *total);
 
 /* ---- locking around public calls ---- */
 static inline void ms_enter(ms_core_t *c)
@@ -285,6 +311,40 @@ int ms_set_locked(mpistore_t *s, const char *key, const void *value, size_t len)
 int ms_kqpush(mpistore_t *s, const ms_key_t *k, const void *record, size_t len);
 int ms_kqpop(mpistore_t *s, const ms_key_t *k, double deadline, int *popped, void **value,
              size_t *len);
+
+/* ---- counters.c: lock-free add on counter keys (design.md, "Counters") ---- */
+/* Where an add left a counter: enough to read it again in one round trip
+ * (ms_counter_watch) while it stays the same publication. */
+typedef struct ms_watch {
+    int valid;     /* the add was on (or created) a counter */
+    int rank;      /* home rank */
+    size_t slot;   /* slot on the home rank */
+    uint64_t desc; /* the counter's descriptor */
+    uint64_t reg;  /* registration word of the key */
+} ms_watch_t;
+void ms_watch_make(const ms_key_t *k, size_t slot, uint64_t desc, ms_watch_t *w);
+/* Registered read of a watched counter (1 round trip): 0 and *value, or 1
+ * when the slot no longer holds that publication (or is locked). */
+int ms_counter_watch(mpistore_t *s, const ms_watch_t *w, int64_t *value);
+/* add (the public call's semantics, core entered) that also says where the
+ * counter is (*watch valid only for counters). */
+int ms_add_locked(mpistore_t *s, const char *key, int64_t delta, int64_t *result,
+                  ms_watch_t *watch);
+
+/* Can this store keep counters (a decimal int64 fits max_value_len)? */
+int ms_counters_enabled(const ms_core_t *c);
+/* Announce / withdraw an add on key k's home bucket (this rank's MS_OFF_REG). */
+int ms_reg_set(mpistore_t *s, const ms_key_t *k);
+int ms_reg_clear(mpistore_t *s);
+/* The registered add on the counter in slot i of sn (taken after ms_reg_set).
+ * 0 done (*sum), 2 the slot holds another key, 3 not possible here (use
+ * the locked path), <0 error. */
+int ms_counter_add(mpistore_t *s, const ms_key_t *k, const ms_snap_t *sn, size_t i,
+                   int64_t delta, int64_t *sum, ms_watch_t *watch);
+/* Holding the lock of counter slot `slot` of key k: wait until no rank is
+ * registered on k's bucket, then read the counter into b (ms_block_set_counter). */
+int ms_counter_drain(mpistore_t *s, const ms_key_t *k, size_t slot, double deadline,
+                     ms_block_t *b);
 
 /* queue.c: is the queue under user key `key` (of handle s) non-empty? */
 int ms_queue_nonempty(mpistore_t *s, const char *key, double deadline, int *nonempty);

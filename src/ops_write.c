@@ -25,7 +25,8 @@ typedef struct wreq {
     int64_t sum;
     void *cur;
     size_t curlen;
-    bool deleted; /* DELETE */
+    ms_watch_t watch; /* ADD: where the counter is, if it is one */
+    bool deleted;     /* DELETE */
     bool popped;  /* QPOP: an element was taken (in cur) */
 } wreq_t;
 
@@ -182,6 +183,20 @@ static int unlock_unchanged(mpistore_t *s, int home, size_t slot, const uint32_t
     return rc ? rc : ms_flush(s, home);
 }
 
+/* Unlock home slot h after an insert into another slot: the same
+ * descriptor, but the next version in it and in the lock word. */
+static int release_home(mpistore_t *s, int home, size_t h, uint32_t lockword, uint64_t desc)
+{
+    ms_core_t *c = s->core;
+    uint32_t ver = ms_lock_ver(lockword) + 1u, nl = ver << 1;
+    uint64_t nd = ms_desc_make(ver, ms_desc_valid(desc), (uint32_t)ms_desc_rank(desc),
+                               ms_desc_uoff(desc));
+    int rc = ms_put_u64(s, home, ms_desc_off(c, h), &nd);
+    if (rc == 0)
+        rc = ms_put_u32(s, home, ms_ctl_off(c, h, MS_CTL_LOCK), &nl);
+    return rc ? rc : ms_flush(s, home);
+}
+
 /* Release a block that was just unpublished. */
 static int retire(mpistore_t *s, uint64_t old)
 {
@@ -200,7 +215,8 @@ static int retire(mpistore_t *s, uint64_t old)
 /* Publish a new state of a slot we hold locked: descriptor, length hint and
  * unlock with the next version, in one flush (design.md). */
 static int publish(mpistore_t *s, int home, size_t slot, uint32_t lockword, int valid,
-                   uint32_t uoff, uint32_t total, int64_t count_delta, int internal)
+                   uint32_t uoff, uint32_t total, int64_t count_delta, int internal,
+                   uint32_t kind)
 {
     ms_core_t *c = s->core;
     uint32_t ver = ms_lock_ver(lockword) + 1u, nl = ver << 1, nb = total;
@@ -208,6 +224,8 @@ static int publish(mpistore_t *s, int home, size_t slot, uint32_t lockword, int 
     int rc = ms_put_u64(s, home, ms_desc_off(c, slot), &nd);
     if (rc == 0 && valid)
         rc = ms_put_u32(s, home, ms_ctl_off(c, slot, MS_CTL_BLEN), &nb);
+    if (rc == 0 && valid)
+        rc = ms_put_u32(s, home, ms_ctl_off(c, slot, MS_CTL_KIND), &kind);
     if (rc == 0 && count_delta)
         rc = ms_add_i64(s, home, MS_OFF_COUNT, &count_delta);
     if (rc == 0 && count_delta && internal) /* queue entries: kept out of num_keys */
@@ -219,7 +237,8 @@ static int publish(mpistore_t *s, int home, size_t slot, uint32_t lockword, int 
 
 /* Update the key in slot i of the snapshot.  0 done, 1 retry, 2 the slot
  * holds another key, <0 error. */
-static int update_slot(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_snap_t *sn, size_t i)
+static int update_slot(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_snap_t *sn, size_t i,
+                       double deadline)
 {
     ms_core_t *c = s->core;
     size_t slot = sn->first + i;
@@ -254,6 +273,8 @@ static int update_slot(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_sna
                     ms_desc_rank(d), k->full);
     if (rc == 0 && !ms_block_is_key(&blk, k))
         rc = 2;
+    if (rc == 0 && blk.counter) /* adders may be in flight: let them land */
+        rc = ms_counter_drain(s, k, slot, deadline, &blk);
     size_t oldlen = 0;
     const unsigned char *old = rc == 0 && need_value ? ms_block_value(&blk, &oldlen) : NULL;
     if (rc == 0)
@@ -269,7 +290,7 @@ static int update_slot(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_sna
         return urc ? urc : rc;
     }
     rc = publish(s, sn->rank, slot, exp, p.action == ACT_WRITE, uoff, total,
-                 p.action == ACT_DELETE ? -1 : 0, k->internal);
+                 p.action == ACT_DELETE ? -1 : 0, k->internal, MS_KIND_STR);
     if (rc == 0)
         (void)retire(s, d); /* the write is done even if the old block leaks */
     return rc;
@@ -323,15 +344,24 @@ static int insert(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_snap_t *
     if (!ms_snap_stable(sn, 0))
         return 1;
 
+    /* a key created by add is a counter (design.md, "Counters") */
+    int counter = w->kind == W_ADD && ms_counters_enabled(c);
     uint32_t uoff = 0, total = 0;
-    rc = ms_block_build(s, k, p.a, p.alen, p.b, p.blen, &uoff, &total);
+    rc = counter ? ms_block_build_counter(s, k, &uoff, &total)
+                 : ms_block_build(s, k, p.a, p.alen, p.b, p.blen, &uoff, &total);
     if (rc)
         return rc;
 
     int home = sn->rank;
     size_t h = sn->first;
     uint32_t exph = ms_snap_lock(sn, 0), wanth = exph | 1u, got = 0;
+    /* the home lock and the re-read of the window in one round trip: see
+     * design.md "Inserts" for why a re-read that may run before the CAS
+     * lands still sees every completed insert */
+    ms_snap_t sn2;
     rc = ms_cas_u32(s, home, ms_ctl_off(c, h, MS_CTL_LOCK), &wanth, &exph, &got);
+    if (rc == 0)
+        rc = ms_snapshot_issue(s, k, &sn2);
     if (rc == 0)
         rc = ms_flush(s, home);
     if (rc || got != exph) {
@@ -340,10 +370,8 @@ static int insert(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_snap_t *
     }
 
     /* holding the home lock: every completed insert of a key with this home
-     * is visible now; is ours among them? */
-    ms_snap_t sn2;
-    rc = ms_snapshot(s, k, &sn2);
-    int outcome = rc ? rc : present_under_home(s, k, &sn2);
+     * is visible in sn2; is ours among them? */
+    int outcome = present_under_home(s, k, &sn2);
 
     /* choose the slot: the home slot itself if empty, else try-claim one */
     size_t slot = h;
@@ -384,12 +412,16 @@ static int insert(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_snap_t *
     /* hints, then the key reservation, before the descriptor can be seen */
     const int64_t plus1 = 1, minus1 = -1;
     int64_t count = 0;
-    uint32_t fp = k->fp, nb = total;
+    uint32_t fp = k->fp, nb = total, kind = counter ? MS_KIND_CNT : MS_KIND_STR;
     int reserved = 0;
     if (outcome == 0) {
         rc = ms_put_u32(s, home, ms_ctl_off(c, slot, MS_CTL_FP), &fp);
         if (rc == 0)
             rc = ms_put_u32(s, home, ms_ctl_off(c, slot, MS_CTL_BLEN), &nb);
+        if (rc == 0)
+            rc = ms_put_u32(s, home, ms_ctl_off(c, slot, MS_CTL_KIND), &kind);
+        if (rc == 0 && counter) /* no adder can reach the word before the publication */
+            rc = ms_put_i64(s, home, ms_cnt_off(c, slot), &p.sum);
         if (rc == 0)
             rc = ms_fao_i64(s, home, MS_OFF_COUNT, &plus1, &count);
         if (rc == 0 && k->internal)
@@ -405,9 +437,13 @@ static int insert(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_snap_t *
                          "(key '%.64s')",
                          home, count, c->keys_per_rank, k->full);
     if (outcome == 0) {
-        rc = publish(s, home, slot, slot_exp, 1, uoff, total, 0, 0);
+        rc = publish(s, home, slot, slot_exp, 1, uoff, total, 0, 0, kind);
         if (rc) /* an MPI failure midway: the block may be visible, keep it */
             return rc;
+        if (counter) /* the descriptor publish() wrote */
+            ms_watch_make(k, slot,
+                          ms_desc_make(ms_lock_ver(slot_exp) + 1u, 1, (uint32_t)c->rank, uoff),
+                          &w->watch);
     }
     if (outcome != 0) { /* give back the reservation, the slot and the home lock */
         ms_free_block(c, uoff);
@@ -421,8 +457,46 @@ static int insert(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_snap_t *
             rc = unlock_unchanged(s, home, h, &exph);
         return rc ? rc : outcome;
     }
-    /* the home lock goes only after the new slot is visible (design.md) */
-    return slot != h ? unlock_unchanged(s, home, h, &exph) : 0;
+    /* the home lock goes only after the new slot is visible (design.md),
+     * and with a new version: a later inserter's CAS from the version it saw
+     * before this insert must fail */
+    return slot != h ? release_home(s, home, h, exph, sn2.desc[0]) : 0;
+}
+
+/* One pass over a snapshot: write the key in its slot.  0 done, 1 retry,
+ * 2 the key is absent, <0 error.  *registered: this add announced itself
+ * before the snapshot (counters.c); cleared when it takes the locked path. */
+static int try_slots(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_snap_t *sn,
+                     int *registered, double deadline)
+{
+    int rc = 2;
+    for (size_t i = 0; i < sn->n && rc == 2; i++) {
+        if (!ms_snap_candidate(sn, i, k->fp))
+            continue;
+        if (!ms_snap_stable(sn, i))
+            return 1;
+        if (*registered && ms_snap_kind(sn, i) == MS_KIND_CNT) {
+            rc = ms_counter_add(s, k, sn, i, w->delta, &w->sum, &w->watch);
+            if (rc != 3)
+                continue;
+        }
+        if (*registered) { /* the locked path would wait for ourselves */
+            *registered = 0;
+            if ((rc = ms_reg_clear(s)))
+                return rc;
+        }
+        rc = update_slot(s, k, w, sn, i, deadline);
+    }
+    return rc;
+}
+
+/* No candidate slot of the key is locked or between versions. */
+static int candidates_stable(const ms_snap_t *sn, uint32_t fp)
+{
+    for (size_t i = 0; i < sn->n; i++)
+        if (ms_snap_candidate(sn, i, fp) && !ms_snap_stable(sn, i))
+            return 0;
+    return 1;
 }
 
 /* The write loop on a prepared key (user or internal). */
@@ -433,15 +507,30 @@ static int write_until(mpistore_t *s, const ms_key_t *kp, wreq_t *w, double dead
     ms_backoff_t bo = {0};
     double t0 = ms_now();
     int rc;
+    /* An add registers before it reads the window: it may then add to a
+     * counter without its lock (counters.c).  After a try that found the
+     * slot locked it watches without registering until the slot is free:
+     * the lock holder may be waiting for registrations to end, and an adder
+     * that registered for every look could keep it waiting for ever. */
+    int reg = w->kind == W_ADD && ms_counters_enabled(s->core), watch = 0;
     for (;;) {
-        rc = ms_snapshot(s, &k, &sn);
-        if (rc)
-            break;
-        rc = 2;
-        for (size_t i = 0; i < sn.n && rc == 2; i++) {
-            if (!ms_snap_candidate(&sn, i, k.fp))
-                continue;
-            rc = ms_snap_stable(&sn, i) ? update_slot(s, &k, w, &sn, i) : 1;
+        int registered = 0;
+        rc = reg && !watch ? ms_reg_set(s, &k) : 0;
+        registered = rc == 0 && reg && !watch;
+        if (rc == 0)
+            rc = ms_snapshot(s, &k, &sn);
+        if (rc == 0 && watch) {
+            watch = 0;
+            if (candidates_stable(&sn, k.fp))
+                continue; /* register and look again at once */
+            rc = 1;
+        } else if (rc == 0) {
+            rc = try_slots(s, &k, w, &sn, &registered, deadline);
+        }
+        if (registered) {
+            int urc = ms_reg_clear(s);
+            if (rc >= 0 && urc)
+                rc = urc;
         }
         if (rc == 2)
             rc = insert(s, &k, w, &sn);
@@ -451,6 +540,7 @@ static int write_until(mpistore_t *s, const ms_key_t *kp, wreq_t *w, double dead
         }
         if (rc <= 0)
             break;
+        watch = reg;
         if (ms_expired(deadline)) {
             rc = ms_err(s, MPISTORE_ETIMEDOUT,
                         "timeout after %.3f s waiting for the lock of key '%.64s' (home rank %d)",
@@ -504,13 +594,22 @@ int mpistore_set(mpistore_t *s, const char *key, const void *value, size_t len)
     return rc;
 }
 
-int mpistore_add(mpistore_t *s, const char *key, int64_t delta, int64_t *result)
+int ms_add_locked(mpistore_t *s, const char *key, int64_t delta, int64_t *result,
+                  ms_watch_t *watch)
 {
-    MS_ENTER(s);
     wreq_t w = {.kind = W_ADD, .delta = delta};
     int rc = write_key(s, key, &w);
     if (rc == 0 && result)
         *result = w.sum;
+    if (rc == 0 && watch)
+        *watch = w.watch;
+    return rc;
+}
+
+int mpistore_add(mpistore_t *s, const char *key, int64_t delta, int64_t *result)
+{
+    MS_ENTER(s);
+    int rc = ms_add_locked(s, key, delta, result, NULL);
     ms_leave(s->core);
     return rc;
 }

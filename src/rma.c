@@ -37,6 +37,12 @@ int ms_flush(mpistore_t *s, int target)
     return 0;
 }
 
+int ms_flush_self(mpistore_t *s)
+{
+    CHECK(MPI_Win_flush(s->core->rank, s->core->win), s->core->rank);
+    return 0;
+}
+
 int ms_flush2(mpistore_t *s, int a, int b)
 {
     s->core->stats.round_trips++; /* both were issued together: one wait */
@@ -116,6 +122,11 @@ int ms_put_u32(mpistore_t *s, int target, size_t off, const uint32_t *val)
 int ms_put_u64(mpistore_t *s, int target, size_t off, const uint64_t *val)
 {
     return acc1(s, target, off, val, MPI_UINT64_T, 8, MPI_REPLACE);
+}
+
+int ms_put_i64(mpistore_t *s, int target, size_t off, const int64_t *val)
+{
+    return acc1(s, target, off, val, MPI_INT64_T, 8, MPI_REPLACE);
 }
 
 int ms_add_i64(mpistore_t *s, int target, size_t off, const int64_t *delta)

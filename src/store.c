@@ -77,7 +77,8 @@ static void layout(ms_core_t *c, const mpistore_options_t *o)
     c->nphys = c->nslots + c->probe - 1;
     c->off_ctl = 64;
     c->off_desc = align64(c->off_ctl + c->nphys * MS_CTL_WORDS * sizeof(uint32_t));
-    c->off_arena = align64(c->off_desc + c->nphys * sizeof(uint64_t));
+    c->off_cnt = align64(c->off_desc + c->nphys * sizeof(uint64_t));
+    c->off_arena = align64(c->off_cnt + c->nphys * sizeof(int64_t));
     c->win_bytes = c->off_arena + ((o->bytes_per_rank >> shift) << shift);
     c->alloc.shift = shift;
 }
