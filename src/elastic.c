@@ -1,9 +1,13 @@
 /* Elastic helpers (barrier, synchronize, get_all, store_timeout) on the public
  * store API; a port of torch/distributed/elastic/utils/store.py with its key
- * names.  These functions only call public mpistore functions. */
+ * names.  These functions call public mpistore functions, except for one
+ * shortcut: a member that must wait watches the num_members counter its own
+ * add left (one round trip per look, counters.c) instead of polling for
+ * last_member (design.md, "Elastic helpers"). */
 #include "internal.h"
 #include "mpistore_elastic.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,17 +92,21 @@ int mpistore_swap_timeout(mpistore_t *s, double seconds, double *previous)
 }
 
 /* *was_last (may be NULL) tells whether this caller was the last member, i.e.
- * the one that set last_member: it need not wait for a key it has just set. */
+ * the one that set last_member: it need not wait for a key it has just set.
+ * *watch (may be NULL) says where the num_members counter is. */
 static int barrier_nonblocking(mpistore_t *s, int world_size, const char *prefix, char **out,
-                               int *was_last)
+                               int *was_last, ms_watch_t *watch)
 {
     char *num = join(prefix, NUM_MEMBERS), *last = join(prefix, LAST_MEMBER);
     int64_t n = 0;
     int rc = 0;
     if (!num || !last)
         rc = ms_err(s, MPISTORE_ENOMEM, "barrier: out of memory");
-    if (rc == 0)
-        rc = mpistore_add(s, num, 1, &n);
+    if (rc == 0) {
+        ms_enter(s->core);
+        rc = ms_add_locked(s, num, 1, &n, watch);
+        ms_leave(s->core);
+    }
     if (rc == 0 && n == world_size)
         rc = mpistore_set(s, last, VAL_IGNORED, strlen(VAL_IGNORED));
     free(num);
@@ -121,7 +129,51 @@ int mpistore_barrier_nonblocking(mpistore_t *s, int world_size, const char *key_
         rc = check_prefix(s, key_prefix, "barrier_nonblocking", strlen(NUM_MEMBERS));
     if (rc == 0 && !last_member_key)
         rc = ms_err(s, MPISTORE_EINVAL, "barrier_nonblocking: last_member_key is NULL");
-    return rc ? rc : barrier_nonblocking(s, world_size, key_prefix, last_member_key, NULL);
+    return rc ? rc : barrier_nonblocking(s, world_size, key_prefix, last_member_key, NULL, NULL);
+}
+
+/* A member that did not arrive last: wait until every member has arrived.
+ * While the num_members counter is the one this member's add saw, watch it
+ * (one round trip per look) until it reaches world_size; if it stops being
+ * that counter (overwritten, deleted), wait for last_member as PyTorch does.
+ * The last member sets last_member before its own barrier returns, so the
+ * keys end up exactly as PyTorch leaves them. */
+static int await_members(mpistore_t *s, const ms_watch_t *w, int world_size, const char *last)
+{
+    double t0 = ms_now(), timeout = mpistore_timeout(s), deadline = ms_deadline(timeout);
+    int64_t v = 0;
+    int rc = 1;
+    if (w->valid) {
+        ms_backoff_t bo = {0};
+        ms_enter(s->core);
+        for (;;) {
+            rc = ms_counter_watch(s, w, &v);
+            if (rc || v >= world_size)
+                break;
+            if (ms_expired(deadline)) {
+                rc = ms_err(s, MPISTORE_ETIMEDOUT,
+                            "timeout after %.3f s waiting for all %d members (%" PRId64
+                            " arrived)",
+                            ms_now() - t0, world_size, v);
+                break;
+            }
+            ms_backoff(s, &bo);
+        }
+        ms_leave(s->core);
+    }
+    if (rc != 1)
+        return rc;
+    if (timeout > 0) { /* what is left of the timeout */
+        double left = deadline - ms_now();
+        mpistore_set_timeout(s, left > 1e-6 ? left : 1e-6);
+    }
+    void *val = NULL;
+    size_t len = 0;
+    rc = mpistore_get(s, last, &val, &len);
+    mpistore_free(val);
+    if (timeout > 0)
+        mpistore_set_timeout(s, timeout);
+    return rc;
 }
 
 /* Does key exist within `seconds` (0: check once)? */
@@ -209,13 +261,10 @@ int mpistore_barrier(mpistore_t *s, int rank, int world_size, const char *key_pr
         return rc;
     mpistore_swap_timeout(s, timeout_s, &prev);
     int setter = 0;
-    rc = barrier_nonblocking(s, world_size, key_prefix, &last, &setter);
-    if (rc == 0 && !setter) { /* the last member has just set the key itself */
-        void *v = NULL;
-        size_t len = 0;
-        rc = mpistore_get(s, last, &v, &len);
-        mpistore_free(v);
-    }
+    ms_watch_t watch = {0};
+    rc = barrier_nonblocking(s, world_size, key_prefix, &last, &setter, &watch);
+    if (rc == 0 && !setter) /* the last member has just set the key itself */
+        rc = await_members(s, &watch, world_size, last);
     free(last);
     mpistore_set_timeout(s, prev);
     if (rc == -MPISTORE_ETIMEDOUT && rank >= 0)
@@ -242,14 +291,11 @@ static int get_all(mpistore_t *s, int rank, const char *prefix, int world_size, 
         rc = mpistore_multi_get(s, (const char *const *)keys, n, vals, ls);
     have = rc == 0;
     int setter = 0;
+    ms_watch_t watch = {0};
     if (rc == 0)
-        rc = barrier_nonblocking(s, world_size, fin, &last, &setter);
-    if (rc == 0 && rank == 0 && !setter) { /* as PyTorch: rank 0 returns after everyone read */
-        void *v = NULL;
-        size_t len = 0;
-        rc = mpistore_get(s, last, &v, &len);
-        mpistore_free(v);
-    }
+        rc = barrier_nonblocking(s, world_size, fin, &last, &setter, &watch);
+    if (rc == 0 && rank == 0 && !setter) /* as PyTorch: rank 0 returns after everyone read */
+        rc = await_members(s, &watch, world_size, last);
     for (size_t i = 0; i < n; i++) {
         if (rc == 0) {
             values[i] = vals[i];

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define S mt_store
 
@@ -260,6 +261,54 @@ static void elastic_timeout_restored(void **state)
     mt_barrier();
 }
 
+/* Waiting members watch the num_members counter; when the last member
+ * turns it into an ordinary value before arriving (append ""), the watch
+ * ends and they wait for last_member instead.  And a num_members that is a
+ * string from the start (set "0"): nobody can watch, everybody waits for
+ * last_member. */
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+static void elastic_barrier_when_the_counter_changes(void **state)
+{
+    (void)state;
+    if (mt_size < 2)
+        skip();
+    const char *p = mt_unique("rewrite");
+    char num[160], want[16];
+    key_of(num, sizeof num, p, "/num_members");
+    snprintf(want, sizeof want, "%d", mt_size);
+    if (mt_rank == 1) { /* arrive last, after converting the counter */
+        for (;;) {
+            void *v = NULL;
+            size_t len = 0;
+            MT_OK(S, mpistore_get(S, num, &v, &len)); /* blocks until the first add */
+            long n = strtol(v, NULL, 10);
+            mpistore_free(v);
+            if (n == mt_size - 1)
+                break;
+            sleep_ms(1);
+        }
+        sleep_ms(20); /* let the others watch */
+        MT_OK(S, mpistore_append(S, num, "", 0));
+    }
+    MT_OK(S, mpistore_barrier(S, mt_rank, mt_size, p, 30.0));
+    mt_expect_str(S, num, want);
+
+    const char *q = mt_unique("string");
+    key_of(num, sizeof num, q, "/num_members");
+    if (mt_rank == 0)
+        MT_OK(S, mpistore_set(S, num, "0", 1));
+    mt_barrier();
+    MT_OK(S, mpistore_barrier(S, mt_rank, mt_size, q, 30.0));
+    mt_expect_str(S, num, want);
+    mt_barrier();
+}
+
 static void elastic_invalid_arguments(void **state)
 {
     (void)state;
@@ -315,6 +364,7 @@ static const struct CMUnitTest tests[] = {
     MT_TEST(elastic_diagnosis_lists_every_missing_member),
     MT_TEST(elastic_timeout_restored),
     MT_TEST(elastic_invalid_arguments),
+    MT_TEST(elastic_barrier_when_the_counter_changes),
 };
 
 MT_MAIN("elastic", tests)
