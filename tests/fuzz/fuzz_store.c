@@ -72,6 +72,7 @@ typedef struct ent {
     char key[KBUF]; /* full key */
     unsigned char val[VBUF];
     size_t vlen;
+    int counter; /* created by add: its block holds only the key (design.md "Counters") */
 } ent_t;
 
 typedef struct hnd {
@@ -156,6 +157,7 @@ static void model_put(const char *full, const void *v, size_t len)
         fail("model value of %zu bytes", len);
     memmove(e->val, v, len);
     e->vlen = len;
+    e->counter = 0;
 }
 
 static void model_del(const char *full)
@@ -165,12 +167,13 @@ static void model_del(const char *full)
         *e = M.e[--M.ne];
 }
 
-/* ENOSPC bounds of writing newlen value bytes under full (see top). */
+/* ENOSPC bounds of writing newlen value bytes under full (see top).  A
+ * counter's block holds no value bytes (newlen 0 for an add that creates one). */
 static void enospc_bounds(const char *full, size_t newlen, int *must, int *may)
 {
     size_t nunits = M.o.bytes_per_rank / UNIT, live = 0;
     for (size_t i = 0; i < M.ne; i++)
-        live += units(strlen(M.e[i].key), M.e[i].vlen);
+        live += units(strlen(M.e[i].key), M.e[i].counter ? 0 : M.e[i].vlen);
     size_t freeu = nunits - live, need = units(strlen(full), newlen);
     int exists = find(full) != NULL;
     *must = need > freeu || (!exists && M.ne >= M.o.keys_per_rank);
@@ -378,11 +381,16 @@ static struct {
     unsigned long writes, enospc_keys, enospc_memory, enospc_slots, may_but_ok;
 } ST;
 
-static void model_write(int rc, mpistore_t *h, const char *full, const void *v, size_t len,
-                        const char *what)
+/* How an add writes (design.md "Counters"): an ordinary value, a new
+ * counter (a key-only block), or an add on a counter (no allocation). */
+enum { W_VALUE, W_NEW_COUNTER, W_COUNTER_ADD };
+
+static void model_write_as(int rc, mpistore_t *h, const char *full, const void *v, size_t len,
+                           const char *what, int how)
 {
-    int must, may;
-    enospc_bounds(full, len, &must, &may);
+    int must = 0, may = 0;
+    if (how != W_COUNTER_ADD)
+        enospc_bounds(full, how == W_NEW_COUNTER ? 0 : len, &must, &may);
     ST.writes++;
     if (rc == -MPISTORE_ENOSPC) {
         const char *m = mpistore_errmsg(h);
@@ -405,6 +413,13 @@ static void model_write(int rc, mpistore_t *h, const char *full, const void *v, 
           len);
     touch(full);
     model_put(full, v, len);
+    find(full)->counter = how != W_VALUE;
+}
+
+static void model_write(int rc, mpistore_t *h, const char *full, const void *v, size_t len,
+                        const char *what)
+{
+    model_write_as(rc, h, full, v, len, what, W_VALUE);
 }
 
 /* ---- operations ---- */
@@ -514,7 +529,15 @@ static void op_add(fin_t *in)
         expect_fail(rc, ERRBIT(MPISTORE_ETOOBIG), h, "add with a too long result");
         return;
     }
-    model_write(rc, h, k.full, num, n, "add");
+    /* a counter is created by an add when any int64 fits a value; adds on
+     * it stay lock-free within the bounds of src/counters.c */
+    const int64_t dmax = INT64_C(1) << 40, vmax = INT64_C(1) << 62;
+    int how = W_VALUE;
+    if (!e && M.o.max_value_len >= 20)
+        how = W_NEW_COUNTER;
+    else if (e && e->counter && delta >= -dmax && delta <= dmax && base >= -vmax && base <= vmax)
+        how = W_COUNTER_ADD;
+    model_write_as(rc, h, k.full, num, n, "add", how);
     if (rc == 0 && pres)
         CHECK(res == base + delta, "add result %lld, model %lld", (long long)res,
               (long long)(base + delta));
