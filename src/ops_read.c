@@ -186,6 +186,144 @@ int mpistore_wait(mpistore_t *s, const char *const *keys, size_t nkeys, double t
     return rc;
 }
 
+/* ---- multi_get: the validated read of many keys, batched ----
+ * One round reads every pending key's probe window (one flush_all), then
+ * the block and counter word of each key's single candidate (one
+ * flush_all), then their descriptors again (one flush_all): 3 round trips
+ * for any number of keys instead of 3 per key.  The validation of each key
+ * is exactly ms_lookup's.  A key whose window shows several candidates (a
+ * fingerprint collision) is read alone with find(). */
+#define MG_CHUNK 64 /* keys per round: bounds the snapshot memory */
+
+typedef struct mg {
+    ms_key_t k;
+    ms_snap_t sn;
+    size_t cand; /* the candidate slot in sn; SIZE_MAX: none or several */
+    int ncand;
+    ms_block_t blk;
+    int64_t cnt;
+    uint64_t d3;
+    int torn; /* the block header was impossible: only a moved descriptor explains it */
+    int found;
+} mg_t;
+
+static void mg_release(mg_t *m)
+{
+    ms_block_release(&m->blk);
+}
+
+/* One round over the not-yet-found keys of m[0..n): sets found and moves
+ * the block to vals/ls.  *progress: how many were found. */
+static int mg_round(mpistore_t *s, mg_t *m, size_t n, double deadline, void **vals, size_t *ls,
+                    size_t *progress)
+{
+    ms_core_t *c = s->core;
+    int rc = 0, any = 0;
+    *progress = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (!m[i].found)
+            rc = ms_snapshot_issue(s, &m[i].k, &m[i].sn);
+    if (rc == 0)
+        rc = ms_flush_all(s);
+    /* the buffers first, then the gets: nothing may fail between issue and flush */
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        mg_t *x = &m[i];
+        x->cand = SIZE_MAX;
+        x->ncand = 0;
+        if (x->found)
+            continue;
+        for (size_t j = 0; j < x->sn.n; j++)
+            if (ms_snap_candidate(&x->sn, j, x->k.fp)) {
+                x->ncand++;
+                x->cand = j;
+            }
+        if (x->ncand != 1) {
+            x->cand = SIZE_MAX;
+            continue;
+        }
+        rc = ms_block_alloc(s, x->sn.desc[x->cand], ms_snap_blen(&x->sn, x->cand), &x->blk);
+        any = 1;
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        mg_t *x = &m[i];
+        if (x->found || x->cand == SIZE_MAX)
+            continue;
+        rc = ms_block_fetch(s, x->sn.desc[x->cand], &x->blk);
+        if (rc == 0)
+            rc = ms_getacc_i64(s, x->sn.rank, ms_cnt_off(c, x->sn.first + x->cand), &x->cnt);
+    }
+    if (rc == 0 && any)
+        rc = ms_flush_all(s);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        mg_t *x = &m[i];
+        if (x->found || x->cand == SIZE_MAX)
+            continue;
+        rc = ms_block_complete(s, x->sn.desc[x->cand], &x->blk, 1, &x->torn);
+        if (rc == 0)
+            rc = ms_read_u64(s, x->sn.rank, ms_desc_off(c, x->sn.first + x->cand), &x->d3);
+    }
+    if (rc == 0 && any)
+        rc = ms_flush_all(s);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        mg_t *x = &m[i];
+        if (x->found)
+            continue;
+        if (x->ncand > 1) { /* several candidates: the one-key path */
+            rc = find(s, &x->k, deadline, &x->found, &x->blk);
+        } else if (x->cand != SIZE_MAX && x->d3 == x->sn.desc[x->cand]) {
+            if (x->torn)
+                rc = ms_err(s, MPISTORE_EMPI,
+                            "corrupt value block on rank %d for key '%.64s' (internal error)",
+                            ms_desc_rank(x->d3), x->k.full);
+            else if (ms_block_is_key(&x->blk, &x->k))
+                x->found = 1;
+        }
+        if (rc == 0 && x->found) {
+            if (x->blk.counter)
+                ms_block_set_counter(&x->blk, x->cnt);
+            rc = block_to_value(s, &x->blk, &vals[i], &ls[i]);
+            (*progress)++;
+        }
+        ms_block_release(&x->blk);
+    }
+    return rc;
+}
+
+/* multi_get of keys[0..n) into vals/ls, waiting until every key exists. */
+static int mg_chunk(mpistore_t *s, const char *const *keys, size_t n, double t0, double deadline,
+                    void **vals, size_t *ls)
+{
+    mg_t *m = calloc(n, sizeof *m);
+    int rc = m ? 0 : ms_err(s, MPISTORE_ENOMEM, "multi_get: out of memory for %zu keys", n);
+    size_t prepared = 0, left = n;
+    for (; rc == 0 && prepared < n; prepared++)
+        rc = ms_key_prepare(s, keys[prepared], &m[prepared].k);
+    ms_backoff_t bo = {0};
+    while (rc == 0 && left > 0) {
+        size_t got = 0;
+        rc = mg_round(s, m, n, deadline, vals, ls, &got);
+        left -= got;
+        if (rc || left == 0 || got > 0)
+            continue;
+        if (ms_expired(deadline)) {
+            size_t i = 0;
+            while (m[i].found)
+                i++;
+            rc = ms_err(s, MPISTORE_ETIMEDOUT,
+                        "timeout after %.3f s waiting for key '%.64s' (home rank %d)",
+                        ms_now() - t0, m[i].k.full, m[i].k.rank);
+            break;
+        }
+        ms_backoff(s, &bo);
+    }
+    for (size_t i = 0; m && i < prepared; i++) {
+        mg_release(&m[i]);
+        ms_key_release(&m[i].k);
+    }
+    free(m);
+    return rc;
+}
+
 int mpistore_multi_get(mpistore_t *s, const char *const *keys, size_t nkeys, void **values,
                        size_t *lens)
 {
@@ -202,9 +340,10 @@ int mpistore_multi_get(mpistore_t *s, const char *const *keys, size_t nkeys, voi
             rc = ms_err(s, MPISTORE_ENOMEM, "multi_get: out of memory for %zu keys", nkeys);
     }
     double t0 = ms_now(), deadline = ms_deadline(s->timeout);
-    size_t done = 0;
-    for (; rc == 0 && done < nkeys; done++)
-        rc = get_one(s, keys[done], t0, deadline, &vals[done], &ls[done]);
+    for (size_t done = 0; rc == 0 && done < nkeys; done += MG_CHUNK) {
+        size_t n = nkeys - done < MG_CHUNK ? nkeys - done : MG_CHUNK;
+        rc = mg_chunk(s, keys + done, n, t0, deadline, vals + done, ls + done);
+    }
     if (rc == 0) {
         for (size_t i = 0; i < nkeys; i++) {
             values[i] = vals[i];

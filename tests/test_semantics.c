@@ -293,6 +293,62 @@ static void semantics_multi_get_set(void **state)
     mt_barrier();
 }
 
+/* multi_get of more keys than one batch (64), set by every rank at
+ * different times, values of several sizes and counters among them: every
+ * rank waits for all and reads each exactly; then a missing key times out
+ * with its name in the message. */
+static void semantics_multi_get_many(void **state)
+{
+    (void)state;
+    enum { N = 150 };
+    const char *base = mt_unique("mgmany");
+    static char names[N][96];
+    const char *keys[N];
+    void *out[N] = {0};
+    size_t outl[N] = {0};
+    char want[4200];
+    for (int i = 0; i < N; i++) {
+        snprintf(names[i], sizeof names[i], "%s/%d", base, i);
+        keys[i] = names[i];
+    }
+    mt_barrier();
+    for (int i = N - 1; i >= 0; i--) { /* rank r writes keys i = r mod size, last first */
+        if (i % mt_size != mt_rank)
+            continue;
+        if (i % 5 == 0) {
+            MT_OK(S, mpistore_add(S, keys[i], i, NULL)); /* a counter */
+        } else {
+            size_t len = (size_t)(i * 27) % 4100;
+            memset(want, 'a' + i % 26, len);
+            MT_OK(S, mpistore_set(S, keys[i], want, len));
+        }
+    }
+    MT_OK(S, mpistore_multi_get(S, keys, N, out, outl));
+    for (int i = 0; i < N; i++) {
+        if (i % 5 == 0) {
+            snprintf(want, sizeof want, "%d", i);
+            assert_int_equal(outl[i], strlen(want));
+            assert_memory_equal(out[i], want, outl[i]);
+        } else {
+            size_t len = (size_t)(i * 27) % 4100;
+            memset(want, 'a' + i % 26, len);
+            assert_int_equal(outl[i], len);
+            if (len)
+                assert_memory_equal(out[i], want, len);
+        }
+        mpistore_free(out[i]);
+    }
+    mt_barrier();
+    double prev = mpistore_timeout(S);
+    MT_OK(S, mpistore_set_timeout(S, 0.2));
+    keys[N - 1] = mt_unique("mgmissing");
+    MT_ERR(S, MPISTORE_ETIMEDOUT, mpistore_multi_get(S, keys, N, out, outl));
+    if (!strstr(mpistore_errmsg(S), "mgmissing"))
+        fail_msg("timeout message does not name the missing key: %s", mpistore_errmsg(S));
+    MT_OK(S, mpistore_set_timeout(S, prev));
+    mt_barrier();
+}
+
 static void semantics_append(void **state)
 {
     (void)state;
@@ -403,6 +459,7 @@ static const struct CMUnitTest tests[] = {
     MT_TEST(semantics_delete_check_num_keys),
     MT_TEST(semantics_wait),
     MT_TEST(semantics_multi_get_set),
+    MT_TEST(semantics_multi_get_many),
     MT_TEST(semantics_append),
     MT_TEST(semantics_timeout_accessors),
     MT_TEST(semantics_prefix_views),
