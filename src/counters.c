@@ -35,10 +35,13 @@ int ms_counters_enabled(const ms_core_t *c)
     return c->max_value_len >= 20; /* "-9223372036854775808" */
 }
 
-/* The registration word naming key k's bucket: never 0 (rank + 1). */
+/* The registration word naming key k's bucket: rank + 1 (18 bits, so never
+ * 0 for up to 2^17 ranks) | home bucket (low 30 bits) | 16 bits of fp.
+ * Buckets that agree in those bits share registrations: a writer may then
+ * wait for an unrelated add, never miss one. */
 static uint64_t reg_word(const ms_key_t *k)
 {
-    return ((uint64_t)(k->rank + 1) << 47) | ((uint64_t)(k->home & 0x7FFFFFFFu) << 16) |
+    return ((uint64_t)(k->rank + 1) << 46) | ((uint64_t)(k->home & 0x3FFFFFFFu) << 16) |
            (uint64_t)(k->fp & 0xFFFFu);
 }
 
@@ -114,29 +117,35 @@ void ms_watch_make(const ms_key_t *k, size_t slot, uint64_t desc, ms_watch_t *w)
  * If lock and descriptor show the watched publication, stable, the counter
  * read is that key's: a writer that locked before the registration shows in
  * the lock word (or a new version), one that locks after it waits for the
- * registration to end before it changes anything (the Dekker argument above). */
-int ms_counter_watch(mpistore_t *s, const ms_watch_t *w, int64_t *value)
+ * registration to end before it changes anything (the Dekker argument above).
+ * A peek reads lock and descriptor only, unregistered: after a look that
+ * found the slot locked, so that a writer draining registrations is not kept
+ * waiting by the watcher (as adders do, ops_write.c). */
+int ms_counter_watch(mpistore_t *s, const ms_watch_t *w, int peek, int64_t *value)
 {
     ms_core_t *c = s->core;
     uint32_t lock = 0;
     uint64_t desc = 0;
     int64_t v = 0;
-    int rc = reg_put(s, w->reg);
+    int rc = peek ? 0 : reg_put(s, w->reg);
     if (rc)
         return rc;
     rc = ms_getacc_u32(s, w->rank, ms_ctl_off(c, w->slot, MS_CTL_LOCK), &lock, 1);
     if (rc == 0)
         rc = ms_getacc_u64(s, w->rank, ms_desc_off(c, w->slot), &desc, 1);
-    if (rc == 0)
+    if (rc == 0 && !peek)
         rc = ms_getacc_i64(s, w->rank, ms_cnt_off(c, w->slot), &v);
     if (rc == 0)
         rc = ms_flush(s, w->rank);
-    int urc = ms_reg_clear(s);
+    int urc = peek ? 0 : ms_reg_clear(s);
     if (rc || urc)
         return rc ? rc : urc;
-    if (desc != w->desc || ms_lock_held(lock) ||
-        (ms_lock_ver(lock) & MS_DESC_VER_MASK) != ms_desc_ver(desc))
-        return 1;
+    if (desc != w->desc)
+        return 1; /* another publication (or the home slot's version moved) */
+    if (ms_lock_held(lock) || (ms_lock_ver(lock) & MS_DESC_VER_MASK) != ms_desc_ver(desc))
+        return 2; /* a writer holds it, or a publication is landing */
+    if (peek)
+        return 3;
     *value = v;
     return 0;
 }

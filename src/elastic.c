@@ -95,7 +95,7 @@ int mpistore_swap_timeout(mpistore_t *s, double seconds, double *previous)
  * the one that set last_member: it need not wait for a key it has just set.
  * *watch (may be NULL) says where the num_members counter is. */
 static int barrier_nonblocking(mpistore_t *s, int world_size, const char *prefix, char **out,
-                               int *was_last, ms_watch_t *watch)
+                               int *was_last, ms_watch_t *watch, int64_t *arrived)
 {
     char *num = join(prefix, NUM_MEMBERS), *last = join(prefix, LAST_MEMBER);
     int64_t n = 0;
@@ -112,6 +112,8 @@ static int barrier_nonblocking(mpistore_t *s, int world_size, const char *prefix
     free(num);
     if (rc == 0 && was_last)
         *was_last = n == world_size;
+    if (rc == 0 && arrived)
+        *arrived = n;
     if (rc == 0)
         *out = last;
     else
@@ -129,7 +131,8 @@ int mpistore_barrier_nonblocking(mpistore_t *s, int world_size, const char *key_
         rc = check_prefix(s, key_prefix, "barrier_nonblocking", strlen(NUM_MEMBERS));
     if (rc == 0 && !last_member_key)
         rc = ms_err(s, MPISTORE_EINVAL, "barrier_nonblocking: last_member_key is NULL");
-    return rc ? rc : barrier_nonblocking(s, world_size, key_prefix, last_member_key, NULL, NULL);
+    return rc ? rc : barrier_nonblocking(s, world_size, key_prefix, last_member_key, NULL, NULL,
+                                         NULL);
 }
 
 /* A member that did not arrive last: wait until every member has arrived.
@@ -138,18 +141,24 @@ int mpistore_barrier_nonblocking(mpistore_t *s, int world_size, const char *key_
  * that counter (overwritten, deleted), wait for last_member as PyTorch does.
  * The last member sets last_member before its own barrier returns, so the
  * keys end up exactly as PyTorch leaves them. */
-static int await_members(mpistore_t *s, const ms_watch_t *w, int world_size, const char *last)
+static int await_members(mpistore_t *s, const ms_watch_t *w, int64_t arrived, int world_size,
+                         const char *last)
 {
     double t0 = ms_now(), timeout = mpistore_timeout(s), deadline = ms_deadline(timeout);
     int64_t v = 0;
-    int rc = 1;
-    if (w->valid) {
+    int rc = 1, peek = 0;
+    /* only a member that saw the count below world_size watches it: one
+     * that saw more (a stale num_members) waits for last_member as PyTorch */
+    if (w->valid && arrived >= 1 && arrived < world_size) {
         ms_backoff_t bo = {0};
         ms_enter(s->core);
         for (;;) {
-            rc = ms_counter_watch(s, w, &v);
-            if (rc || v >= world_size)
+            rc = ms_counter_watch(s, w, peek, &v);
+            if ((rc == 0 && v >= world_size) || rc == 1 || rc < 0)
                 break;
+            peek = rc == 2;
+            if (rc == 3)
+                continue; /* free again: look registered at once */
             if (ms_expired(deadline)) {
                 rc = ms_err(s, MPISTORE_ETIMEDOUT,
                             "timeout after %.3f s waiting for all %d members (%" PRId64
@@ -262,9 +271,10 @@ int mpistore_barrier(mpistore_t *s, int rank, int world_size, const char *key_pr
     mpistore_swap_timeout(s, timeout_s, &prev);
     int setter = 0;
     ms_watch_t watch = {0};
-    rc = barrier_nonblocking(s, world_size, key_prefix, &last, &setter, &watch);
+    int64_t arrived = 0;
+    rc = barrier_nonblocking(s, world_size, key_prefix, &last, &setter, &watch, &arrived);
     if (rc == 0 && !setter) /* the last member has just set the key itself */
-        rc = await_members(s, &watch, world_size, last);
+        rc = await_members(s, &watch, arrived, world_size, last);
     free(last);
     mpistore_set_timeout(s, prev);
     if (rc == -MPISTORE_ETIMEDOUT && rank >= 0)
@@ -292,10 +302,11 @@ static int get_all(mpistore_t *s, int rank, const char *prefix, int world_size, 
     have = rc == 0;
     int setter = 0;
     ms_watch_t watch = {0};
+    int64_t arrived = 0;
     if (rc == 0)
-        rc = barrier_nonblocking(s, world_size, fin, &last, &setter, &watch);
+        rc = barrier_nonblocking(s, world_size, fin, &last, &setter, &watch, &arrived);
     if (rc == 0 && rank == 0 && !setter) /* as PyTorch: rank 0 returns after everyone read */
-        rc = await_members(s, &watch, world_size, last);
+        rc = await_members(s, &watch, arrived, world_size, last);
     for (size_t i = 0; i < n; i++) {
         if (rc == 0) {
             values[i] = vals[i];

@@ -323,9 +323,11 @@ typedef struct ms_watch {
     uint64_t reg;  /* registration word of the key */
 } ms_watch_t;
 void ms_watch_make(const ms_key_t *k, size_t slot, uint64_t desc, ms_watch_t *w);
-/* Registered read of a watched counter (1 round trip): 0 and *value, or 1
- * when the slot no longer holds that publication (or is locked). */
-int ms_counter_watch(mpistore_t *s, const ms_watch_t *w, int64_t *value);
+/* Registered read of a watched counter (1 round trip): 0 and *value; 1 the
+ * slot no longer holds that publication; 2 it is locked or a publication is
+ * landing (peek next time).  peek: an unregistered look at lock and
+ * descriptor only, 3 when the slot is stable again. */
+int ms_counter_watch(mpistore_t *s, const ms_watch_t *w, int peek, int64_t *value);
 /* add (the public call's semantics, core entered) that also says where the
  * counter is (*watch valid only for counters). */
 int ms_add_locked(mpistore_t *s, const char *key, int64_t delta, int64_t *result,

@@ -281,6 +281,19 @@ static int update_slot(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_sna
         rc = plan(s, k, w, 1, old, oldlen, &p);
     if (rc == 0)
         rc = finish(s, w, &p);
+    if (rc == 0 && w->kind == W_ADD && blk.counter) {
+        /* a locked add on a counter (a stale kind hint, or beyond the
+         * lock-free bounds) keeps it a counter: the adders are drained and
+         * the lock is held, so the word is replaced, not summed */
+        ms_block_release(&blk);
+        rc = ms_put_i64(s, sn->rank, ms_cnt_off(c, slot), &p.sum);
+        if (rc == 0)
+            rc = ms_flush(s, sn->rank);
+        if (rc == 0)
+            ms_watch_make(k, slot, d, &w->watch);
+        int urc = unlock_unchanged(s, sn->rank, slot, &exp);
+        return rc ? rc : urc;
+    }
     uint32_t uoff = 0, total = 0;
     if (rc == 0 && p.action == ACT_WRITE)
         rc = ms_block_build(s, k, p.a, p.alen, p.b, p.blen, &uoff, &total);
@@ -354,7 +367,7 @@ static int insert(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_snap_t *
 
     int home = sn->rank;
     size_t h = sn->first;
-    uint32_t exph = ms_snap_lock(sn, 0), wanth = exph | 1u, got = 0;
+    uint32_t exph = ms_snap_lock(sn, 0), wanth = exph | 1u, got = ~exph;
     /* the home lock and the re-read of the window in one round trip: see
      * design.md "Inserts" for why a re-read that may run before the CAS
      * lands still sees every completed insert */
@@ -365,6 +378,8 @@ static int insert(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_snap_t *
     if (rc == 0)
         rc = ms_flush(s, home);
     if (rc || got != exph) {
+        if (rc && got == exph) /* locked, then failed: give the lock back */
+            unlock_unchanged(s, home, h, &exph);
         ms_free_block(c, uoff);
         return rc ? rc : 1;
     }

@@ -112,6 +112,12 @@ static void counter_semantics(void **state)
         MT_OK(s, mpistore_add(s, k2, 0, &r));
         assert_true(r == INT64_C(1) << 51);
         assert_true(get_int(s, k2) == INT64_C(1) << 51);
+        /* ... and leave it a counter: the next small add is lock-free again */
+        MT_OK(s, mpistore_stats(s, &st, true));
+        MT_OK(s, mpistore_add(s, k2, 1, &r));
+        MT_OK(s, mpistore_stats(s, &st, false));
+        assert_true(r == (INT64_C(1) << 51) + 1);
+        assert_int_equal(st.round_trips, 3);
     }
     mt_barrier();
     /* every rank reads the same values */

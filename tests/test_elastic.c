@@ -307,6 +307,14 @@ static void elastic_barrier_when_the_counter_changes(void **state)
     MT_OK(S, mpistore_barrier(S, mt_rank, mt_size, q, 30.0));
     mt_expect_str(S, num, want);
     mt_barrier();
+    /* the same prefix again: every add returns more than world_size, nobody
+     * sets last_member, everybody finds the one already there (as PyTorch) */
+    MT_OK(S, mpistore_barrier(S, mt_rank, mt_size, p, 30.0));
+    mt_barrier();
+    snprintf(want, sizeof want, "%d", 2 * mt_size);
+    key_of(num, sizeof num, p, "/num_members");
+    mt_expect_str(S, num, want);
+    mt_barrier();
 }
 
 static void elastic_invalid_arguments(void **state)

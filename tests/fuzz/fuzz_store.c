@@ -529,13 +529,12 @@ static void op_add(fin_t *in)
         expect_fail(rc, ERRBIT(MPISTORE_ETOOBIG), h, "add with a too long result");
         return;
     }
-    /* a counter is created by an add when any int64 fits a value; adds on
-     * it stay lock-free within the bounds of src/counters.c */
-    const int64_t dmax = INT64_C(1) << 40, vmax = INT64_C(1) << 62;
+    /* a counter is created by an add when any int64 fits a value; an add on
+     * it allocates nothing and keeps it a counter (design.md "Counters") */
     int how = W_VALUE;
     if (!e && M.o.max_value_len >= 20)
         how = W_NEW_COUNTER;
-    else if (e && e->counter && delta >= -dmax && delta <= dmax && base >= -vmax && base <= vmax)
+    else if (e && e->counter) /* lock-free within the bounds, else locked: still a counter */
         how = W_COUNTER_ADD;
     model_write_as(rc, h, k.full, num, n, "add", how);
     if (rc == 0 && pres)
