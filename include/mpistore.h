@@ -183,7 +183,9 @@ int mpistore_wait(mpistore_t *s, const char *const *keys, size_t nkeys, double t
 int mpistore_num_keys(mpistore_t *s, int64_t *count);
 
 /** get() for each key under one deadline; values[i]/lens[i] in order, each
- *  freed with mpistore_free().  On failure nothing is written. */
+ *  freed with mpistore_free().  On failure nothing is written.  Keys are read
+ *  in batches of up to 64 (3 round trips per batch when they all exist); each
+ *  value is a validated read of its own key, not a snapshot of all keys. */
 int mpistore_multi_get(mpistore_t *s, const char *const *keys, size_t nkeys, void **values,
                        size_t *lens);
 
