@@ -129,7 +129,9 @@ void ms_progress_stop(ms_core_t *c); /* joins the thread; no-op if not running *
 /* ---- rma.c: counted RMA primitives, progress, backoff, deadlines ---- */
 int ms_flush(mpistore_t *s, int target);
 int ms_flush2(mpistore_t *s, int a, int b);
-int ms_flush_all(mpistore_t *s);
+int ms_flush_all(mpistore_t *s); /* every rank, one by one (see rma.c) */
+/* ranks[0..n) (NULL: ranks 0..n-1), one round trip in the counters */
+int ms_flush_ranks(mpistore_t *s, const int *ranks, size_t n);
 int ms_rget(mpistore_t *s, int target, size_t off, void *buf, size_t len);
 int ms_getacc_u32(mpistore_t *s, int target, size_t off, uint32_t *buf, size_t count);
 int ms_getacc_u64(mpistore_t *s, int target, size_t off, uint64_t *buf, size_t count);

@@ -187,9 +187,9 @@ int mpistore_wait(mpistore_t *s, const char *const *keys, size_t nkeys, double t
 }
 
 /* ---- multi_get: the validated read of many keys, batched ----
- * One round reads every pending key's probe window (one flush_all), then
- * the block and counter word of each key's single candidate (one
- * flush_all), then their descriptors again (one flush_all): 3 round trips
+ * One round reads every pending key's probe window (one flush of the ranks
+ * involved), then the block and counter word of each key's single
+ * candidate (one flush), then their descriptors again (one flush): 3 round trips
  * for any number of keys instead of 3 per key.  The validation of each key
  * is exactly ms_lookup's.  A key whose window shows several candidates (a
  * fingerprint collision) is read alone with find(). */
@@ -212,6 +212,20 @@ static void mg_release(mg_t *m)
     ms_block_release(&m->blk);
 }
 
+/* The distinct ranks a round talks to (at most 2 per key). */
+typedef struct mg_targets {
+    int r[2 * MG_CHUNK];
+    size_t n;
+} mg_targets_t;
+
+static void mg_target(mg_targets_t *t, int rank)
+{
+    for (size_t i = 0; i < t->n; i++)
+        if (t->r[i] == rank)
+            return;
+    t->r[t->n++] = rank;
+}
+
 /* One round over the not-yet-found keys of m[0..n): sets found and moves
  * the block to vals/ls.  *progress: how many were found. */
 static int mg_round(mpistore_t *s, mg_t *m, size_t n, double deadline, void **vals, size_t *ls,
@@ -219,12 +233,16 @@ static int mg_round(mpistore_t *s, mg_t *m, size_t n, double deadline, void **va
 {
     ms_core_t *c = s->core;
     int rc = 0, any = 0;
+    mg_targets_t homes = {.n = 0}, all = {.n = 0};
     *progress = 0;
     for (size_t i = 0; rc == 0 && i < n; i++)
-        if (!m[i].found)
+        if (!m[i].found) {
             rc = ms_snapshot_issue(s, &m[i].k, &m[i].sn);
+            mg_target(&homes, m[i].k.rank);
+            mg_target(&all, m[i].k.rank);
+        }
     if (rc == 0)
-        rc = ms_flush_all(s);
+        rc = ms_flush_ranks(s, homes.r, homes.n);
     /* the buffers first, then the gets: nothing may fail between issue and flush */
     for (size_t i = 0; rc == 0 && i < n; i++) {
         mg_t *x = &m[i];
@@ -251,9 +269,10 @@ static int mg_round(mpistore_t *s, mg_t *m, size_t n, double deadline, void **va
         rc = ms_block_fetch(s, x->sn.desc[x->cand], &x->blk);
         if (rc == 0)
             rc = ms_getacc_i64(s, x->sn.rank, ms_cnt_off(c, x->sn.first + x->cand), &x->cnt);
+        mg_target(&all, ms_desc_rank(x->sn.desc[x->cand]));
     }
     if (rc == 0 && any)
-        rc = ms_flush_all(s);
+        rc = ms_flush_ranks(s, all.r, all.n);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         mg_t *x = &m[i];
         if (x->found || x->cand == SIZE_MAX)
@@ -263,7 +282,7 @@ static int mg_round(mpistore_t *s, mg_t *m, size_t n, double deadline, void **va
             rc = ms_read_u64(s, x->sn.rank, ms_desc_off(c, x->sn.first + x->cand), &x->d3);
     }
     if (rc == 0 && any)
-        rc = ms_flush_all(s);
+        rc = ms_flush_ranks(s, homes.r, homes.n);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         mg_t *x = &m[i];
         if (x->found)
