@@ -66,8 +66,8 @@ static int64_t abs64(int64_t v)
     return v < 0 ? (v == INT64_MIN ? INT64_MAX : -v) : v;
 }
 
-int ms_counter_add(mpistore_t *s, const ms_key_t *k, const ms_snap_t *sn, size_t i,
-                   int64_t delta, int64_t *sum, ms_watch_t *watch)
+int ms_counter_add(mpistore_t *s, const ms_key_t *k, const ms_snap_t *sn, size_t i, int64_t delta,
+                   int64_t *sum, ms_watch_t *watch)
 {
     ms_core_t *c = s->core;
     uint64_t d = sn->desc[i];
@@ -150,8 +150,7 @@ int ms_counter_watch(mpistore_t *s, const ms_watch_t *w, int peek, int64_t *valu
     return 0;
 }
 
-int ms_counter_drain(mpistore_t *s, const ms_key_t *k, size_t slot, double deadline,
-                     ms_block_t *b)
+int ms_counter_drain(mpistore_t *s, const ms_key_t *k, size_t slot, double deadline, ms_block_t *b)
 {
     ms_core_t *c = s->core;
     uint64_t want = reg_word(k);

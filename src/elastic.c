@@ -131,8 +131,8 @@ int mpistore_barrier_nonblocking(mpistore_t *s, int world_size, const char *key_
         rc = check_prefix(s, key_prefix, "barrier_nonblocking", strlen(NUM_MEMBERS));
     if (rc == 0 && !last_member_key)
         rc = ms_err(s, MPISTORE_EINVAL, "barrier_nonblocking: last_member_key is NULL");
-    return rc ? rc : barrier_nonblocking(s, world_size, key_prefix, last_member_key, NULL, NULL,
-                                         NULL);
+    return rc ? rc
+              : barrier_nonblocking(s, world_size, key_prefix, last_member_key, NULL, NULL, NULL);
 }
 
 /* A member that did not arrive last: wait until every member has arrived.
@@ -161,8 +161,7 @@ static int await_members(mpistore_t *s, const ms_watch_t *w, int64_t arrived, in
                 continue; /* free again: look registered at once */
             if (ms_expired(deadline)) {
                 rc = ms_err(s, MPISTORE_ETIMEDOUT,
-                            "timeout after %.3f s waiting for all %d members (%" PRId64
-                            " arrived)",
+                            "timeout after %.3f s waiting for all %d members (%" PRId64 " arrived)",
                             ms_now() - t0, world_size, v);
                 break;
             }

@@ -343,12 +343,11 @@ int ms_reg_clear(mpistore_t *s);
 /* The registered add on the counter in slot i of sn (taken after ms_reg_set).
  * 0 done (*sum), 2 the slot holds another key, 3 not possible here (use
  * the locked path), <0 error. */
-int ms_counter_add(mpistore_t *s, const ms_key_t *k, const ms_snap_t *sn, size_t i,
-                   int64_t delta, int64_t *sum, ms_watch_t *watch);
+int ms_counter_add(mpistore_t *s, const ms_key_t *k, const ms_snap_t *sn, size_t i, int64_t delta,
+                   int64_t *sum, ms_watch_t *watch);
 /* Holding the lock of counter slot `slot` of key k: wait until no rank is
  * registered on k's bucket, then read the counter into b (ms_block_set_counter). */
-int ms_counter_drain(mpistore_t *s, const ms_key_t *k, size_t slot, double deadline,
-                     ms_block_t *b);
+int ms_counter_drain(mpistore_t *s, const ms_key_t *k, size_t slot, double deadline, ms_block_t *b);
 
 /* queue.c: is the queue under user key `key` (of handle s) non-empty? */
 int ms_queue_nonempty(mpistore_t *s, const char *key, double deadline, int *nonempty);

@@ -27,7 +27,7 @@ typedef struct wreq {
     size_t curlen;
     ms_watch_t watch; /* ADD: where the counter is, if it is one */
     bool deleted;     /* DELETE */
-    bool popped;  /* QPOP: an element was taken (in cur) */
+    bool popped;      /* QPOP: an element was taken (in cur) */
 } wreq_t;
 
 enum { ACT_NONE, ACT_WRITE, ACT_DELETE };
@@ -189,8 +189,8 @@ static int release_home(mpistore_t *s, int home, size_t h, uint32_t lockword, ui
 {
     ms_core_t *c = s->core;
     uint32_t ver = ms_lock_ver(lockword) + 1u, nl = ver << 1;
-    uint64_t nd = ms_desc_make(ver, ms_desc_valid(desc), (uint32_t)ms_desc_rank(desc),
-                               ms_desc_uoff(desc));
+    uint64_t nd =
+        ms_desc_make(ver, ms_desc_valid(desc), (uint32_t)ms_desc_rank(desc), ms_desc_uoff(desc));
     int rc = ms_put_u64(s, home, ms_desc_off(c, h), &nd);
     if (rc == 0)
         rc = ms_put_u32(s, home, ms_ctl_off(c, h, MS_CTL_LOCK), &nl);
@@ -215,8 +215,7 @@ static int retire(mpistore_t *s, uint64_t old)
 /* Publish a new state of a slot we hold locked: descriptor, length hint and
  * unlock with the next version, in one flush (design.md). */
 static int publish(mpistore_t *s, int home, size_t slot, uint32_t lockword, int valid,
-                   uint32_t uoff, uint32_t total, int64_t count_delta, int internal,
-                   uint32_t kind)
+                   uint32_t uoff, uint32_t total, int64_t count_delta, int internal, uint32_t kind)
 {
     ms_core_t *c = s->core;
     uint32_t ver = ms_lock_ver(lockword) + 1u, nl = ver << 1, nb = total;
@@ -609,8 +608,7 @@ int mpistore_set(mpistore_t *s, const char *key, const void *value, size_t len)
     return rc;
 }
 
-int ms_add_locked(mpistore_t *s, const char *key, int64_t delta, int64_t *result,
-                  ms_watch_t *watch)
+int ms_add_locked(mpistore_t *s, const char *key, int64_t delta, int64_t *result, ms_watch_t *watch)
 {
     wreq_t w = {.kind = W_ADD, .delta = delta};
     int rc = write_key(s, key, &w);
