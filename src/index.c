@@ -191,6 +191,13 @@ int ms_block_complete(mpistore_t *s, uint64_t desc, ms_block_t *b, int need_valu
     return 0;
 }
 
+int ms_err_corrupt(mpistore_t *s, uint64_t desc, const ms_key_t *k)
+{
+    return ms_err(s, MPISTORE_EMPI,
+                  "corrupt value block on rank %d for key '%.64s' (internal error)",
+                  ms_desc_rank(desc), k->full);
+}
+
 int ms_block_is_key(const ms_block_t *b, const ms_key_t *k)
 {
     rhdr_t h = read_hdr(b);
@@ -262,9 +269,7 @@ int ms_lookup(mpistore_t *s, const ms_key_t *k, ms_snap_t *sn, int *found, ms_bl
         }
         if (torn) {
             ms_block_release(&blk);
-            return ms_err(s, MPISTORE_EMPI,
-                          "corrupt value block on rank %d for key '%.64s' (internal error)",
-                          ms_desc_rank(d1), k->full);
+            return ms_err_corrupt(s, d1, k);
         }
         if (ms_block_is_key(&blk, k)) {
             if (blk.counter)

@@ -130,6 +130,9 @@ void ms_progress_stop(ms_core_t *c); /* joins the thread; no-op if not running *
 int ms_flush(mpistore_t *s, int target);
 int ms_flush2(mpistore_t *s, int a, int b);
 int ms_flush_all(mpistore_t *s); /* every rank, one by one (see rma.c) */
+/* The same on an error path: uncounted, errors ignored (no Get may still
+ * write into a buffer the caller is about to free). */
+void ms_complete_all(ms_core_t *c);
 /* ranks[0..n) (NULL: ranks 0..n-1), one round trip in the counters */
 int ms_flush_ranks(mpistore_t *s, const int *ranks, size_t n);
 int ms_rget(mpistore_t *s, int target, size_t off, void *buf, size_t len);
@@ -266,6 +269,8 @@ int ms_block_issue(mpistore_t *s, uint64_t desc, size_t hint, ms_block_t *b);
  * impossible (the caller revalidates). */
 int ms_block_complete(mpistore_t *s, uint64_t desc, ms_block_t *b, int need_value, int *torn);
 int ms_block_is_key(const ms_block_t *b, const ms_key_t *k);
+/* EMPI for a validated block whose header is impossible (a bug, not a race) */
+int ms_err_corrupt(mpistore_t *s, uint64_t desc, const ms_key_t *k);
 const unsigned char *ms_block_value(const ms_block_t *b, size_t *vlen);
 const char *ms_block_key(const ms_block_t *b, size_t *klen); /* after ms_block_complete */
 void ms_block_release(ms_block_t *b);

@@ -291,9 +291,7 @@ static int mg_round(mpistore_t *s, mg_t *m, size_t n, double deadline, void **va
             rc = find(s, &x->k, deadline, &x->found, &x->blk);
         } else if (x->cand != SIZE_MAX && x->d3 == x->sn.desc[x->cand]) {
             if (x->torn)
-                rc = ms_err(s, MPISTORE_EMPI,
-                            "corrupt value block on rank %d for key '%.64s' (internal error)",
-                            ms_desc_rank(x->d3), x->k.full);
+                rc = ms_err_corrupt(s, x->d3, &x->k);
             else if (ms_block_is_key(&x->blk, &x->k))
                 x->found = 1;
         }

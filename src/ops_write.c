@@ -267,9 +267,7 @@ static int update_slot(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_sna
     /* locked: the block is current and stays so */
     rc = ms_block_complete(s, d, &blk, need_value, &torn);
     if (rc == 0 && torn)
-        rc = ms_err(s, MPISTORE_EMPI,
-                    "corrupt value block on rank %d for key '%.64s' (internal error)",
-                    ms_desc_rank(d), k->full);
+        rc = ms_err_corrupt(s, d, k);
     if (rc == 0 && !ms_block_is_key(&blk, k))
         rc = 2;
     if (rc == 0 && blk.counter) /* adders may be in flight: let them land */
