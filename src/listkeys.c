@@ -102,7 +102,7 @@ static int scan_rank(mpistore_t *s, int r, double deadline, uint32_t *ctl, uint6
         if (rc == 0)
             rc = ms_flush(s, r);
         if (rc) /* no Get may still write into a buffer released below */
-            (void)MPI_Win_flush_all(c->win);
+            ms_complete_all(c);
         for (size_t i = 0; i < c->nphys; i++) {
             if (rc == 0 && blk[i].buf && desc2[i] == desc[i]) { /* seqlock held */
                 rc = accept(s, &blk[i], out);

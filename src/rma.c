@@ -19,7 +19,7 @@
     do {                                                                                           \
         int rc_ = (call);                                                                          \
         if (rc_ != MPI_SUCCESS) {                                                                  \
-            MPI_Win_flush_all(s->core->win);                                                       \
+            ms_complete_all(s->core);                                                              \
             return ms_mpierr(s, rc_, #call, (target));                                             \
         }                                                                                          \
     } while (0)
@@ -58,6 +58,12 @@ int ms_flush2(mpistore_t *s, int a, int b)
 int ms_flush_all(mpistore_t *s)
 {
     return ms_flush_ranks(s, NULL, (size_t)s->core->nranks);
+}
+
+void ms_complete_all(ms_core_t *c)
+{
+    for (int r = 0; r < c->nranks; r++)
+        (void)MPI_Win_flush(r, c->win);
 }
 
 int ms_flush_ranks(mpistore_t *s, const int *ranks, size_t n)
