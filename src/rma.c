@@ -32,9 +32,7 @@ static void count(mpistore_t *s, uint64_t bytes)
 
 int ms_flush(mpistore_t *s, int target)
 {
-    s->core->stats.round_trips++;
-    CHECK(MPI_Win_flush(target, s->core->win), target);
-    return 0;
+    return ms_flush_ranks(s, &target, 1);
 }
 
 int ms_flush_self(mpistore_t *s)
@@ -45,11 +43,8 @@ int ms_flush_self(mpistore_t *s)
 
 int ms_flush2(mpistore_t *s, int a, int b)
 {
-    s->core->stats.round_trips++; /* both were issued together: one wait */
-    CHECK(MPI_Win_flush(a, s->core->win), a);
-    if (b != a)
-        CHECK(MPI_Win_flush(b, s->core->win), b);
-    return 0;
+    const int r[2] = {a, b};
+    return ms_flush_ranks(s, r, a == b ? 1 : 2);
 }
 
 /* Every rank, one MPI_Win_flush each: MPICH 4.0.2's MPI_Win_flush_all was
