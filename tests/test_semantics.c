@@ -252,7 +252,7 @@ static void semantics_wait(void **state)
     double t0 = MPI_Wtime();
     MT_ERR(S, MPISTORE_ETIMEDOUT, mpistore_wait(S, keys, 2, 0.2));
     double took = MPI_Wtime() - t0;
-    assert_true(took >= 0.19 && took < 1.5);
+    assert_true(took >= 0.19 && took < 10 * 0.2); /* late: 10x the timeout */
     const char *msg = mpistore_errmsg(S);
     assert_non_null(strstr(msg, "timeout"));
     assert_non_null(strstr(msg, a));
