@@ -32,6 +32,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * MPISTORE_EXTERN marks the public API: the only symbols the shared library
+ * exports (it is built with hidden visibility and MPISTORE_BUILDING_SHARED).
+ */
+#if defined(MPISTORE_BUILDING_SHARED) && defined(__GNUC__)
+#define MPISTORE_EXTERN __attribute__((visibility("default")))
+#else
+#define MPISTORE_EXTERN /* nothing */
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -100,7 +110,7 @@ typedef struct mpistore_options {
 } mpistore_options_t;
 
 /** Fill *opts with the defaults above (NULL is ignored). */
-void mpistore_options_init(mpistore_options_t *opts);
+MPISTORE_EXTERN void mpistore_options_init(mpistore_options_t *opts);
 
 /**
  * Open a store over comm.  Collective over comm: every rank must call it with
@@ -113,7 +123,7 @@ void mpistore_options_init(mpistore_options_t *opts);
  * On error *out is untouched and, except for EINVAL on a NULL comm, every
  * rank returns the same code.
  */
-int mpistore_open(mpistore_t **out, MPI_Comm comm, const mpistore_options_t *opts);
+MPISTORE_EXTERN int mpistore_open(mpistore_t **out, MPI_Comm comm, const mpistore_options_t *opts);
 
 /**
  * Close a handle.  For a store: collective over its communicator, frees the
@@ -125,7 +135,7 @@ int mpistore_open(mpistore_t **out, MPI_Comm comm, const mpistore_options_t *opt
  * frees the handle (a store's EMPI message is then in mpistore_errmsg(NULL)):
  * passing it to any function afterwards is undefined behaviour (as free()).
  */
-int mpistore_close(mpistore_t *store);
+MPISTORE_EXTERN int mpistore_close(mpistore_t *store);
 
 /**
  * Create a local view that maps every key k to prefix "/" k over the same
@@ -133,17 +143,17 @@ int mpistore_close(mpistore_t *store);
  * parent's timeout and must be closed before its parent.
  * Errors: EINVAL (NULL argument, empty prefix), EKEYTOOLONG, ENOMEM.
  */
-int mpistore_prefix(mpistore_t **out, mpistore_t *store, const char *prefix);
+MPISTORE_EXTERN int mpistore_prefix(mpistore_t **out, mpistore_t *store, const char *prefix);
 
 /** Store value under key, replacing any old value; wakes waiters.  Non-blocking
  *  except for short lock waits bounded by the timeout.
  *  Errors: EINVAL, EKEYTOOLONG, ETOOBIG, ENOSPC, ETIMEDOUT, ENOMEM, EMPI. */
-int mpistore_set(mpistore_t *s, const char *key, const void *value, size_t len);
+MPISTORE_EXTERN int mpistore_set(mpistore_t *s, const char *key, const void *value, size_t len);
 
 /** Get key's value, blocking until some rank sets it or the handle's timeout
  *  expires (ETIMEDOUT; the message names the key, its home rank and the
  *  seconds waited).  *value is freed with mpistore_free(). */
-int mpistore_get(mpistore_t *s, const char *key, void **value, size_t *len);
+MPISTORE_EXTERN int mpistore_get(mpistore_t *s, const char *key, void **value, size_t *len);
 
 /** Atomic add on a decimal int64 value (missing key starts at 0).  A value
  *  is a decimal int64 if it is an optional sign and digits (leading zeros
@@ -154,7 +164,7 @@ int mpistore_get(mpistore_t *s, const char *key, void **value, size_t *len);
  *  A key created by add is a counter: later adds on it are one
  *  MPI_Fetch_and_op (3 round trips, no lock), and every operation sees its
  *  decimal value.  Any other write makes it an ordinary value again. */
-int mpistore_add(mpistore_t *s, const char *key, int64_t delta, int64_t *result);
+MPISTORE_EXTERN int mpistore_add(mpistore_t *s, const char *key, int64_t delta, int64_t *result);
 
 /**
  * Atomic compare-and-set with c10d's truth table:
@@ -164,38 +174,40 @@ int mpistore_add(mpistore_t *s, const char *key, int64_t delta, int64_t *result)
  *  key different                    -> store nothing, return current value.
  * current and current_len receive the returned value (free with mpistore_free).
  */
-int mpistore_compare_set(mpistore_t *s, const char *key, const void *expected, size_t expected_len,
-                         const void *desired, size_t desired_len, void **current,
-                         size_t *current_len);
+MPISTORE_EXTERN int mpistore_compare_set(mpistore_t *s, const char *key, const void *expected,
+                                         size_t expected_len, const void *desired,
+                                         size_t desired_len, void **current, size_t *current_len);
 
 /** Remove key; *deleted (may be NULL) tells whether a key was removed. */
-int mpistore_delete_key(mpistore_t *s, const char *key, bool *deleted);
+MPISTORE_EXTERN int mpistore_delete_key(mpistore_t *s, const char *key, bool *deleted);
 
 /** Non-blocking: *all_present is true if every key exists.  nkeys may be 0. */
-int mpistore_check(mpistore_t *s, const char *const *keys, size_t nkeys, bool *all_present);
+MPISTORE_EXTERN int mpistore_check(mpistore_t *s, const char *const *keys, size_t nkeys,
+                                   bool *all_present);
 
 /** Block until every key exists.  timeout_s: MPISTORE_TIMEOUT_DEFAULT = the
  *  handle's timeout, 0 = forever, > 0 = seconds.  ETIMEDOUT names the keys
  *  still missing. */
-int mpistore_wait(mpistore_t *s, const char *const *keys, size_t nkeys, double timeout_s);
+MPISTORE_EXTERN int mpistore_wait(mpistore_t *s, const char *const *keys, size_t nkeys,
+                                  double timeout_s);
 
 /** Number of keys in the store now (exact when no insert/delete is in flight). */
-int mpistore_num_keys(mpistore_t *s, int64_t *count);
+MPISTORE_EXTERN int mpistore_num_keys(mpistore_t *s, int64_t *count);
 
 /** get() for each key under one deadline; values[i]/lens[i] in order, each
  *  freed with mpistore_free().  On failure nothing is written.  Keys are read
  *  in batches of up to 64 (3 round trips per batch when they all exist); each
  *  value is a validated read of its own key, not a snapshot of all keys. */
-int mpistore_multi_get(mpistore_t *s, const char *const *keys, size_t nkeys, void **values,
-                       size_t *lens);
+MPISTORE_EXTERN int mpistore_multi_get(mpistore_t *s, const char *const *keys, size_t nkeys,
+                                       void **values, size_t *lens);
 
 /** set() for each pair, in order.  Validates every argument before writing.
  *  Each set is atomic; on a failure midway, the earlier pairs stay set. */
-int mpistore_multi_set(mpistore_t *s, const char *const *keys, const void *const *values,
-                       const size_t *lens, size_t nkeys);
+MPISTORE_EXTERN int mpistore_multi_set(mpistore_t *s, const char *const *keys,
+                                       const void *const *values, const size_t *lens, size_t nkeys);
 
 /** Create key with value, or append value to it atomically; wakes waiters. */
-int mpistore_append(mpistore_t *s, const char *key, const void *value, size_t len);
+MPISTORE_EXTERN int mpistore_append(mpistore_t *s, const char *key, const void *value, size_t len);
 
 /*
  * Queues (c10d queue_push / queue_pop / queue_len).  A queue lives under a key
@@ -217,18 +229,20 @@ int mpistore_append(mpistore_t *s, const char *key, const void *value, size_t le
  *  Errors: EINVAL, EKEYTOOLONG, ETOOBIG (the element or the queue would
  *  exceed max_value_len), ENOSPC, ETIMEDOUT, ENOMEM, EMPI; on error the
  *  queue is unchanged. */
-int mpistore_queue_push(mpistore_t *s, const char *key, const void *value, size_t len);
+MPISTORE_EXTERN int mpistore_queue_push(mpistore_t *s, const char *key, const void *value,
+                                        size_t len);
 
 /** Remove the oldest element of the queue under key into *value and *len (free
  *  with mpistore_free).  block=true waits for an element up to the handle's
  *  timeout (ETIMEDOUT); block=false fails with EEMPTY on an empty queue.
  *  Lock waits are bounded by the same timeout.  Errors: EINVAL, EKEYTOOLONG,
  *  EEMPTY, ETIMEDOUT, ENOMEM, EMPI (also for a corrupt queue value). */
-int mpistore_queue_pop(mpistore_t *s, const char *key, bool block, void **value, size_t *len);
+MPISTORE_EXTERN int mpistore_queue_pop(mpistore_t *s, const char *key, bool block, void **value,
+                                       size_t *len);
 
 /** Number of elements in the queue under key (0 for an empty queue).
  *  Errors: EINVAL, EKEYTOOLONG, ETIMEDOUT (kept changing), ENOMEM, EMPI. */
-int mpistore_queue_len(mpistore_t *s, const char *key, int64_t *len);
+MPISTORE_EXTERN int mpistore_queue_len(mpistore_t *s, const char *key, int64_t *len);
 
 /**
  * List the plain keys (queues excluded).  On a prefix view: the view's keys
@@ -239,7 +253,7 @@ int mpistore_queue_len(mpistore_t *s, const char *key, int64_t *len);
  * key present during the whole call is listed.  ETIMEDOUT if slots kept
  * changing for the handle's timeout.  Errors: EINVAL, ENOMEM, EMPI.
  */
-int mpistore_list_keys(mpistore_t *s, char ***keys, size_t *nkeys);
+MPISTORE_EXTERN int mpistore_list_keys(mpistore_t *s, char ***keys, size_t *nkeys);
 
 /**
  * A second handle to the same store (same prefix, the handle's current
@@ -249,14 +263,14 @@ int mpistore_list_keys(mpistore_t *s, char ***keys, size_t *nkeys);
  * views of it are open.  Sharing the store between threads needs
  * MPI_THREAD_MULTIPLE (see Conventions).  Errors: EINVAL, ENOMEM.
  */
-int mpistore_clone(mpistore_t **out, mpistore_t *s);
+MPISTORE_EXTERN int mpistore_clone(mpistore_t **out, mpistore_t *s);
 
 /** Set the handle's default deadline for blocking calls (seconds, finite,
  *  >= 0; 0 = no deadline). */
-int mpistore_set_timeout(mpistore_t *s, double seconds);
+MPISTORE_EXTERN int mpistore_set_timeout(mpistore_t *s, double seconds);
 
 /** The handle's timeout in seconds (-1.0 for a NULL handle). */
-double mpistore_timeout(const mpistore_t *s);
+MPISTORE_EXTERN double mpistore_timeout(const mpistore_t *s);
 
 /** Per-store operation counters (shared by a store and its views). */
 typedef struct mpistore_stats {
@@ -268,28 +282,28 @@ typedef struct mpistore_stats {
 } mpistore_stats_t;
 
 /** Read (and with reset=true, zero) the counters.  Local. */
-int mpistore_stats(mpistore_t *s, mpistore_stats_t *out, bool reset);
+MPISTORE_EXTERN int mpistore_stats(mpistore_t *s, mpistore_stats_t *out, bool reset);
 
 /** The rank whose window holds key's index slot (its "home rank", named in
  *  timeout messages).  Local; for diagnostics and benchmarks. */
-int mpistore_key_rank(mpistore_t *s, const char *key, int *rank);
+MPISTORE_EXTERN int mpistore_key_rank(mpistore_t *s, const char *key, int *rank);
 
 /** Free a buffer returned by the library (NULL ok). */
-void mpistore_free(void *p);
+MPISTORE_EXTERN void mpistore_free(void *p);
 
 /** Static text for a code, positive or negative ("unknown error" otherwise). */
-const char *mpistore_strerror(int code);
+MPISTORE_EXTERN const char *mpistore_strerror(int code);
 
 /** Static name of a code ("MPISTORE_ETIMEDOUT"), positive or negative. */
-const char *mpistore_errname(int code);
+MPISTORE_EXTERN const char *mpistore_errname(int code);
 
 /** One line on the handle's last failure, "" if none.  With NULL: the calling
  *  thread's last failed mpistore_open(), store close, or call that was given a
  *  NULL handle (those leave no handle to hold the message). */
-const char *mpistore_errmsg(const mpistore_t *s);
+MPISTORE_EXTERN const char *mpistore_errmsg(const mpistore_t *s);
 
 /** Runtime library version, "MAJOR.MINOR.PATCH". */
-const char *mpistore_version(void);
+MPISTORE_EXTERN const char *mpistore_version(void);
 
 #ifdef __cplusplus
 }

@@ -29,13 +29,13 @@ extern "C" {
 
 /** store_timeout: set the handle's timeout to seconds (finite, >= 0; 0 = no
  *  deadline) and give the old one in *previous (may be NULL). */
-int mpistore_swap_timeout(mpistore_t *s, double seconds, double *previous);
+MPISTORE_EXTERN int mpistore_swap_timeout(mpistore_t *s, double seconds, double *previous);
 
 /** _barrier_nonblocking: add(key_prefix "/num_members", 1); the caller that
  *  reaches world_size sets key_prefix "/last_member" to "<val_ignored>".
  *  *last_member_key receives that key (free with mpistore_free). */
-int mpistore_barrier_nonblocking(mpistore_t *s, int world_size, const char *key_prefix,
-                                 char **last_member_key);
+MPISTORE_EXTERN int mpistore_barrier_nonblocking(mpistore_t *s, int world_size,
+                                                 const char *key_prefix, char **last_member_key);
 
 /**
  * barrier: under a timeout of timeout_s, barrier_nonblocking then wait for
@@ -49,8 +49,8 @@ int mpistore_barrier_nonblocking(mpistore_t *s, int world_size, const char *key_
  * The diagnosis adds at most about 2.5 s to the timeout.  rank < 0 disables it.
  * EINVAL: world_size < 1, rank >= world_size, empty prefix, bad timeout.
  */
-int mpistore_barrier(mpistore_t *s, int rank, int world_size, const char *key_prefix,
-                     double timeout_s);
+MPISTORE_EXTERN int mpistore_barrier(mpistore_t *s, int rank, int world_size,
+                                     const char *key_prefix, double timeout_s);
 
 /** get_all: multi_get prefix "0" .. prefix "<world_size-1>" (one deadline, the
  *  handle's timeout), then barrier_nonblocking under prefix "/finished";
@@ -58,13 +58,14 @@ int mpistore_barrier(mpistore_t *s, int rank, int world_size, const char *key_pr
  *  after every member has read.  values[] and lens[] have world_size entries,
  *  written only on success; free each value with mpistore_free.
  *  EINVAL also for rank < 0. */
-int mpistore_get_all(mpistore_t *s, int rank, const char *prefix, int world_size, void **values,
-                     size_t *lens);
+MPISTORE_EXTERN int mpistore_get_all(mpistore_t *s, int rank, const char *prefix, int world_size,
+                                     void **values, size_t *lens);
 
 /** synchronize: under a timeout of timeout_s, set(key_prefix "<rank>", data)
  *  then get_all: every member gets every member's data, in rank order. */
-int mpistore_synchronize(mpistore_t *s, const void *data, size_t len, int rank, int world_size,
-                         const char *key_prefix, double timeout_s, void **values, size_t *lens);
+MPISTORE_EXTERN int mpistore_synchronize(mpistore_t *s, const void *data, size_t len, int rank,
+                                         int world_size, const char *key_prefix, double timeout_s,
+                                         void **values, size_t *lens);
 
 #ifdef __cplusplus
 }
