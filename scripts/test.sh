@@ -24,7 +24,7 @@ took() { echo "   ($(( SECONDS - t0 )) s so far)"; }
 
 if stage ompi; then
   echo "== Open MPI: build (-Werror) + test, cells ompi/tcp/2node/ucx"
-  cmake -S . -B build-test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMPISTORE_WERROR=ON >/dev/null
+  cmake -S . -B build-test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMPISTORE_WERROR=ON
   cmake --build build-test -j "$JOBS"
   (cd build-test && ctest --output-on-failure -j "$JOBS") || fail ompi
   took
@@ -33,8 +33,7 @@ fi
 if stage mpich; then
   echo "== MPICH: build (-Werror) + test"
   cmake -S . -B build-mpich -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMPISTORE_WERROR=ON \
-        -DMPI_C_COMPILER=/usr/bin/mpicc.mpich -DMPIEXEC_EXECUTABLE=/usr/bin/mpiexec.mpich \
-        >/dev/null
+        -DMPI_C_COMPILER=/usr/bin/mpicc.mpich -DMPIEXEC_EXECUTABLE=/usr/bin/mpiexec.mpich
   cmake --build build-mpich -j "$JOBS"
   # MPICH busy-polls: one test at a time keeps oversubscription down.
   (cd build-mpich && ctest --output-on-failure -j 1) || fail mpich
@@ -44,7 +43,7 @@ fi
 if stage asan; then
   echo "== Open MPI default cell under AddressSanitizer + UndefinedBehaviorSanitizer"
   cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug "-DMPISTORE_SANITIZE=address;undefined" \
-        -DMPISTORE_WERROR=ON -DMPISTORE_TRANSPORTS=ompi >/dev/null
+        -DMPISTORE_WERROR=ON -DMPISTORE_TRANSPORTS=ompi
   cmake --build build-asan -j "$JOBS"
   (cd build-asan && ctest --output-on-failure -j "$JOBS") || fail asan
   took
@@ -53,7 +52,7 @@ fi
 if stage fuzz && [ -f tests/fuzz/CMakeLists.txt ]; then
   echo "== libFuzzer harness (clang), short run from the checked-in corpus"
   CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMPISTORE_BUILD_FUZZ=ON \
-        -DMPISTORE_BUILD_EXAMPLES=OFF -DMPISTORE_TRANSPORTS=ompi >/dev/null
+        -DMPISTORE_BUILD_EXAMPLES=OFF -DMPISTORE_TRANSPORTS=ompi
   cmake --build build-fuzz -j "$JOBS"
   (cd build-fuzz && ctest --output-on-failure -L fuzz) || fail fuzz
   took
@@ -61,13 +60,13 @@ fi
 
 if stage install; then
   echo "== install + find_package / pkg-config consumer"
-  [ -d build-test ] || { cmake -S . -B build-test -DMPISTORE_WERROR=ON >/dev/null &&
+  [ -d build-test ] || { cmake -S . -B build-test -DMPISTORE_WERROR=ON &&
                          cmake --build build-test -j "$JOBS"; }
   stage_dir=$PWD/build-test/stage
   rm -rf "$stage_dir" build-test/consumer-cmake
-  cmake --install build-test --prefix "$stage_dir" >/dev/null
-  if cmake -S tests/consumer -B build-test/consumer-cmake -DCMAKE_PREFIX_PATH="$stage_dir" \
-       >/dev/null && cmake --build build-test/consumer-cmake >/dev/null &&
+  if cmake --install build-test --prefix "$stage_dir" &&
+     cmake -S tests/consumer -B build-test/consumer-cmake -DCMAKE_PREFIX_PATH="$stage_dir" &&
+     cmake --build build-test/consumer-cmake &&
      mpiexec -n 2 build-test/consumer-cmake/consumer &&
      PKG_CONFIG_PATH="$stage_dir/lib/pkgconfig:$stage_dir/lib/$(gcc -print-multiarch)/pkgconfig" \
        sh -c 'mpicc tests/consumer/consumer.c $(pkg-config --cflags --libs mpistore) \
