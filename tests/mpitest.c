@@ -32,10 +32,15 @@ int mt_main(int argc, char **argv, const char *name, const struct CMUnitTest *te
     return any ? 1 : 0;
 }
 
-long mt_scale(long n)
+int mt_slow(void)
 {
     const char *slow = getenv("MPISTORE_TEST_SLOW");
-    if (!slow || strcmp(slow, "1") != 0)
+    return slow && strcmp(slow, "1") == 0;
+}
+
+long mt_scale(long n)
+{
+    if (!mt_slow())
         return n;
     return n / 20 > 0 ? n / 20 : 1;
 }

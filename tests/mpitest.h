@@ -65,8 +65,10 @@ const char *mt_unique(const char *tag);
                      mpistore_errname(mt_rc_), mpistore_errname(code), mpistore_errmsg(s));        \
     } while (0)
 
-/* n on fast transports; n / 20 (at least 1) when the transport cell sets
- * MPISTORE_TEST_SLOW=1 (TCP, emulated nodes, MPICH), for long loops. */
+/* Slow mode: the transport cell sets MPISTORE_TEST_SLOW=1 (TCP, emulated
+ * nodes, MPICH).  mt_slow() tells whether it is on; mt_scale(n) is n on fast
+ * transports and n / 20 (at least 1) in slow mode, for long loops. */
+int mt_slow(void);
 long mt_scale(long n);
 
 /* get key and compare with an expected C string */

@@ -818,7 +818,7 @@ static void report(run_t *R, double secs)
     const char *osc = getenv("OMPI_MCA_osc");
     printf("stress variant %s, %d ranks, %.1f s, %s, osc=%s%s: operation counts\n",
            R->small ? "small-store" : "default", R->c.size, secs, lib, osc ? osc : "default",
-           getenv("MPISTORE_TEST_SLOW") ? " (MPISTORE_TEST_SLOW)" : "");
+           mt_slow() ? " (MPISTORE_TEST_SLOW)" : "");
     printf("%6s", "rank");
     for (int i = 0; i < NC; i++)
         if (i != ST_OP_FINAL)

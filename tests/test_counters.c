@@ -239,15 +239,12 @@ static void concurrent_adds_with_delete(void **state)
     adds_under(2);
 }
 
-int main(int argc, char **argv)
-{
-    const struct CMUnitTest tests[] = {
-        MT_TEST(counter_semantics),
-        MT_TEST(counter_small_values),
-        MT_TEST(concurrent_adds_with_cas),
-        MT_TEST(concurrent_adds_with_append),
-        MT_TEST(concurrent_adds_with_delete),
-    };
-    return mt_main(argc, argv, "counters", tests, sizeof tests / sizeof tests[0],
-                   MPI_THREAD_SERIALIZED);
-}
+static const struct CMUnitTest tests[] = {
+    MT_TEST(counter_semantics),
+    MT_TEST(counter_small_values),
+    MT_TEST(concurrent_adds_with_cas),
+    MT_TEST(concurrent_adds_with_append),
+    MT_TEST(concurrent_adds_with_delete),
+};
+
+MT_MAIN("counters", tests)

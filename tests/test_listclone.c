@@ -207,15 +207,12 @@ static void clone_used_from_another_thread(void **state)
     mt_barrier();
 }
 
-int main(int argc, char **argv)
-{
-    const struct CMUnitTest tests[] = {
-        MT_TEST(listkeys_every_rank_sees_every_key),
-        MT_TEST(listkeys_views_strip_their_prefix),
-        MT_TEST(listkeys_under_concurrent_writes),
-        MT_TEST(clone_shares_store_own_timeout_and_close_order),
-        MT_TEST(clone_used_from_another_thread),
-    };
-    return mt_main(argc, argv, "listclone", tests, sizeof tests / sizeof tests[0],
-                   MPI_THREAD_MULTIPLE);
-}
+static const struct CMUnitTest tests[] = {
+    MT_TEST(listkeys_every_rank_sees_every_key),
+    MT_TEST(listkeys_views_strip_their_prefix),
+    MT_TEST(listkeys_under_concurrent_writes),
+    MT_TEST(clone_shares_store_own_timeout_and_close_order),
+    MT_TEST(clone_used_from_another_thread),
+};
+
+MT_MAIN_THREADS("listclone", tests)

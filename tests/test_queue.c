@@ -7,12 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int slow(void)
-{
-    const char *e = getenv("MPISTORE_TEST_SLOW");
-    return e && *e && strcmp(e, "0") != 0;
-}
-
 static void expect_pop(mpistore_t *s, const char *key, bool block, const char *want)
 {
     void *v = NULL;
@@ -121,7 +115,7 @@ static void queue_all_ranks_exactly_once_fifo(void **state)
 {
     (void)state;
     mpistore_t *s = mt_store;
-    const int n = slow() ? 100 : 1000;
+    const int n = mt_slow() ? 100 : 1000;
     int *got = calloc((size_t)n * 2, sizeof *got); /* (producer, seq) pairs */
     assert_non_null(got);
     MT_OK(s, mpistore_set_timeout(s, 120.0));
@@ -194,7 +188,7 @@ static void queue_bounded_memory(void **state)
     o.bytes_per_rank = 16 * 1024;
     o.max_value_len = 1024;
     mpistore_t *s = mt_open(&o);
-    long total = slow() ? 10000 : 100000;
+    long total = mt_slow() ? 10000 : 100000;
     long mine = total / mt_size + (mt_rank < total % mt_size);
     char key[32], val[32];
     snprintf(key, sizeof key, "bq/%d", mt_rank);
@@ -362,19 +356,16 @@ static void queue_round_trips(void **state)
     mt_barrier();
 }
 
-int main(int argc, char **argv)
-{
-    const struct CMUnitTest tests[] = {
-        MT_TEST(queue_fifo_len_and_empty),
-        MT_TEST(queue_blocking_pop_timeout),
-        MT_TEST(queue_check_and_wait_see_queues),
-        MT_TEST(queue_all_ranks_exactly_once_fifo),
-        cmocka_unit_test(queue_bounded_memory),
-        cmocka_unit_test(queue_failed_push_changes_nothing),
-        MT_TEST(queue_errors),
-        MT_TEST(queue_under_views),
-        MT_TEST(queue_round_trips),
-    };
-    return mt_main(argc, argv, "queue", tests, sizeof tests / sizeof tests[0],
-                   MPI_THREAD_SERIALIZED);
-}
+static const struct CMUnitTest tests[] = {
+    MT_TEST(queue_fifo_len_and_empty),
+    MT_TEST(queue_blocking_pop_timeout),
+    MT_TEST(queue_check_and_wait_see_queues),
+    MT_TEST(queue_all_ranks_exactly_once_fifo),
+    cmocka_unit_test(queue_bounded_memory),
+    cmocka_unit_test(queue_failed_push_changes_nothing),
+    MT_TEST(queue_errors),
+    MT_TEST(queue_under_views),
+    MT_TEST(queue_round_trips),
+};
+
+MT_MAIN("queue", tests)
