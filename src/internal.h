@@ -208,6 +208,11 @@ int ms_rq_context(mpistore_t *s, int rc, const char *fmt, ...)
  * done by the origin in shared memory, whatever the target does); yes
  * everywhere else.  Env MPISTORE_RMA_REQUESTS=0/1 decides instead. */
 int ms_rq_wanted(const ms_core_t *c, int nodes);
+/* open, collective, when rq_use: one read of every peer and a barrier.  On
+ * Open MPI's osc/pt2pt the first operation of a window towards a peer waits
+ * inside the call (even MPI_Rget) until that peer enters MPI: it must not be
+ * a read with a deadline.  Best effort: errors show up in later calls. */
+void ms_rq_warmup(ms_core_t *c);
 /* close: after MPI_Win_unlock_all, before MPI_Win_free.  Frees the staging
  * memory and the requests that have completed; leaks (never frees) what an
  * incomplete request could still write into. */

@@ -270,17 +270,28 @@ int ms_rq_wanted(const ms_core_t *c, int nodes)
     return 1;
 }
 
+void ms_rq_warmup(ms_core_t *c)
+{
+    int64_t sink = 0; /* the count word: int64 atomics only */
+    for (int r = 0; r < c->nranks; r++) {
+        if (r == c->rank)
+            continue;
+        if (MPI_Get_accumulate(NULL, 0, MPI_INT64_T, &sink, 1, MPI_INT64_T, r, MS_OFF_COUNT, 1,
+                               MPI_INT64_T, MPI_NO_OP, c->win) == MPI_SUCCESS)
+            (void)MPI_Win_flush(r, c->win);
+    }
+    (void)MPI_Barrier(c->comm);
+    /* from now on every blocking operation marks its target (NULL on ENOMEM:
+     * flushes in a scope then flush every listed rank, blocking as before) */
+    c->dirty = calloc((size_t)c->nranks, 1);
+}
+
 double ms_rq_begin(mpistore_t *s, double deadline)
 {
     ms_core_t *c = s->core;
     double saved = s->rq_deadline;
     if (!c->rq_use)
         return saved; /* blocking reads cannot hang here (ms_rq_wanted) */
-    if (!c->dirty) { /* what was issued before is unknown: flush it once */
-        c->dirty = malloc((size_t)c->nranks);
-        if (c->dirty)
-            memset(c->dirty, 1, (size_t)c->nranks);
-    }
     if (c->orphans)
         rq_reap(c);
     s->rq_late = 0;

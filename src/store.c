@@ -342,6 +342,8 @@ int mpistore_open(mpistore_t **out, MPI_Comm comm, const mpistore_options_t *opt
     c->thread_multiple = level == MPI_THREAD_MULTIPLE;
     if (c->thread_multiple)
         pthread_mutex_init(&c->mu, NULL);
+    if (c->rq_use) /* first contact with every peer now, not in a read with a deadline */
+        ms_rq_warmup(c);
 
     s->core = c;
     s->timeout = o.timeout_s;
