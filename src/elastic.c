@@ -281,9 +281,12 @@ int mpistore_barrier(mpistore_t *s, int rank, int world_size, const char *key_pr
         rc = await_members(s, &watch, arrived, world_size, last);
     free(last);
     mpistore_set_timeout(s, prev);
-    if (rc == -MPISTORE_ETIMEDOUT && ms_rq_late(s) >= 0) /* no diagnosis through a rank that is gone */
-        rc = ms_rq_context(s, rc, "barrier timeout on rank %d for key prefix '%s' after %.1f s "
-                           "(world_size=%d)", rank, key_prefix, ms_now() - t0, world_size);
+    if (rc == -MPISTORE_ETIMEDOUT &&
+        ms_rq_late(s) >= 0) /* no diagnosis through a rank that is gone */
+        rc = ms_rq_context(s, rc,
+                           "barrier timeout on rank %d for key prefix '%s' after %.1f s "
+                           "(world_size=%d)",
+                           rank, key_prefix, ms_now() - t0, world_size);
     else if (rc == -MPISTORE_ETIMEDOUT && rank >= 0)
         rc = diagnose(s, rank, world_size, key_prefix, ms_now() - t0);
     return rc;

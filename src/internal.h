@@ -117,10 +117,10 @@ typedef struct ms_core {
     MPI_Request *rqv;
     ms_rqinfo_t *rqi;
     size_t nrq, caprq;
-    ms_stage_t *stage;      /* staging chunks of the requests in flight */
-    ms_orphan_t *orphans;   /* abandoned at a deadline, freed once complete */
-    unsigned char *dirty;   /* per rank: a blocking RMA op not flushed yet */
-    int rq_use;             /* deadline scopes use requests (ms_rq_wanted) */
+    ms_stage_t *stage;    /* staging chunks of the requests in flight */
+    ms_orphan_t *orphans; /* abandoned at a deadline, freed once complete */
+    unsigned char *dirty; /* per rank: a blocking RMA op not flushed yet */
+    int rq_use;           /* deadline scopes use requests (ms_rq_wanted) */
 } ms_core_t;
 
 struct mpistore {
@@ -131,7 +131,7 @@ struct mpistore {
     double timeout;
     double rq_deadline; /* 0: blocking reads; else reads are requests waited for until then */
     int rq_late;        /* 1 + the rank that did not answer in the last scope, 0: none */
-    int nviews; /* open views created from this handle */
+    int nviews;         /* open views created from this handle */
     char errmsg[MS_ERRMSG_LEN];
 };
 

@@ -39,7 +39,8 @@ static int await(mpistore_t *s, const ms_key_t *k, const char *qkey, double t0, 
         if (rc == 0 && !found && !b)
             rc = ms_queue_nonempty(s, qkey, deadline, &found);
         if (rc)
-            return ms_rq_context(s, rc, "timeout after %.3f s waiting for key '%.64s' (home rank %d)",
+            return ms_rq_context(s, rc,
+                                 "timeout after %.3f s waiting for key '%.64s' (home rank %d)",
                                  ms_now() - t0, k->full, k->rank);
         if (found) {
             if (b)
@@ -122,8 +123,7 @@ static int present(mpistore_t *s, const char *key, double deadline, int *found)
     if (rc == 0 && !*found) /* check/wait: a non-empty queue is present */
         rc = ms_queue_nonempty(s, key, deadline, found);
     if (rc)
-        rc = ms_rq_context(s, rc, "timeout looking for key '%.64s' (home rank %d)", k.full,
-                           k.rank);
+        rc = ms_rq_context(s, rc, "timeout looking for key '%.64s' (home rank %d)", k.full, k.rank);
     ms_block_release(&b);
     ms_key_release(&k);
     return rc;
@@ -155,8 +155,10 @@ static int wait_timeout(mpistore_t *s, const char *const *keys, size_t nkeys, si
     size_t used = 0, missing = 0;
     int late = ms_rq_late(s);
     if (late >= 0)
-        snprintf(cause, sizeof cause, "; rank %d did not answer an RMA read (unreachable, or "
-                 "outside MPI with no progress thread)", late);
+        snprintf(cause, sizeof cause,
+                 "; rank %d did not answer an RMA read (unreachable, or "
+                 "outside MPI with no progress thread)",
+                 late);
     double deadline = ms_now() + 1.0; /* one second to tell which keys are missing */
     for (size_t i = from; i < nkeys; i++) {
         int found = 0, home = -1;
@@ -164,8 +166,8 @@ static int wait_timeout(mpistore_t *s, const char *const *keys, size_t nkeys, si
         if (ms_key_prepare(s, keys[i], &hk) == 0)
             home = hk.rank;
         ms_key_release(&hk);
-        if (home != late && !ms_expired(deadline) &&
-            present(s, keys[i], deadline, &found) == 0 && found)
+        if (home != late && !ms_expired(deadline) && present(s, keys[i], deadline, &found) == 0 &&
+            found)
             continue;
         missing++;
         ms_key_t k;

@@ -434,17 +434,16 @@ int ms_rget(mpistore_t *s, int target, size_t off, void *buf, size_t len)
             MPI_Request *r = NULL;
             int rc = rq_reserve(s, target, buf, (size_t)n, &st, &r);
             if (rc == 0)
-                rc = rq_issued(s,
-                               MPI_Rget(st, n, MPI_BYTE, target, (MPI_Aint)off, n, MPI_BYTE,
-                                        s->core->win, r),
-                               "MPI_Rget", target);
+                rc = rq_issued(
+                    s,
+                    MPI_Rget(st, n, MPI_BYTE, target, (MPI_Aint)off, n, MPI_BYTE, s->core->win, r),
+                    "MPI_Rget", target);
             if (rc)
                 return rc;
         } else {
             mark(s->core, target);
-            CHECK_ISSUE(
-                MPI_Get(buf, n, MPI_BYTE, target, (MPI_Aint)off, n, MPI_BYTE, s->core->win),
-                target);
+            CHECK_ISSUE(MPI_Get(buf, n, MPI_BYTE, target, (MPI_Aint)off, n, MPI_BYTE, s->core->win),
+                        target);
         }
         buf = (unsigned char *)buf + n;
         off += (size_t)n;

@@ -24,7 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define T_S 1.0          /* timeout of every call */
+#define T_S 1.0           /* timeout of every call */
 #define SLEEP_MAX_S 120.0 /* rank 0 wakes up by then whatever happens */
 
 static double now_real(void)
@@ -72,7 +72,7 @@ static void expect_timeout(mpistore_t *s, const char *what, int rc, double t0, i
 {
     double took = now_real() - t0;
     fprintf(stderr, "rank 1: %-22s -> %s after %.3f s: %s\n", what, mpistore_errname(rc), took,
-           rc ? mpistore_errmsg(s) : "");
+            rc ? mpistore_errmsg(s) : "");
     if (rc != -MPISTORE_ETIMEDOUT)
         fail_msg("%s: %s, expected ETIMEDOUT (%s)", what, mpistore_errname(rc), mpistore_errmsg(s));
     if (took < 0.9 * T_S)
@@ -89,7 +89,8 @@ static void expect_timeout_or_ok(mpistore_t *s, const char *what, int rc, double
         expect_timeout(s, what, rc, t0, stall);
         return;
     }
-    fprintf(stderr, "rank 1: %-22s -> %s after %.3f s\n", what, mpistore_errname(rc), now_real() - t0);
+    fprintf(stderr, "rank 1: %-22s -> %s after %.3f s\n", what, mpistore_errname(rc),
+            now_real() - t0);
     if (rc != MPISTORE_OK)
         fail_msg("%s: %s (%s)", what, mpistore_errname(rc), mpistore_errmsg(s));
 }
@@ -192,7 +193,8 @@ static void home_rank_asleep(void **state)
     MPI_Bcast(&t_wake, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD);
     MPI_Bcast(&t_done, 1, MPI_DOUBLE, 1, MPI_COMM_WORLD);
     if (mt_rank == 1)
-        fprintf(stderr, "rank 1 returned from every call %.3f s before rank 0 woke up\n", t_wake - t_done);
+        fprintf(stderr, "rank 1 returned from every call %.3f s before rank 0 woke up\n",
+                t_wake - t_done);
     if (!(t_done < t_wake))
         fail_msg("rank 1 finished at %.3f, after rank 0 woke up at %.3f: a call waited for rank 0",
                  t_done, t_wake);
