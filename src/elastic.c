@@ -231,8 +231,10 @@ static int diagnose(mpistore_t *s, int rank, int world_size, const char *prefix,
     double prev = 0;
     mpistore_swap_timeout(s, GATE_WAIT_S, &prev); /* bounds every step below */
     if (trace && gate) {
-        mpistore_set(s, trace, VAL_IGNORED, strlen(VAL_IGNORED));
-        if (rank == 0) {
+        int trc = mpistore_set(s, trace, VAL_IGNORED, strlen(VAL_IGNORED));
+        if (trc == -MPISTORE_ETIMEDOUT && ms_rq_late(s) >= 0) { /* no gate through a lost rank */
+            snprintf(list, sizeof list, "unknown: rank %d did not answer", ms_rq_late(s));
+        } else if (rank == 0) {
             find_missing(s, prefix, world_size, list, sizeof list);
             mpistore_set(s, gate, list, strlen(list));
         } else if (appears(s, gate, GATE_WAIT_S)) {

@@ -116,6 +116,15 @@ static void home_rank_asleep(void **state)
     key_on(s, num, 0, later, sizeof later);
     snprintf(num, sizeof num, "%.60s/q", tag);
     queue_on(s, num, 0, queue, sizeof queue);
+    char prefix1[80];
+    for (unsigned i = 0;; i++) { /* a barrier whose counter rank 1 hosts */
+        int h = -1;
+        snprintf(prefix1, sizeof prefix1, "%.60s/c%u", tag, i);
+        snprintf(num, sizeof num, "%.79s/num_members", prefix1);
+        MT_OK(s, mpistore_key_rank(s, num, &h));
+        if (h == 1)
+            break;
+    }
     for (unsigned i = 0;; i++) { /* a barrier whose counter rank 0 hosts */
         int h = -1;
         snprintf(prefix, sizeof prefix, "%.60s/b%u", tag, i);
@@ -181,6 +190,12 @@ static void home_rank_asleep(void **state)
                        stall);
         t0 = now_real();
         expect_timeout(s, "barrier", mpistore_barrier(s, 1, 2, prefix, T_S), t0, stall);
+        /* the counter is here: the wait times out as usual, and the
+         * missing-rank diagnosis (its TRACE key may be rank 0's) ends too,
+         * saying that rank 0 did not answer */
+        t0 = now_real();
+        expect_timeout(s, "barrier (own counter)", mpistore_barrier(s, 1, 2, prefix1, T_S), t0,
+                       stall);
         if (stall) { /* a write whose home does not answer before it locks anything */
             t0 = now_real();
             expect_timeout(s, "set", mpistore_set(s, later, "x", 1), t0, stall);
