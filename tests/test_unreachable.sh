@@ -43,6 +43,13 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
+# hosts left by an earlier run of this script that was killed (ctest timeout)
+for ns in $(ip netns list 2>/dev/null | awk '/^mst-[ab]-[0-9]+/ { print $1 }'); do
+    if ! kill -0 "${ns##*-}" 2>/dev/null; then
+        for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
+        ip netns del "$ns" 2>/dev/null
+    fi
+done
 ip netns add "$nsa" 2>"$tmp/err" || skip "ip netns add is not permitted here: $(cat "$tmp/err")"
 ip netns add "$nsb" || exit 1
 ip link add "$va" type veth peer name "$vb" || skip "cannot create a veth pair"
