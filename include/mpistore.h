@@ -150,9 +150,30 @@ MPISTORE_EXTERN int mpistore_prefix(mpistore_t **out, mpistore_t *store, const c
  *  Errors: EINVAL, EKEYTOOLONG, ETOOBIG, ENOSPC, ETIMEDOUT, ENOMEM, EMPI. */
 MPISTORE_EXTERN int mpistore_set(mpistore_t *s, const char *key, const void *value, size_t len);
 
+/*
+ * Deadlines.  A blocking read or wait (get, check, wait, multi_get,
+ * queue_len, a blocking queue_pop, the elastic barrier's wait) returns
+ * ETIMEDOUT within its timeout (plus at most 0.5 s for an answer already on
+ * its way) also when the rank it needs does not answer: its host became
+ * unreachable, or it computes outside MPI on a transport without
+ * asynchronous progress (Open MPI osc/pt2pt, MPICH).  The message then says
+ * "rank R did not answer an RMA read".  The same holds for the first look of
+ * every write (set, add, ...) at its key, before it locks anything.
+ * Not covered: a write that has locked its slot (it waits for its
+ * MPI_Compare_and_swap and accumulates with blocking flushes, and hangs if
+ * the rank becomes unreachable meanwhile), num_keys, list_keys, close, and
+ * every call on Open MPI's osc/ucx, whose accumulate-family operations wait
+ * inside MPI for the target.  After such an ETIMEDOUT the handle may be
+ * unusable: reads abandoned in flight stay in flight (their memory is kept
+ * until they complete or the store is closed), a later call to that rank
+ * may time out again, a write to it may hang, and close (collective) cannot
+ * finish without that rank: end the job (MPI_Abort).
+ */
+
 /** Get key's value, blocking until some rank sets it or the handle's timeout
  *  expires (ETIMEDOUT; the message names the key, its home rank and the
- *  seconds waited).  *value is freed with mpistore_free(). */
+ *  seconds waited, or the rank that did not answer).  *value is freed with
+ *  mpistore_free(). */
 MPISTORE_EXTERN int mpistore_get(mpistore_t *s, const char *key, void **value, size_t *len);
 
 /** Atomic add on a decimal int64 value (missing key starts at 0).  A value

@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh mpich libmpich-dev clang libclang-rt-14-dev \
-  python3-mpi4py python3-pytest python3-numpy python3-torch
+  python3-mpi4py python3-pytest python3-numpy python3-torch iproute2
 . scripts/env.sh
 STAGES=${STAGES:-ompi mpich asan fuzz install}
 status=0

@@ -152,6 +152,7 @@ static int await_members(mpistore_t *s, const ms_watch_t *w, int64_t arrived, in
     if (w->valid && arrived >= 1 && arrived < world_size) {
         ms_backoff_t bo = {0};
         ms_enter(s->core);
+        double saved = ms_rq_begin(s, deadline); /* a rank that stops answering: ETIMEDOUT */
         for (;;) {
             rc = ms_counter_watch(s, w, peek, &v);
             if ((rc == 0 && v >= world_size) || rc == 1 || rc < 0)
@@ -167,6 +168,10 @@ static int await_members(mpistore_t *s, const ms_watch_t *w, int64_t arrived, in
             }
             ms_backoff(s, &bo);
         }
+        ms_rq_end(s, saved);
+        rc = ms_rq_context(s, rc,
+                           "timeout after %.3f s waiting for all %d members (%" PRId64 " arrived)",
+                           ms_now() - t0, world_size, v);
         ms_leave(s->core);
     }
     if (rc != 1)
@@ -226,8 +231,10 @@ static int diagnose(mpistore_t *s, int rank, int world_size, const char *prefix,
     double prev = 0;
     mpistore_swap_timeout(s, GATE_WAIT_S, &prev); /* bounds every step below */
     if (trace && gate) {
-        mpistore_set(s, trace, VAL_IGNORED, strlen(VAL_IGNORED));
-        if (rank == 0) {
+        int trc = mpistore_set(s, trace, VAL_IGNORED, strlen(VAL_IGNORED));
+        if (trc == -MPISTORE_ETIMEDOUT && ms_rq_late(s) >= 0) { /* no gate through a lost rank */
+            snprintf(list, sizeof list, "unknown: rank %d did not answer", ms_rq_late(s));
+        } else if (rank == 0) {
             find_missing(s, prefix, world_size, list, sizeof list);
             mpistore_set(s, gate, list, strlen(list));
         } else if (appears(s, gate, GATE_WAIT_S)) {
@@ -276,7 +283,13 @@ int mpistore_barrier(mpistore_t *s, int rank, int world_size, const char *key_pr
         rc = await_members(s, &watch, arrived, world_size, last);
     free(last);
     mpistore_set_timeout(s, prev);
-    if (rc == -MPISTORE_ETIMEDOUT && rank >= 0)
+    if (rc == -MPISTORE_ETIMEDOUT &&
+        ms_rq_late(s) >= 0) /* no diagnosis through a rank that is gone */
+        rc = ms_rq_context(s, rc,
+                           "barrier timeout on rank %d for key prefix '%s' after %.1f s "
+                           "(world_size=%d)",
+                           rank, key_prefix, ms_now() - t0, world_size);
+    else if (rc == -MPISTORE_ETIMEDOUT && rank >= 0)
         rc = diagnose(s, rank, world_size, key_prefix, ms_now() - t0);
     return rc;
 }

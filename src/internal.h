@@ -77,6 +77,26 @@ typedef struct ms_alloc {
     uint64_t used_units;
 } ms_alloc_t;
 
+/* Request-based reads (rma.c, design.md "Deadlines when a rank stops
+ * answering"): requests in flight land in staging memory owned by the core. */
+typedef struct ms_stage {
+    struct ms_stage *next;
+    size_t cap, used;
+    unsigned char *data;
+} ms_stage_t;
+typedef struct ms_rqinfo {
+    void *dst;         /* the caller's buffer, filled on completion */
+    const void *stage; /* where MPI writes */
+    size_t len;
+    int target;
+} ms_rqinfo_t;
+typedef struct ms_orphan { /* requests abandoned at a deadline + their memory */
+    struct ms_orphan *next;
+    MPI_Request *reqs;
+    size_t nreq;
+    ms_stage_t *stages;
+} ms_orphan_t;
+
 typedef struct ms_core {
     MPI_Comm comm;
     MPI_Win win;
@@ -93,6 +113,14 @@ typedef struct ms_core {
     long progress_period_us; /* its period */
     atomic_int progress_stop;
     pthread_t progress;
+    /* request-based reads in flight (rma.c) */
+    MPI_Request *rqv;
+    ms_rqinfo_t *rqi;
+    size_t nrq, caprq;
+    ms_stage_t *stage;    /* staging chunks of the requests in flight */
+    ms_orphan_t *orphans; /* abandoned at a deadline, freed once complete */
+    unsigned char *dirty; /* per rank: a blocking RMA op not flushed yet */
+    int rq_use;           /* deadline scopes use requests (ms_rq_wanted) */
 } ms_core_t;
 
 struct mpistore {
@@ -101,7 +129,9 @@ struct mpistore {
     char *prefix;       /* "p/" for a view (trailing slash), NULL for a store */
     size_t prefix_len;
     double timeout;
-    int nviews; /* open views created from this handle */
+    double rq_deadline; /* 0: blocking reads; else reads are requests waited for until then */
+    int rq_late;        /* 1 + the rank that did not answer in the last scope, 0: none */
+    int nviews;         /* open views created from this handle */
     char errmsg[MS_ERRMSG_LEN];
 };
 
@@ -152,6 +182,41 @@ int ms_getacc_i64(mpistore_t *s, int target, size_t off, int64_t *buf);
 #define MS_OFF_REG 16u   /* uint64: the counter bucket this rank is adding to (counters.c) */
 /* Flush of operations on this rank's own window: not a round trip. */
 int ms_flush_self(mpistore_t *s);
+
+/* Deadline scope (design.md, "Deadlines when a rank stops answering"):
+ * until ms_rq_end, reads are MPI_Rget / MPI_Rget_accumulate into staging
+ * memory and flushes wait for them with MPI_Test until the deadline (or
+ * 0.5 s after the flush started, whichever is later), failing with ETIMEDOUT
+ * and ms_rq_late(s) = the rank that did not answer.  Scopes nest; begin
+ * returns what end restores.  deadline from ms_deadline (INFINITY: none). */
+double ms_rq_begin(mpistore_t *s, double deadline);
+void ms_rq_end(mpistore_t *s, double saved);
+/* The rank that did not answer an RMA read in the last scope, or -1. */
+static inline int ms_rq_late(const mpistore_t *s)
+{
+    return s->rq_late - 1;
+}
+/* After a timeout: prefix the handle's message with "<what>: " if the
+ * timeout was a rank that did not answer (ms_rq_late(s) >= 0); returns rc. */
+int ms_rq_context(mpistore_t *s, int rc, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+/* open, once the window exists: do reads in deadline scopes need requests?
+ * Not on a one-node job whose window is Open MPI's osc/rdma (every read is
+ * done by the origin in shared memory, whatever the target does); yes
+ * everywhere else.  Env MPISTORE_RMA_REQUESTS=0/1 decides instead. */
+int ms_rq_wanted(const ms_core_t *c, int nodes);
+/* open, collective, when rq_use: one read of every peer and a barrier.  On
+ * Open MPI's osc/pt2pt the first operation of a window towards a peer waits
+ * inside the call (even MPI_Rget) until that peer enters MPI: it must not be
+ * a read with a deadline.  Best effort: errors show up in later calls. */
+void ms_rq_warmup(ms_core_t *c);
+/* close: after MPI_Win_unlock_all, before MPI_Win_free.  Frees the staging
+ * memory and the requests that have completed; leaks (never frees) what an
+ * incomplete request could still write into. */
+void ms_rq_fini(ms_core_t *c);
 
 typedef struct ms_backoff { /* initialise with {0} */
     unsigned round;
@@ -244,6 +309,8 @@ static inline int ms_snap_candidate(const ms_snap_t *sn, size_t i, uint32_t fp)
 /* Read the probe window of key k (one round trip); _issue does not flush. */
 int ms_snapshot(mpistore_t *s, const ms_key_t *k, ms_snap_t *sn);
 int ms_snapshot_issue(mpistore_t *s, const ms_key_t *k, ms_snap_t *sn);
+/* ms_snapshot in a deadline scope (rma.c): a write's first look */
+int ms_snapshot_until(mpistore_t *s, const ms_key_t *k, ms_snap_t *sn, double deadline);
 
 /* A block fetched into local memory.  A counter's block holds only the key
  * (vlen == MS_VLEN_COUNTER); its value is the slot's int64 counter word,

@@ -39,7 +39,9 @@ static int await(mpistore_t *s, const ms_key_t *k, const char *qkey, double t0, 
         if (rc == 0 && !found && !b)
             rc = ms_queue_nonempty(s, qkey, deadline, &found);
         if (rc)
-            return rc;
+            return ms_rq_context(s, rc,
+                                 "timeout after %.3f s waiting for key '%.64s' (home rank %d)",
+                                 ms_now() - t0, k->full, k->rank);
         if (found) {
             if (b)
                 *b = blk;
@@ -86,10 +88,13 @@ int mpistore_get(mpistore_t *s, const char *key, void **value, size_t *len)
 {
     MS_ENTER(s);
     int rc;
-    if (!value || !len)
+    if (!value || !len) {
         rc = ms_err(s, MPISTORE_EINVAL, "get: value or len is NULL");
-    else
-        rc = get_one(s, key, ms_now(), ms_deadline(s->timeout), value, len);
+    } else {
+        double deadline = ms_deadline(s->timeout), saved = ms_rq_begin(s, deadline);
+        rc = get_one(s, key, ms_now(), deadline, value, len);
+        ms_rq_end(s, saved);
+    }
     ms_leave(s->core);
     return rc;
 }
@@ -117,6 +122,8 @@ static int present(mpistore_t *s, const char *key, double deadline, int *found)
         rc = find(s, &k, deadline, found, &b);
     if (rc == 0 && !*found) /* check/wait: a non-empty queue is present */
         rc = ms_queue_nonempty(s, key, deadline, found);
+    if (rc)
+        rc = ms_rq_context(s, rc, "timeout looking for key '%.64s' (home rank %d)", k.full, k.rank);
     ms_block_release(&b);
     ms_key_release(&k);
     return rc;
@@ -128,24 +135,39 @@ int mpistore_check(mpistore_t *s, const char *const *keys, size_t nkeys, bool *a
     int rc = all_present ? check_keys_arg(s, keys, nkeys, "check")
                          : ms_err(s, MPISTORE_EINVAL, "check: all_present is NULL");
     int found = 1;
-    double deadline = ms_deadline(s->timeout);
+    double deadline = ms_deadline(s->timeout), saved = ms_rq_begin(s, deadline);
     for (size_t i = 0; rc == 0 && found && i < nkeys; i++)
         rc = present(s, keys[i], deadline, &found);
+    ms_rq_end(s, saved);
     if (rc == 0)
         *all_present = found != 0;
     ms_leave(s->core);
     return rc;
 }
 
-/* "timeout after X s in wait: 2 of 5 keys missing: 'a' (rank 1), 'b' (rank 0)" */
+/* "timeout after X s in wait: 2 of 5 keys missing: 'a' (rank 1), 'b' (rank 0)",
+ * and, when the wait ended because a rank did not answer an RMA read, which
+ * (keys homed on that rank are then listed without being read again). */
 static int wait_timeout(mpistore_t *s, const char *const *keys, size_t nkeys, size_t from,
                         double t0)
 {
-    char list[320] = "";
+    char list[320] = "", cause[200] = "";
     size_t used = 0, missing = 0;
+    int late = ms_rq_late(s);
+    if (late >= 0)
+        snprintf(cause, sizeof cause,
+                 "; rank %d did not answer an RMA read (unreachable, or "
+                 "outside MPI with no progress thread)",
+                 late);
+    double deadline = ms_now() + 1.0; /* one second to tell which keys are missing */
     for (size_t i = from; i < nkeys; i++) {
-        int found = 0;
-        if (present(s, keys[i], ms_now() + 1.0, &found) == 0 && found)
+        int found = 0, home = -1;
+        ms_key_t hk;
+        if (ms_key_prepare(s, keys[i], &hk) == 0)
+            home = hk.rank;
+        ms_key_release(&hk);
+        if (home != late && !ms_expired(deadline) && present(s, keys[i], deadline, &found) == 0 &&
+            found)
             continue;
         missing++;
         ms_key_t k;
@@ -159,8 +181,8 @@ static int wait_timeout(mpistore_t *s, const char *const *keys, size_t nkeys, si
         ms_key_release(&k);
     }
     return ms_err(s, MPISTORE_ETIMEDOUT,
-                  "timeout after %.3f s in wait: %zu of %zu keys missing: %s", ms_now() - t0,
-                  missing ? missing : 1, nkeys, list);
+                  "timeout after %.3f s in wait: %zu of %zu keys missing: %s%s", ms_now() - t0,
+                  missing ? missing : 1, nkeys, list, cause);
 }
 
 int mpistore_wait(mpistore_t *s, const char *const *keys, size_t nkeys, double timeout_s)
@@ -173,6 +195,7 @@ int mpistore_wait(mpistore_t *s, const char *const *keys, size_t nkeys, double t
                     "wait: timeout %g is neither >= 0 nor MPISTORE_TIMEOUT_DEFAULT", timeout_s);
     double t0 = ms_now();
     double deadline = ms_deadline(timeout_s == MPISTORE_TIMEOUT_DEFAULT ? s->timeout : timeout_s);
+    double saved = ms_rq_begin(s, deadline);
     for (size_t i = 0; rc == 0 && i < nkeys; i++) {
         ms_key_t k;
         rc = ms_key_prepare(s, keys[i], &k);
@@ -182,6 +205,7 @@ int mpistore_wait(mpistore_t *s, const char *const *keys, size_t nkeys, double t
         if (rc == -MPISTORE_ETIMEDOUT)
             rc = wait_timeout(s, keys, nkeys, i, t0);
     }
+    ms_rq_end(s, saved);
     ms_leave(s->core);
     return rc;
 }
@@ -356,11 +380,15 @@ int mpistore_multi_get(mpistore_t *s, const char *const *keys, size_t nkeys, voi
         if (!vals || !ls)
             rc = ms_err(s, MPISTORE_ENOMEM, "multi_get: out of memory for %zu keys", nkeys);
     }
-    double t0 = ms_now(), deadline = ms_deadline(s->timeout);
+    double t0 = ms_now(), deadline = ms_deadline(s->timeout), saved = ms_rq_begin(s, deadline);
     for (size_t done = 0; rc == 0 && done < nkeys; done += MG_CHUNK) {
         size_t n = nkeys - done < MG_CHUNK ? nkeys - done : MG_CHUNK;
         rc = mg_chunk(s, keys + done, n, t0, deadline, vals + done, ls + done);
     }
+    ms_rq_end(s, saved);
+    if (rc)
+        rc = ms_rq_context(s, rc, "timeout after %.3f s in multi_get of %zu keys", ms_now() - t0,
+                           nkeys);
     if (rc == 0) {
         for (size_t i = 0; i < nkeys; i++) {
             values[i] = vals[i];

@@ -529,8 +529,8 @@ static int write_until(mpistore_t *s, const ms_key_t *kp, wreq_t *w, double dead
         int registered = 0;
         rc = reg && !watch ? ms_reg_set(s, &k) : 0;
         registered = rc == 0 && reg && !watch;
-        if (rc == 0)
-            rc = ms_snapshot(s, &k, &sn);
+        if (rc == 0) /* nothing locked yet: a rank that does not answer costs the deadline */
+            rc = ms_snapshot_until(s, &k, &sn, deadline);
         if (rc == 0 && watch) {
             watch = 0;
             if (candidates_stable(&sn, k.fp))

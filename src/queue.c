@@ -165,8 +165,11 @@ static int pop(mpistore_t *s, const q_t *q, bool block, void **value, size_t *le
     for (;;) {
         int popped = 0;
         int rc = ms_kqpop(s, &q->ikey, deadline, &popped, value, len);
-        if (rc || popped)
-            return rc;
+        if (rc)
+            return ms_rq_context(s, rc, "timeout after %.3f s in queue_pop of queue '%.64s'",
+                                 ms_now() - t0, q->user.full);
+        if (popped)
+            return 0;
         if (!block)
             return ms_err(s, MPISTORE_EEMPTY, "queue_pop: queue '%.64s' is empty", q->user.full);
         if (ms_expired(deadline))
@@ -207,7 +210,11 @@ int mpistore_queue_len(mpistore_t *s, const char *key, int64_t *len)
     if (rc == 0) {
         int64_t n = 0;
         int found = 0;
-        rc = q_read(s, &q, ms_deadline(s->timeout), &found, &n);
+        double deadline = ms_deadline(s->timeout), saved = ms_rq_begin(s, deadline);
+        rc = q_read(s, &q, deadline, &found, &n);
+        ms_rq_end(s, saved);
+        rc = ms_rq_context(s, rc, "timeout in queue_len of queue '%.64s' (hosted by rank %d)",
+                           q.user.full, q.ikey.rank);
         if (rc == 0)
             *len = n;
         q_close(&q);

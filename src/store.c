@@ -298,6 +298,7 @@ int mpistore_open(mpistore_t **out, MPI_Comm comm, const mpistore_options_t *opt
         memset(c->base, 0, c->off_arena);
         ms_alloc_init(&c->alloc, c->base + c->off_arena, c->off_arena, c->win_bytes - c->off_arena,
                       c->alloc.shift);
+        c->rq_use = ms_rq_wanted(c, nodes); /* deadlines on reads: rma.c */
         rc = MPI_Win_lock_all(MPI_MODE_NOCHECK, c->win);
         locked = rc == MPI_SUCCESS;
         if (rc == MPI_SUCCESS)
@@ -341,6 +342,8 @@ int mpistore_open(mpistore_t **out, MPI_Comm comm, const mpistore_options_t *opt
     c->thread_multiple = level == MPI_THREAD_MULTIPLE;
     if (c->thread_multiple)
         pthread_mutex_init(&c->mu, NULL);
+    if (c->rq_use) /* first contact with every peer now, not in a read with a deadline */
+        ms_rq_warmup(c);
 
     s->core = c;
     s->timeout = o.timeout_s;
@@ -464,6 +467,7 @@ int mpistore_close(mpistore_t *s)
         rc = r, call = "MPI_Win_flush_all";
     if ((r = MPI_Win_unlock_all(c->win)) != MPI_SUCCESS && rc == MPI_SUCCESS)
         rc = r, call = "MPI_Win_unlock_all";
+    ms_rq_fini(c); /* request-based reads: completed by the unlock, freed before the window */
     if ((r = MPI_Win_free(&c->win)) != MPI_SUCCESS && rc == MPI_SUCCESS)
         rc = r, call = "MPI_Win_free";
     if ((r = MPI_Comm_free(&c->comm)) != MPI_SUCCESS && rc == MPI_SUCCESS)
