@@ -67,8 +67,9 @@ enum {
 #define MPISTORE_TIMEOUT_DEFAULT (-1.0)
 
 /** The version of mpistore_options_t this header describes (version 1 had no
- *  progress_thread field and is still accepted). */
-#define MPISTORE_OPTIONS_VERSION 2u
+ *  progress_thread field, version 2 no max_keys_per_rank / max_bytes_per_rank;
+ *  both are still accepted, the missing fields taking their defaults). */
+#define MPISTORE_OPTIONS_VERSION 3u
 
 /*
  * Store options.  Initialise with mpistore_options_init(), then change fields.
@@ -97,6 +98,8 @@ typedef struct mpistore_options {
     size_t keys_per_rank;  /**< keys each rank's index can host */
     size_t bytes_per_rank; /**< value memory each rank hosts for its writes */
     int progress_thread;   /**< 1: run a progress thread (version 2) */
+    size_t max_keys_per_rank;  /**< limit on keys hosted per rank, 0 = none (version 3) */
+    size_t max_bytes_per_rank; /**< limit on value memory per rank, 0 = none (version 3) */
 } mpistore_options_t;
 
 /** Fill *opts with the defaults above (NULL is ignored). */

@@ -159,6 +159,8 @@ static int await_members(mpistore_t *s, const ms_watch_t *w, int64_t arrived, in
             peek = rc == 2;
             if (rc == 3)
                 continue; /* free again: look registered at once */
+            if ((rc = ms_fail_check(s, "the barrier"))) /* a full store: no waiting */
+                break;
             if (ms_expired(deadline)) {
                 rc = ms_err(s, MPISTORE_ETIMEDOUT,
                             "timeout after %.3f s waiting for all %d members (%" PRId64 " arrived)",
@@ -225,7 +227,10 @@ static int diagnose(mpistore_t *s, int rank, int world_size, const char *prefix,
     char *trace = join_int(prefix, rank, TRACE), *gate = join(prefix, TRACING_GATE);
     double prev = 0;
     mpistore_swap_timeout(s, GATE_WAIT_S, &prev); /* bounds every step below */
-    if (trace && gate) {
+    int full = ms_fail_check(s, "the barrier") != 0;
+    if (full) /* members that arrived may have failed to write TRACE: name none */
+        snprintf(list, sizeof list, "unknown: the store is full");
+    if (trace && gate && !full) {
         mpistore_set(s, trace, VAL_IGNORED, strlen(VAL_IGNORED));
         if (rank == 0) {
             find_missing(s, prefix, world_size, list, sizeof list);

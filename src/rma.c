@@ -38,7 +38,7 @@ int ms_flush(mpistore_t *s, int target)
 int ms_flush_self(mpistore_t *s)
 {
     CHECK(MPI_Win_flush(s->core->rank, s->core->win), s->core->rank);
-    return 0;
+    return ms_dyn_flush(s);
 }
 
 int ms_flush2(mpistore_t *s, int a, int b)
@@ -59,6 +59,7 @@ void ms_complete_all(ms_core_t *c)
 {
     for (int r = 0; r < c->nranks; r++)
         (void)MPI_Win_flush(r, c->win);
+    ms_dyn_complete(c);
 }
 
 int ms_flush_ranks(mpistore_t *s, const int *ranks, size_t n)
@@ -68,7 +69,7 @@ int ms_flush_ranks(mpistore_t *s, const int *ranks, size_t n)
         int r = ranks ? ranks[i] : (int)i;
         CHECK(MPI_Win_flush(r, s->core->win), r);
     }
-    return 0;
+    return ms_dyn_flush(s); /* the dynamic window's targets, issued with these */
 }
 
 int ms_rget(mpistore_t *s, int target, size_t off, void *buf, size_t len)
@@ -76,7 +77,7 @@ int ms_rget(mpistore_t *s, int target, size_t off, void *buf, size_t len)
     count(s, len);
     while (len > 0) { /* MPI counts are int */
         int n = len > (1u << 30) ? (1 << 30) : (int)len;
-        CHECK_ISSUE(MPI_Get(buf, n, MPI_BYTE, target, (MPI_Aint)off, n, MPI_BYTE, s->core->win),
+        CHECK_ISSUE(MPI_Get(buf, n, MPI_BYTE, target, ms_disp(off), n, MPI_BYTE, ms_win(s->core, off, target)),
                     target);
         buf = (unsigned char *)buf + n;
         off += (size_t)n;
@@ -90,8 +91,8 @@ static int getacc(mpistore_t *s, int target, size_t off, void *buf, size_t n, MP
                   size_t size)
 {
     count(s, n * size);
-    CHECK_ISSUE(MPI_Get_accumulate(NULL, 0, type, buf, (int)n, type, target, (MPI_Aint)off, (int)n,
-                                   type, MPI_NO_OP, s->core->win),
+    CHECK_ISSUE(MPI_Get_accumulate(NULL, 0, type, buf, (int)n, type, target, ms_disp(off), (int)n,
+                                   type, MPI_NO_OP, ms_win(s->core, off, target)),
                 target);
     return 0;
 }
@@ -110,8 +111,8 @@ int ms_cas_u32(mpistore_t *s, int target, size_t off, const uint32_t *desired,
                const uint32_t *expected, uint32_t *result)
 {
     count(s, 4);
-    CHECK_ISSUE(MPI_Compare_and_swap(desired, expected, result, MPI_UINT32_T, target, (MPI_Aint)off,
-                                     s->core->win),
+    CHECK_ISSUE(MPI_Compare_and_swap(desired, expected, result, MPI_UINT32_T, target, ms_disp(off),
+                                     ms_win(s->core, off, target)),
                 target);
     return 0;
 }
@@ -121,7 +122,7 @@ static int acc1(mpistore_t *s, int target, size_t off, const void *val, MPI_Data
                 int bytes, MPI_Op op)
 {
     count(s, (uint64_t)bytes);
-    CHECK_ISSUE(MPI_Accumulate(val, 1, type, target, (MPI_Aint)off, 1, type, op, s->core->win),
+    CHECK_ISSUE(MPI_Accumulate(val, 1, type, target, ms_disp(off), 1, type, op, ms_win(s->core, off, target)),
                 target);
     return 0;
 }
@@ -150,7 +151,7 @@ int ms_fao_i64(mpistore_t *s, int target, size_t off, const int64_t *delta, int6
 {
     count(s, 8);
     CHECK_ISSUE(
-        MPI_Fetch_and_op(delta, result, MPI_INT64_T, target, (MPI_Aint)off, MPI_SUM, s->core->win),
+        MPI_Fetch_and_op(delta, result, MPI_INT64_T, target, ms_disp(off), MPI_SUM, ms_win(s->core, off, target)),
         target);
     return 0;
 }
@@ -159,8 +160,8 @@ int ms_read_u64(mpistore_t *s, int target, size_t off, uint64_t *result)
 {
     count(s, 8);
     static const uint64_t unused = 0;
-    CHECK_ISSUE(MPI_Fetch_and_op(&unused, result, MPI_UINT64_T, target, (MPI_Aint)off, MPI_NO_OP,
-                                 s->core->win),
+    CHECK_ISSUE(MPI_Fetch_and_op(&unused, result, MPI_UINT64_T, target, ms_disp(off), MPI_NO_OP,
+                                 ms_win(s->core, off, target)),
                 target);
     return 0;
 }
