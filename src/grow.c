@@ -359,7 +359,7 @@ int ms_level_create(mpistore_t *s, int r, unsigned l)
         rc = ms_put_u32(s, r, MS_OFF_NLEV, &n);
     if (rc == 0)
         rc = ms_flush(s, r);
-    return rc;
+    return rc ? rc : 1;
 }
 
 /* ---- the store-wide failure word ---- */
@@ -394,18 +394,37 @@ static const char *fail_advice(unsigned kind)
     }
 }
 
-int ms_fail_check(mpistore_t *s, const char *what)
+/* This rank's copy of the failure word: a local read, not counted as an
+ * operation's round trip. */
+static int fail_word(mpistore_t *s, uint64_t *w)
 {
     ms_core_t *c = s->core;
-    uint64_t w = 0, unused = 0;
-    /* uncounted: a local read, not a round trip of the operation */
-    int rc = MPI_Fetch_and_op(&unused, &w, MPI_UINT64_T, c->rank, MS_OFF_FAIL, MPI_NO_OP, c->win);
+    uint64_t unused = 0;
+    int rc = MPI_Fetch_and_op(&unused, w, MPI_UINT64_T, c->rank, MS_OFF_FAIL, MPI_NO_OP, c->win);
     if (rc == MPI_SUCCESS)
         rc = MPI_Win_flush(c->rank, c->win);
-    if (rc != MPI_SUCCESS)
-        return ms_mpierr(s, rc, "MPI_Fetch_and_op (failure word)", c->rank);
-    if (w == 0)
-        return 0;
+    return rc == MPI_SUCCESS ? 0 : ms_mpierr(s, rc, "MPI_Fetch_and_op (failure word)", c->rank);
+}
+
+int ms_fail_clear(mpistore_t *s)
+{
+    static const uint64_t zero = 0;
+    ms_core_t *c = s->core;
+    uint64_t w = 0;
+    int rc = fail_word(s, &w);
+    for (int r = 0; rc == 0 && w != 0 && r < c->nranks; r++)
+        rc = ms_put_u64(s, r, MS_OFF_FAIL, &zero);
+    if (rc == 0 && w != 0)
+        rc = ms_flush_all(s);
+    return rc;
+}
+
+int ms_fail_check(mpistore_t *s, const char *what)
+{
+    uint64_t w = 0;
+    int rc = fail_word(s, &w);
+    if (rc || w == 0)
+        return rc;
     int code = (int)((w >> 32) & 0xFFu), rank = (int)(w & 0xFFFFFFFFu) - 1;
     unsigned kind = (unsigned)(w >> 40) & 0xFFu;
     if (code <= 0 || code >= MPISTORE_ERRNO_COUNT_)

@@ -265,7 +265,8 @@ uint32_t ms_seg_base(const ms_core_t *c, unsigned i); /* == its size in units */
 /* Read home rank r's level directory into the cache (one round trip). */
 int ms_levels_refresh(mpistore_t *s, int r);
 /* Holding the level-0 home lock of a key of home rank r whose every level
- * is full: host level l (or learn that another rank does).  0 or <0. */
+ * is full: host level l.  1 created and published, 0 another rank claimed
+ * it (its publication may still be on the way), or <0. */
 int ms_level_create(mpistore_t *s, int r, unsigned l);
 /* geometry of level l (any home rank) */
 size_t ms_level_nslots(const ms_core_t *c, unsigned l);
@@ -284,6 +285,8 @@ int ms_fail_publish(mpistore_t *s, int code, unsigned kind);
  * message in the handle).  A local read, not a round trip. */
 int ms_fail_check(mpistore_t *s, const char *what);
 const char *ms_fail_advice(unsigned kind); /* "raise ... (MPISTORE_...)" */
+/* A key was deleted (room again): clear the failure word everywhere, if set. */
+int ms_fail_clear(mpistore_t *s);
 
 /* ---- index.c: keys, snapshots, blocks ---- */
 typedef struct ms_key {

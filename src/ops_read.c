@@ -328,6 +328,8 @@ static int mg_chunk(mpistore_t *s, const char *const *keys, size_t n, double t0,
         left -= got;
         if (rc || left == 0 || got > 0)
             continue;
+        if ((rc = ms_fail_check(s, "a multi_get of absent keys"))) /* a full store */
+            break;
         if (ms_expired(deadline)) {
             size_t i = 0;
             while (m[i].found)

@@ -352,7 +352,8 @@ static int present_under_home(mpistore_t *s, const ms_key_t *k, const ms_snap_t 
     return 0;
 }
 
-/* The key is absent in sn: insert it.  0 done, 1 retry, <0 error. */
+/* The key is absent in sn: insert it.  0 done, 1 retry, 3 retry at once
+ * (this rank just grew the index: not a wait), <0 error. */
 static int insert(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_snap_t *sn)
 {
     ms_core_t *c = s->core;
@@ -440,8 +441,10 @@ static int insert(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_snap_t *
             outcome = ms_level_create(s, home, sn2->nlev);
             if (outcome == -MPISTORE_ENOMEM)
                 outcome = ms_fail_publish(s, outcome, MS_FAIL_MEMORY);
-            else if (outcome == 0)
+            else if (outcome == 0) /* another rank's: wait for its publication */
                 outcome = 1;
+            else if (outcome == 1) /* ours, published: retry at once */
+                outcome = 3;
         }
         if (outcome == -MPISTORE_ENOSPC) {
             ms_err(s, MPISTORE_ENOSPC,
@@ -588,8 +591,12 @@ static int write_until(mpistore_t *s, const ms_key_t *kp, wreq_t *w, double dead
             free(w->cur);
             w->cur = NULL;
         }
+        if (rc == 0 && w->deleted) /* room again: waits need not fail fast */
+            rc = ms_fail_clear(s);
         if (rc <= 0)
             break;
+        if (rc == 3)
+            continue; /* grown: the next look finds room (at most once per level) */
         watch = reg;
         if (ms_expired(deadline)) {
             rc = ms_err(s, MPISTORE_ETIMEDOUT,
