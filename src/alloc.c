@@ -234,14 +234,9 @@ int ms_alloc_block(mpistore_t *s, size_t bytes, uint32_t *uoff)
             end = c->max_units;
         if (c->segmem[i] || end - base < n)
             continue;
-        int rc = ms_seg_create(s, i);
+        int rc = ms_seg_create(s, i); /* sized within the limit */
         if (rc)
             return rc;
-        if (c->seg[i].nunits > end - base) /* within the limit only */
-            c->seg[i].nunits = (uint32_t)(end - base);
-        ms_alloc_init(&c->seg[i], c->seg[i].arena, c->seg[i].arena_off,
-                      (size_t)c->seg[i].nunits << c->alloc.shift, c->alloc.shift);
-        c->seg[i].base = base;
         uint32_t u = try_alloc(&c->seg[i], (uint32_t)n);
         if (u == NONE)
             return -MPISTORE_ENOSPC;

@@ -2,11 +2,31 @@
  * dynamic window and its flushes, this rank's arena segments, index levels
  * hosted for any home rank, the caches of other ranks' directories, and
  * the store-wide failure word. */
+#define _DEFAULT_SOURCE 1 /* MAP_ANONYMOUS (not in POSIX 2008; Linux and the BSDs have it) */
 #include "internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+/* Grown memory comes from mmap: whole pages that share nothing with the
+ * heap (osc/ucx registers attached memory by page and crashed in
+ * MPI_Win_free when small heap segments had been attached), zero, and
+ * resident only as touched. */
+static size_t page_round(size_t n)
+{
+    long p = sysconf(_SC_PAGESIZE);
+    size_t ps = p > 0 ? (size_t)p : 4096;
+    return (n + ps - 1) / ps * ps;
+}
+
+static void *map_pages(size_t n)
+{
+    void *m = mmap(NULL, page_round(n), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return m == MAP_FAILED ? NULL : m;
+}
 
 int ms_grow_init(ms_core_t *c)
 {
@@ -21,9 +41,10 @@ int ms_grow_init(ms_core_t *c)
 void ms_grow_free(ms_core_t *c)
 {
     for (unsigned i = 0; c->nxwin == 0 && i < MS_MAX_SEGS; i++)
-        free(c->segmem[i]);
+        if (c->segmem[i])
+            munmap(c->segmem[i], page_round((size_t)c->seg[i].nunits << c->seg[i].shift));
     for (unsigned i = 0; c->nxwin == 0 && i < c->npools; i++)
-        free(c->pools[i].mem);
+        munmap(c->pools[i].mem, page_round(c->pools[i].size));
     free(c->levc);
     free(c->segaddr);
     free(c->dyn_list);
@@ -64,14 +85,15 @@ static int grow_mem(mpistore_t *s, size_t n, int zero, unsigned char **mem, uint
         *addr = (uint64_t)c->nxwin << MS_XWIN_SHIFT;
         return 0;
     }
-    m = zero ? calloc(1, n) : malloc(n);
+    (void)zero; /* mapped pages are zero */
+    m = map_pages(n);
     if (!m)
         return -MPISTORE_ENOMEM;
-    rc = MPI_Win_attach(c->dwin, m, (MPI_Aint)n);
+    rc = MPI_Win_attach(c->dwin, m, (MPI_Aint)page_round(n));
     if (rc == MPI_SUCCESS)
         rc = MPI_Get_address(m, &a);
     if (rc != MPI_SUCCESS) {
-        free(m);
+        munmap(m, page_round(n));
         return ms_mpierr(s, rc, "MPI_Win_attach", c->rank);
     }
     *mem = m;
@@ -79,13 +101,12 @@ static int grow_mem(mpistore_t *s, size_t n, int zero, unsigned char **mem, uint
     return 0;
 }
 
+/* Attached memory is not detached: MPI_Win_free of the dynamic window
+ * (after which it is freed) ends its attachment, and Open MPI 4.1's osc/ucx
+ * crashed in MPI_Win_free (ucp_mem_unmap) when segments had been detached
+ * first. */
 void ms_grow_detach(ms_core_t *c)
 {
-    for (unsigned i = 0; c->dwin != MPI_WIN_NULL && i < MS_MAX_SEGS; i++)
-        if (c->segmem[i])
-            (void)MPI_Win_detach(c->dwin, c->segmem[i]);
-    for (unsigned i = 0; c->dwin != MPI_WIN_NULL && i < c->npools; i++)
-        (void)MPI_Win_detach(c->dwin, c->pools[i].mem);
     for (unsigned i = 0; i < c->nxwin; i++) {
         (void)MPI_Win_unlock_all(c->xwin[i]);
         (void)MPI_Win_free(&c->xwin[i]);
