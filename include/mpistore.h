@@ -83,7 +83,7 @@ enum {
  * keys_per_rank and bytes_per_rank are the INITIAL sizes, allocated at open
  * (the fast path).  The store grows beyond them on demand, without any
  * collective call: a rank whose index is full around a key adds an index
- * level (up to 9, each twice the last), a rank whose value memory is full
+ * level (up to 7, each 4x the last), a rank whose value memory is full
  * adds a segment (up to 2^24 allocation units in all); keys and values
  * there are slower on Open MPI's default one-node transport (README,
  * "Limits and defaults").  max_keys_per_rank and max_bytes_per_rank (0: no

@@ -21,7 +21,8 @@
 #define MS_UNIT_MIN_SHIFT 5u /* 32-byte allocation units */
 #define MS_MAX_RANKS (1u << 17)
 #define MS_NBINS 32u
-#define MS_MAX_LEVELS 10u /* index levels per home rank: level 0 + 9 grown ones */
+#define MS_MAX_LEVELS 8u /* index levels per home rank: level 0 + 7 grown ones */
+#define MS_LEVEL_GROWTH 2u /* level l has nslots << (2 l) buckets: 4x the last */
 #define MS_MAX_SEGS 16u   /* arena segments per rank beyond the allocated arena */
 #define MS_UNIT_SPACE (1u << 24) /* units a descriptor can address per rank */
 /* A displacement with this bit set is an address in the dynamic window
