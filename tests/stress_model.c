@@ -865,6 +865,7 @@ static void fill_one(run_t *R)
     snprintf(key, sizeof key, "fill/%d/%ld", R->c.rank, R->fills);
     int len = snprintf(val, sizeof val, "filler %d %ld %.40s", R->c.rank, R->fills,
                        "........................................");
+    timeout_to(R, WRITE_TO); /* the last model operation may have left a tiny one */
     int rc = mpistore_queue_push(R->s, key, val, (size_t)len);
     if (rc == 0)
         rc = mpistore_queue_len(R->s, key, &n);
