@@ -162,13 +162,18 @@ static unsigned seg_of(const ms_core_t *c, uint32_t u)
     return i < MS_MAX_SEGS && u >= ms_seg_base(c, i) ? i : MS_MAX_SEGS;
 }
 
+/* Units of segment i, clipped to the unit space and to max_units (the
+ * same on every rank: the options are agreed on at open), so that a reader
+ * never reads past the end of another rank's segment. */
 static uint32_t seg_units(const ms_core_t *c, unsigned i)
 {
     uint32_t b = ms_seg_base(c, i);
     uint64_t e = (uint64_t)b * 2;
     if (e > MS_UNIT_SPACE)
         e = MS_UNIT_SPACE;
-    return (uint32_t)(e - b);
+    if (e > c->max_units)
+        e = c->max_units;
+    return e > b ? (uint32_t)(e - b) : 0;
 }
 
 ms_alloc_t *ms_alloc_of(ms_core_t *c, uint32_t u)
@@ -192,8 +197,6 @@ int ms_seg_create(mpistore_t *s, unsigned i)
     uint64_t a64 = 0;
     if (i >= MS_MAX_SEGS || base >= MS_UNIT_SPACE || n == 0)
         return -MPISTORE_ENOSPC;
-    if (base + (uint64_t)n > c->max_units) /* within the limit only */
-        n = c->max_units - base;
     size_t bytes = (size_t)n << c->alloc.shift;
     unsigned char *mem = NULL;
     int rc = grow_mem(s, bytes, 0, &mem, &a64);
