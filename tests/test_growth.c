@@ -118,6 +118,37 @@ static void growth_values_beyond_arena(void **state)
     mt_close(s);
 }
 
+/* A value-memory limit that is not a whole number of segments: the last
+ * segment is clipped, and other ranks read blocks up to its very end. */
+static void growth_clipped_segment(void **state)
+{
+    (void)state;
+    mpistore_t *s = open_small(256, 1024, 0, 5000);
+    char key[64], val[128];
+    int stored = 0, rc = 0;
+    for (int i = 0; i < 1000 && rc == 0; i++) {
+        snprintf(key, sizeof key, "clip/%d/%d", mt_rank, i);
+        int len = snprintf(val, sizeof val, "%d:%d:%.*s", mt_rank, i, 40 + i % 50,
+                           "...................................................................");
+        rc = mpistore_set(s, key, val, (size_t)len);
+        stored += rc == 0;
+    }
+    assert_int_equal(rc, -MPISTORE_ENOSPC);
+    assert_non_null(strstr(mpistore_errmsg(s), "MPISTORE_MAX_BYTES_PER_RANK"));
+    assert_true(stored > 30); /* 5000 bytes hold more than 30 of these */
+    int all = 0;
+    MPI_Allreduce(&stored, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    int r = (mt_rank + 1) % mt_size;
+    for (int i = 0; i < all; i++) { /* the other rank's blocks, to the end */
+        snprintf(key, sizeof key, "clip/%d/%d", r, i);
+        snprintf(val, sizeof val, "%d:%d:%.*s", r, i, 40 + i % 50,
+                 "...................................................................");
+        mt_expect_str(s, key, val);
+    }
+    mt_barrier();
+    mt_close(s);
+}
+
 /* get and add on keys that live in grown index levels and segments cost
  * what they cost at level 0: 3 round trips each. */
 static void growth_round_trips_unchanged(void **state)
@@ -220,6 +251,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(growth_many_keys_tiny_store),
         cmocka_unit_test(growth_values_beyond_arena),
+        cmocka_unit_test(growth_clipped_segment),
         cmocka_unit_test(growth_round_trips_unchanged),
         cmocka_unit_test(growth_environment_limits),
         cmocka_unit_test(growth_full_store_tells_every_rank),
