@@ -393,7 +393,8 @@ int ms_level_create(mpistore_t *s, int r, unsigned l)
 int ms_fail_publish(mpistore_t *s, int code, unsigned kind)
 {
     ms_core_t *c = s->core;
-    uint64_t w = ((uint64_t)kind << 40) | ((uint64_t)(uint32_t)-code << 32) | (uint64_t)(c->rank + 1);
+    uint64_t w = ((uint64_t)kind << 40) | ((uint64_t)(uint32_t)-code << 32) |
+                 (uint64_t)(c->rank + 1);
     char keep[MS_ERRMSG_LEN];
     memcpy(keep, s->errmsg, sizeof keep); /* the caller's message stays */
     int rc = 0;

@@ -77,7 +77,8 @@ int ms_rget(mpistore_t *s, int target, size_t off, void *buf, size_t len)
     count(s, len);
     while (len > 0) { /* MPI counts are int */
         int n = len > (1u << 30) ? (1 << 30) : (int)len;
-        CHECK_ISSUE(MPI_Get(buf, n, MPI_BYTE, target, ms_disp(off), n, MPI_BYTE, ms_win(s->core, off, target)),
+        CHECK_ISSUE(MPI_Get(buf, n, MPI_BYTE, target, ms_disp(off), n, MPI_BYTE,
+                            ms_win(s->core, off, target)),
                     target);
         buf = (unsigned char *)buf + n;
         off += (size_t)n;
@@ -122,7 +123,8 @@ static int acc1(mpistore_t *s, int target, size_t off, const void *val, MPI_Data
                 int bytes, MPI_Op op)
 {
     count(s, (uint64_t)bytes);
-    CHECK_ISSUE(MPI_Accumulate(val, 1, type, target, ms_disp(off), 1, type, op, ms_win(s->core, off, target)),
+    CHECK_ISSUE(MPI_Accumulate(val, 1, type, target, ms_disp(off), 1, type, op,
+                               ms_win(s->core, off, target)),
                 target);
     return 0;
 }
@@ -151,7 +153,8 @@ int ms_fao_i64(mpistore_t *s, int target, size_t off, const int64_t *delta, int6
 {
     count(s, 8);
     CHECK_ISSUE(
-        MPI_Fetch_and_op(delta, result, MPI_INT64_T, target, ms_disp(off), MPI_SUM, ms_win(s->core, off, target)),
+        MPI_Fetch_and_op(delta, result, MPI_INT64_T, target, ms_disp(off), MPI_SUM,
+                         ms_win(s->core, off, target)),
         target);
     return 0;
 }

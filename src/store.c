@@ -275,7 +275,8 @@ int mpistore_open(mpistore_t **out, MPI_Comm comm, const mpistore_options_t *opt
         o = *opts;
     int level = MPI_THREAD_SINGLE;
     MPI_Query_thread(&level);
-    int bad = !out || env_sizes(&o, why, sizeof why) != 0 || check_options(&o, why, sizeof why) != 0;
+    int bad = !out || env_sizes(&o, why, sizeof why) != 0 ||
+              check_options(&o, why, sizeof why) != 0;
     int progress = bad ? 0 : ms_progress_requested(o.progress_thread, why, sizeof why);
     long period = progress > 0 ? ms_progress_period_us(why, sizeof why) : 0;
     if (progress < 0 || period < 0)

@@ -827,7 +827,8 @@ static void report(run_t *R, double secs)
     lib[strcspn(lib, ",\n")] = 0; /* first phrase: "Open MPI v4.1.4" / "MPICH Version: 4.0.2" */
     const char *osc = getenv("OMPI_MCA_osc");
     printf("stress variant %s, %d ranks, %.1f s, %s, osc=%s%s: operation counts\n",
-           R->small ? "small-store" : R->growing ? "growing-store" : "default", R->c.size, secs, lib, osc ? osc : "default",
+           R->small ? "small-store" : R->growing ? "growing-store" : "default", R->c.size, secs,
+           lib, osc ? osc : "default",
            getenv("MPISTORE_TEST_SLOW") ? " (MPISTORE_TEST_SLOW)" : "");
     printf("%6s", "rank");
     for (int i = 0; i < NC; i++)
