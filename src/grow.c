@@ -375,10 +375,16 @@ int ms_level_create(mpistore_t *s, int r, unsigned l)
         pool_untake(c, total);
         return rc;
     }
-    /* ours: the address, flushed, then the count that makes it visible */
+    /* ours: the address, flushed; then bit l of the level mask in every
+     * level-0 slot of the home rank (what snapshots read), flushed; then the
+     * count that directory refreshes read */
     uint64_t a64 = (uint64_t)addr;
-    uint32_t n = l;
+    uint32_t n = l, bit = 1u << (MS_KIND_LEVEL_SHIFT + l);
     rc = ms_put_u64(s, r, MS_OFF_LADDR + 8u * l, &a64);
+    if (rc == 0)
+        rc = ms_flush(s, r);
+    for (size_t slot = 0; rc == 0 && slot < c->nphys; slot++)
+        rc = ms_or_u32(s, r, ms_ctl_off(c, slot, MS_CTL_KIND), &bit);
     if (rc == 0)
         rc = ms_flush(s, r);
     if (rc == 0)

@@ -80,9 +80,9 @@ void ms_key_release(ms_key_t *k)
     k->owned = NULL;
 }
 
-/* Level 0 and the home rank's level count from the allocated window, every
- * grown level this rank knows of from its host's dynamic window: all in
- * flight together (design.md, "Growth"). */
+/* Level 0 (whose home slot's kind word carries the home rank's level mask)
+ * from the allocated window, every grown level this rank knows of from its
+ * host's dynamic window: all in flight together (design.md, "Growth"). */
 int ms_snapshot_issue(mpistore_t *s, const ms_key_t *k, ms_snap_t *sn)
 {
     ms_core_t *c = s->core;
@@ -109,7 +109,7 @@ int ms_snapshot_issue(mpistore_t *s, const ms_key_t *k, ms_snap_t *sn)
         sn->lstart[l + 1] = sn->lstart[l] + ms_level_probe(c, l);
     }
     sn->n = sn->lstart[sn->nlev];
-    rc = ms_getacc_u32(s, k->rank, MS_OFF_NLEV, &sn->nlev_word, 1);
+    rc = 0;
     for (unsigned l = 0; rc == 0 && l < sn->nlev; l++) {
         size_t m = sn->lstart[l + 1] - sn->lstart[l];
         rc = ms_getacc_u32(s, sn->ltarget[l], sn->lctl[l], sn->ctl + sn->lstart[l] * MS_CTL_WORDS,
@@ -124,6 +124,7 @@ int ms_snapshot_fix(mpistore_t *s, const ms_key_t *k, ms_snap_t *sn)
 {
     ms_backoff_t bo = {0};
     int rc = 0;
+    sn->nlev_word = ms_snap_levels(sn);
     while (rc == 0 && sn->nlev_word + 1u > sn->nlev) { /* levels published since */
         rc = ms_levels_refresh(s, k->rank);
         if (rc == 0 && s->core->levc[k->rank].n + 1u <= sn->nlev)
@@ -132,6 +133,8 @@ int ms_snapshot_fix(mpistore_t *s, const ms_key_t *k, ms_snap_t *sn)
             rc = ms_snapshot_issue(s, k, sn);
         if (rc == 0)
             rc = ms_flush(s, k->rank);
+        if (rc == 0)
+            sn->nlev_word = ms_snap_levels(sn);
     }
     return rc;
 }

@@ -17,6 +17,11 @@
 #define MS_CTL_KIND 3u /* hint: what the slot's value is (MS_KIND_*) */
 #define MS_KIND_STR 0u
 #define MS_KIND_CNT 1u
+#define MS_KIND_BITS 0xFFu /* the kind; above it, in level-0 slots, the level mask */
+/* Bit 8 + l of every level-0 slot's kind word is set once grown level l of
+ * that home rank is published (design.md, "Growth"): the snapshot's read of
+ * the probe window tells how many levels there are, at no extra cost. */
+#define MS_KIND_LEVEL_SHIFT 8u
 #define MS_BLK_HDR 32u       /* bytes of a block header */
 #define MS_UNIT_MIN_SHIFT 5u /* 32-byte allocation units */
 #define MS_MAX_RANKS (1u << 17)
@@ -185,6 +190,8 @@ int ms_getacc_u64(mpistore_t *s, int target, size_t off, uint64_t *buf, size_t c
 int ms_cas_u32(mpistore_t *s, int target, size_t off, const uint32_t *desired,
                const uint32_t *expected, uint32_t *result);
 int ms_put_u32(mpistore_t *s, int target, size_t off, const uint32_t *val);
+int ms_or_u32(mpistore_t *s, int target, size_t off, const uint32_t *bits);  /* MPI_BOR */
+int ms_and_u32(mpistore_t *s, int target, size_t off, const uint32_t *bits); /* MPI_BAND */
 int ms_put_u64(mpistore_t *s, int target, size_t off, const uint64_t *val);
 int ms_put_i64(mpistore_t *s, int target, size_t off, const int64_t *val);
 int ms_add_i64(mpistore_t *s, int target, size_t off, const int64_t *delta);
@@ -315,7 +322,8 @@ typedef struct ms_snap {
     size_t first; /* level-0 home bucket */
     size_t n;     /* slots, all levels */
     unsigned nlev;      /* levels read */
-    uint32_t nlev_word; /* grown levels the home rank had published, as read */
+    uint32_t nlev_word; /* grown levels the home rank had published (the home
+                         * slot's level mask), set by ms_snapshot_fix */
     size_t lstart[MS_MAX_LEVELS + 1];
     int ltarget[MS_MAX_LEVELS];                            /* rank holding the level */
     size_t lctl[MS_MAX_LEVELS], ldesc[MS_MAX_LEVELS], lcnt[MS_MAX_LEVELS]; /* first slot's */
@@ -376,7 +384,15 @@ static inline uint32_t ms_snap_blen(const ms_snap_t *sn, size_t i)
 }
 static inline uint32_t ms_snap_kind(const ms_snap_t *sn, size_t i)
 {
-    return sn->ctl[i * MS_CTL_WORDS + MS_CTL_KIND];
+    return sn->ctl[i * MS_CTL_WORDS + MS_CTL_KIND] & MS_KIND_BITS;
+}
+/* grown levels of the key's home rank, from the home slot's level mask */
+static inline uint32_t ms_snap_levels(const ms_snap_t *sn)
+{
+    uint32_t m = sn->ctl[MS_CTL_KIND] >> MS_KIND_LEVEL_SHIFT, n = 0;
+    while (m >> (n + 1))
+        n++;
+    return n;
 }
 /* lock free and lock version matching the descriptor's */
 static inline int ms_snap_stable(const ms_snap_t *sn, size_t i)

@@ -217,6 +217,15 @@ static int retire(mpistore_t *s, uint64_t old)
     return rc ? rc : ms_flush(s, owner);
 }
 
+/* The kind hint of a slot: one bit, set or cleared with an atomic OR / AND
+ * so that the level mask beside it in level-0 slots stays (internal.h). */
+static int set_kind(mpistore_t *s, int target, size_t off, uint32_t kind)
+{
+    static const uint32_t cnt_bit = MS_KIND_CNT, str_mask = ~(uint32_t)MS_KIND_CNT;
+    return kind == MS_KIND_CNT ? ms_or_u32(s, target, off, &cnt_bit)
+                               : ms_and_u32(s, target, off, &str_mask);
+}
+
 /* Publish a new state of slot i of sn, which we hold locked: descriptor,
  * length hint and unlock with the next version, in one flush (design.md).
  * The key count is the home rank's. */
@@ -231,7 +240,7 @@ static int publish(mpistore_t *s, const ms_snap_t *sn, size_t i, uint32_t lockwo
     if (rc == 0 && valid)
         rc = ms_put_u32(s, t, ms_snap_ctl_off(sn, i, MS_CTL_BLEN), &nb);
     if (rc == 0 && valid)
-        rc = ms_put_u32(s, t, ms_snap_ctl_off(sn, i, MS_CTL_KIND), &kind);
+        rc = set_kind(s, t, ms_snap_ctl_off(sn, i, MS_CTL_KIND), kind);
     if (rc == 0 && count_delta)
         rc = ms_add_i64(s, home, MS_OFF_COUNT, &count_delta);
     if (rc == 0 && count_delta && internal) /* queue entries: kept out of num_keys */
@@ -465,7 +474,7 @@ static int insert(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_snap_t *
         if (rc == 0)
             rc = ms_put_u32(s, t, ms_snap_ctl_off(sn2, js, MS_CTL_BLEN), &nb);
         if (rc == 0)
-            rc = ms_put_u32(s, t, ms_snap_ctl_off(sn2, js, MS_CTL_KIND), &kind);
+            rc = set_kind(s, t, ms_snap_ctl_off(sn2, js, MS_CTL_KIND), kind);
         if (rc == 0 && counter) /* no adder can reach the word before the publication */
             rc = ms_put_i64(s, t, ms_snap_cnt_off(sn2, js), &p.sum);
         if (rc == 0)

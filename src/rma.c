@@ -134,6 +134,16 @@ int ms_put_u32(mpistore_t *s, int target, size_t off, const uint32_t *val)
     return acc1(s, target, off, val, MPI_UINT32_T, 4, MPI_REPLACE);
 }
 
+int ms_or_u32(mpistore_t *s, int target, size_t off, const uint32_t *bits)
+{
+    return acc1(s, target, off, bits, MPI_UINT32_T, 4, MPI_BOR);
+}
+
+int ms_and_u32(mpistore_t *s, int target, size_t off, const uint32_t *bits)
+{
+    return acc1(s, target, off, bits, MPI_UINT32_T, 4, MPI_BAND);
+}
+
 int ms_put_u64(mpistore_t *s, int target, size_t off, const uint64_t *val)
 {
     return acc1(s, target, off, val, MPI_UINT64_T, 8, MPI_REPLACE);
