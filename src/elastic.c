@@ -227,7 +227,9 @@ static int diagnose(mpistore_t *s, int rank, int world_size, const char *prefix,
     char *trace = join_int(prefix, rank, TRACE), *gate = join(prefix, TRACING_GATE);
     double prev = 0;
     mpistore_swap_timeout(s, GATE_WAIT_S, &prev); /* bounds every step below */
+    ms_enter(s->core);
     int full = ms_fail_check(s, "the barrier") != 0;
+    ms_leave(s->core);
     if (full) /* members that arrived may have failed to write TRACE: name none */
         snprintf(list, sizeof list, "unknown: the store is full");
     if (trace && gate && !full) {
