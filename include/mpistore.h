@@ -58,7 +58,7 @@ typedef struct mpistore mpistore_t;
     XX(ETIMEDOUT, "timeout: a blocking call reached its deadline")                                 \
     XX(EKEYTOOLONG, "key longer than the store's max_key_len")                                     \
     XX(ETOOBIG, "value longer than the store's max_value_len")                                     \
-    XX(ENOSPC, "the store's key slots or value memory are full")                                   \
+    XX(ENOSPC, "the store is full (a max_*_per_rank limit, or its index cannot grow)")            \
     XX(ENOTINT, "value is not a decimal int64, or the add would overflow")                         \
     XX(ENOMEM, "local memory allocation failed")                                                   \
     XX(EMPI, "an MPI call failed")                                                                 \
@@ -77,17 +77,38 @@ enum {
 #define MPISTORE_TIMEOUT_DEFAULT (-1.0)
 
 /** The version of mpistore_options_t this header describes (version 1 had no
- *  progress_thread field and is still accepted). */
-#define MPISTORE_OPTIONS_VERSION 2u
+ *  progress_thread field, version 2 no max_keys_per_rank / max_bytes_per_rank;
+ *  both are still accepted, the missing fields taking their defaults). */
+#define MPISTORE_OPTIONS_VERSION 3u
 
 /*
  * Store options.  Initialise with mpistore_options_init(), then change fields.
  * Every rank must pass identical options to mpistore_open().
  *
  * Defaults: timeout_s 300, max_key_len 1024, max_value_len 1 MiB,
- * keys_per_rank 4096, bytes_per_rank 7 MiB (the index adds about 200 KiB, so
+ * keys_per_rank 4096, bytes_per_rank 7 MiB (the index adds about 260 KiB, so
  * a default store uses less than 8 MiB of window memory per rank),
- * progress_thread 0.
+ * progress_thread 0, max_keys_per_rank 0, max_bytes_per_rank 0.
+ *
+ * keys_per_rank and bytes_per_rank are the INITIAL sizes, allocated at open
+ * (the fast path).  The store grows beyond them on demand, without any
+ * collective call: a rank whose index is full around a key adds an index
+ * level (up to 7, each 4x the last), a rank whose value memory is full
+ * adds a segment (up to 2^24 allocation units in all); keys and values
+ * there are slower on Open MPI's default one-node transport (README,
+ * "Limits and defaults").  max_keys_per_rank and max_bytes_per_rank (0: no
+ * limit) cap the growth: a write beyond them fails with ENOSPC.
+ * Environment variables override these four fields: MPISTORE_KEYS_PER_RANK,
+ * MPISTORE_BYTES_PER_RANK, MPISTORE_MAX_KEYS_PER_RANK,
+ * MPISTORE_MAX_BYTES_PER_RANK (decimal, optional k/m/g suffix; a malformed
+ * value makes open fail with EINVAL).
+ *
+ * A write that fails because the store is full (ENOSPC: a limit, or every
+ * index level full; ENOMEM: no memory to grow) tells every rank: from then
+ * on, until a delete_key succeeds, every wait for an absent key (get, wait,
+ * multi_get, a blocking queue_pop, the elastic helpers) returns that code at
+ * once with "the store is full: rank r failed a write ..." instead of
+ * waiting out its timeout.
  *
  * progress_thread: start a thread that drives MPI progress every 50 us
  * (environment MPISTORE_PROGRESS_PERIOD_US, 1..1000000) while the store is
@@ -107,6 +128,8 @@ typedef struct mpistore_options {
     size_t keys_per_rank;  /**< keys each rank's index can host */
     size_t bytes_per_rank; /**< value memory each rank hosts for its writes */
     int progress_thread;   /**< 1: run a progress thread (version 2) */
+    size_t max_keys_per_rank;  /**< limit on keys hosted per rank, 0 = none (version 3) */
+    size_t max_bytes_per_rank; /**< limit on value memory per rank, 0 = none (version 3) */
 } mpistore_options_t;
 
 /** Fill *opts with the defaults above (NULL is ignored). */
@@ -172,8 +195,9 @@ MPISTORE_EXTERN int mpistore_set(mpistore_t *s, const char *key, const void *val
 
 /** Get key's value, blocking until some rank sets it or the handle's timeout
  *  expires (ETIMEDOUT; the message names the key, its home rank and the
- *  seconds waited, or the rank that did not answer).  *value is freed with
- *  mpistore_free(). */
+ *  seconds waited, or the rank that did not answer).  ENOSPC/ENOMEM at once,
+ *  with the key absent, after a write failed because the store is full (see
+ *  mpistore_options_t).  *value is freed with mpistore_free(). */
 MPISTORE_EXTERN int mpistore_get(mpistore_t *s, const char *key, void **value, size_t *len);
 
 /** Atomic add on a decimal int64 value (missing key starts at 0).  A value

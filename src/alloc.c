@@ -122,9 +122,8 @@ static uint32_t try_alloc(ms_alloc_t *a, uint32_t n)
     return NONE;
 }
 
-void ms_free_block(ms_core_t *c, uint32_t u)
+static void free_local(ms_alloc_t *a, uint32_t u)
 {
-    ms_alloc_t *a = &c->alloc;
     ms_blk_t *h = at(a, u);
     a->used_units -= h->units;
     uint32_t nxt = u + h->units;
@@ -145,11 +144,16 @@ void ms_free_block(ms_core_t *c, uint32_t u)
     list_insert(a, u);
 }
 
-/* Free every used chunk whose dead word another rank has set. */
-static int ms_reclaim(mpistore_t *s, int *freed)
+void ms_free_block(ms_core_t *c, uint32_t u)
+{
+    ms_alloc_t *a = ms_alloc_of(c, u);
+    free_local(a, u - a->base);
+}
+
+/* Free every used chunk of arena a whose dead word another rank has set. */
+static int ms_reclaim(mpistore_t *s, ms_alloc_t *a, int *freed)
 {
     ms_core_t *c = s->core;
-    ms_alloc_t *a = &c->alloc;
     size_t n = 0, i = 0;
     int rc = 0;
     *freed = 0;
@@ -174,7 +178,7 @@ static int ms_reclaim(mpistore_t *s, int *freed)
         rc = ms_flush(s, c->rank);
     for (size_t j = 0; rc == 0 && j < i; j++) {
         if (dead[j]) {
-            ms_free_block(c, where[j]);
+            free_local(a, where[j]);
             (*freed)++;
         }
     }
@@ -184,23 +188,60 @@ out:
     return rc;
 }
 
+/* The arena, then every segment that exists; after a reclamation pass
+ * over all of them, again; then a new segment (design.md, "Growth"). */
 int ms_alloc_block(mpistore_t *s, size_t bytes, uint32_t *uoff)
 {
-    ms_alloc_t *a = &s->core->alloc;
-    size_t unit = (size_t)1 << a->shift;
+    ms_core_t *c = s->core;
+    ms_alloc_t *arenas[1 + MS_MAX_SEGS];
+    unsigned na = 0;
+    size_t unit = (size_t)1 << c->alloc.shift;
     size_t n = (bytes + unit - 1) / unit;
-    if (n == 0 || n > a->nunits)
+    if (n == 0 || n >= MS_UNIT_SPACE)
         return -MPISTORE_ENOSPC;
-    uint32_t u = try_alloc(a, (uint32_t)n);
-    if (u == NONE) {
-        int freed = 0, rc = ms_reclaim(s, &freed);
+    arenas[na++] = &c->alloc;
+    for (unsigned i = 0; i < MS_MAX_SEGS; i++)
+        if (c->segmem[i])
+            arenas[na++] = &c->seg[i];
+    for (int pass = 0; pass < 2; pass++) {
+        int freed = 0;
+        for (unsigned i = 0; i < na; i++) {
+            if (n > arenas[i]->nunits)
+                continue;
+            uint32_t u = try_alloc(arenas[i], (uint32_t)n);
+            if (u != NONE) {
+                *uoff = arenas[i]->base + u;
+                return 0;
+            }
+        }
+        for (unsigned i = 0; pass == 0 && i < na; i++) {
+            int f = 0, rc = ms_reclaim(s, arenas[i], &f);
+            if (rc)
+                return rc;
+            freed += f;
+        }
+        if (!freed)
+            break;
+    }
+    /* grow: the first segment not made yet that can hold the block and lies
+     * within the limit */
+    for (unsigned i = 0; i < MS_MAX_SEGS; i++) {
+        uint32_t base = ms_seg_base(c, i);
+        if (base >= c->max_units || base >= MS_UNIT_SPACE)
+            break;
+        uint64_t end = (uint64_t)base * 2 > MS_UNIT_SPACE ? MS_UNIT_SPACE : (uint64_t)base * 2;
+        if (end > c->max_units)
+            end = c->max_units;
+        if (c->segmem[i] || end - base < n)
+            continue;
+        int rc = ms_seg_create(s, i); /* sized within the limit */
         if (rc)
             return rc;
-        if (freed)
-            u = try_alloc(a, (uint32_t)n);
+        uint32_t u = try_alloc(&c->seg[i], (uint32_t)n);
+        if (u == NONE)
+            return -MPISTORE_ENOSPC;
+        *uoff = base + u;
+        return 0;
     }
-    if (u == NONE)
-        return -MPISTORE_ENOSPC;
-    *uoff = u;
-    return 0;
+    return -MPISTORE_ENOSPC;
 }

@@ -69,9 +69,9 @@ static int64_t abs64(int64_t v)
 int ms_counter_add(mpistore_t *s, const ms_key_t *k, const ms_snap_t *sn, size_t i, int64_t delta,
                    int64_t *sum, ms_watch_t *watch)
 {
-    ms_core_t *c = s->core;
     uint64_t d = sn->desc[i];
-    size_t slot = sn->first + i;
+    int t = ms_snap_target(sn, i);
+    size_t cnt = ms_snap_cnt_off(sn, i);
     int64_t cur = 0, old = 0;
     int torn = 0;
     ms_block_t blk = {0};
@@ -80,9 +80,9 @@ int ms_counter_add(mpistore_t *s, const ms_key_t *k, const ms_snap_t *sn, size_t
     /* the key (is it ours, is it a counter?) and a sample of the value */
     int rc = ms_block_issue(s, d, MS_BLK_HDR + k->len, &blk);
     if (rc == 0)
-        rc = ms_getacc_i64(s, sn->rank, ms_cnt_off(c, slot), &cur);
+        rc = ms_getacc_i64(s, t, cnt, &cur);
     if (rc == 0)
-        rc = ms_flush2(s, ms_desc_rank(d), sn->rank);
+        rc = ms_flush2(s, ms_desc_rank(d), t);
     if (rc == 0)
         rc = ms_block_complete(s, d, &blk, 0, &torn);
     if (rc == 0 && torn)
@@ -94,21 +94,24 @@ int ms_counter_add(mpistore_t *s, const ms_key_t *k, const ms_snap_t *sn, size_t
     ms_block_release(&blk);
     if (rc)
         return rc;
-    rc = ms_fao_i64(s, sn->rank, ms_cnt_off(c, slot), &delta, &old);
+    rc = ms_fao_i64(s, t, cnt, &delta, &old);
     if (rc == 0)
-        rc = ms_flush(s, sn->rank);
+        rc = ms_flush(s, t);
     if (rc == 0) {
         *sum = old + delta; /* in range: see CNT_MAX_ABS */
-        ms_watch_make(k, slot, d, watch);
+        ms_watch_make(k, sn, i, d, watch);
     }
     return rc;
 }
 
-void ms_watch_make(const ms_key_t *k, size_t slot, uint64_t desc, ms_watch_t *w)
+void ms_watch_make(const ms_key_t *k, const ms_snap_t *sn, size_t i, uint64_t desc,
+                   ms_watch_t *w)
 {
     w->valid = 1;
-    w->rank = k->rank;
-    w->slot = slot;
+    w->rank = ms_snap_target(sn, i);
+    w->lock = ms_snap_ctl_off(sn, i, MS_CTL_LOCK);
+    w->dsc = ms_snap_desc_off(sn, i);
+    w->cnt = ms_snap_cnt_off(sn, i);
     w->desc = desc;
     w->reg = reg_word(k);
 }
@@ -123,18 +126,17 @@ void ms_watch_make(const ms_key_t *k, size_t slot, uint64_t desc, ms_watch_t *w)
  * waiting by the watcher (as adders do, ops_write.c). */
 int ms_counter_watch(mpistore_t *s, const ms_watch_t *w, int peek, int64_t *value)
 {
-    ms_core_t *c = s->core;
     uint32_t lock = 0;
     uint64_t desc = 0;
     int64_t v = 0;
     int rc = peek ? 0 : reg_put(s, w->reg);
     if (rc)
         return rc;
-    rc = ms_getacc_u32(s, w->rank, ms_ctl_off(c, w->slot, MS_CTL_LOCK), &lock, 1);
+    rc = ms_getacc_u32(s, w->rank, w->lock, &lock, 1);
     if (rc == 0)
-        rc = ms_getacc_u64(s, w->rank, ms_desc_off(c, w->slot), &desc, 1);
+        rc = ms_getacc_u64(s, w->rank, w->dsc, &desc, 1);
     if (rc == 0 && !peek)
-        rc = ms_getacc_i64(s, w->rank, ms_cnt_off(c, w->slot), &v);
+        rc = ms_getacc_i64(s, w->rank, w->cnt, &v);
     if (rc == 0)
         rc = ms_flush(s, w->rank);
     int urc = peek ? 0 : ms_reg_clear(s);
@@ -150,7 +152,8 @@ int ms_counter_watch(mpistore_t *s, const ms_watch_t *w, int peek, int64_t *valu
     return 0;
 }
 
-int ms_counter_drain(mpistore_t *s, const ms_key_t *k, size_t slot, double deadline, ms_block_t *b)
+int ms_counter_drain(mpistore_t *s, const ms_key_t *k, const ms_snap_t *sn, size_t i,
+                     double deadline, ms_block_t *b)
 {
     ms_core_t *c = s->core;
     uint64_t want = reg_word(k);
@@ -183,9 +186,9 @@ int ms_counter_drain(mpistore_t *s, const ms_key_t *k, size_t slot, double deadl
     }
     /* every add that could land has landed: read the value (after the scan) */
     if (rc == 0)
-        rc = ms_getacc_i64(s, k->rank, ms_cnt_off(c, slot), &v);
+        rc = ms_getacc_i64(s, ms_snap_target(sn, i), ms_snap_cnt_off(sn, i), &v);
     if (rc == 0)
-        rc = ms_flush(s, k->rank);
+        rc = ms_flush(s, ms_snap_target(sn, i));
     if (rc == 0)
         ms_block_set_counter(b, v);
     free(regs);

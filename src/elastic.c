@@ -160,6 +160,8 @@ static int await_members(mpistore_t *s, const ms_watch_t *w, int64_t arrived, in
             peek = rc == 2;
             if (rc == 3)
                 continue; /* free again: look registered at once */
+            if ((rc = ms_fail_check(s, "the barrier"))) /* a full store: no waiting */
+                break;
             if (ms_expired(deadline)) {
                 rc = ms_err(s, MPISTORE_ETIMEDOUT,
                             "timeout after %.3f s waiting for all %d members (%" PRId64 " arrived)",
@@ -230,7 +232,12 @@ static int diagnose(mpistore_t *s, int rank, int world_size, const char *prefix,
     char *trace = join_int(prefix, rank, TRACE), *gate = join(prefix, TRACING_GATE);
     double prev = 0;
     mpistore_swap_timeout(s, GATE_WAIT_S, &prev); /* bounds every step below */
-    if (trace && gate) {
+    ms_enter(s->core);
+    int full = ms_fail_check(s, "the barrier") != 0;
+    ms_leave(s->core);
+    if (full) /* members that arrived may have failed to write TRACE: name none */
+        snprintf(list, sizeof list, "unknown: the store is full");
+    if (trace && gate && !full) {
         int trc = mpistore_set(s, trace, VAL_IGNORED, strlen(VAL_IGNORED));
         if (trc == -MPISTORE_ETIMEDOUT && ms_rq_late(s) >= 0) { /* no gate through a lost rank */
             snprintf(list, sizeof list, "unknown: rank %d did not answer", ms_rq_late(s));

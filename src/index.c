@@ -34,6 +34,7 @@ static void place(const ms_core_t *c, ms_key_t *k)
     k->rank = (int)(((h >> 32) * (uint64_t)c->nranks) >> 32);
     k->home = (size_t)(h & (c->nslots - 1));
     k->fp = (uint32_t)mix64(h ^ 0x9e3779b97f4a7c15ULL);
+    k->hash = h;
 }
 
 int ms_key_prepare(mpistore_t *s, const char *key, ms_key_t *k)
@@ -79,22 +80,71 @@ void ms_key_release(ms_key_t *k)
     k->owned = NULL;
 }
 
+/* Level 0 (whose home slot's kind word carries the home rank's level mask)
+ * from the allocated window, every grown level this rank knows of from its
+ * host's dynamic window: all in flight together (design.md, "Growth"). */
 int ms_snapshot_issue(mpistore_t *s, const ms_key_t *k, ms_snap_t *sn)
 {
     ms_core_t *c = s->core;
+    const ms_levc_t *lc = &c->levc[k->rank];
     int rc;
     sn->rank = k->rank;
     sn->first = k->home;
-    sn->n = c->probe;
-    if ((rc = ms_getacc_u32(s, k->rank, ms_ctl_off(c, k->home, 0), sn->ctl, sn->n * MS_CTL_WORDS)))
-        return rc;
-    return ms_getacc_u64(s, k->rank, ms_desc_off(c, k->home), sn->desc, sn->n);
+    sn->nlev = 1 + lc->n;
+    sn->nlev_word = 0;
+    sn->lstart[0] = 0;
+    sn->ltarget[0] = k->rank;
+    sn->lctl[0] = ms_ctl_off(c, k->home, 0);
+    sn->ldesc[0] = ms_desc_off(c, k->home);
+    sn->lcnt[0] = ms_cnt_off(c, k->home);
+    sn->lstart[1] = c->probe;
+    for (unsigned l = 1; l < sn->nlev; l++) {
+        size_t ctl, desc, cnt, total, b = (size_t)(k->hash & (ms_level_nslots(c, l) - 1));
+        ms_level_offsets(c, l, &ctl, &desc, &cnt, &total);
+        size_t base = MS_DYN | (size_t)lc->addr[l];
+        sn->ltarget[l] = lc->host[l];
+        sn->lctl[l] = base + ctl + b * MS_CTL_WORDS * sizeof(uint32_t);
+        sn->ldesc[l] = base + desc + b * sizeof(uint64_t);
+        sn->lcnt[l] = base + cnt + b * sizeof(int64_t);
+        sn->lstart[l + 1] = sn->lstart[l] + ms_level_probe(c, l);
+    }
+    sn->n = sn->lstart[sn->nlev];
+    rc = 0;
+    for (unsigned l = 0; rc == 0 && l < sn->nlev; l++) {
+        size_t m = sn->lstart[l + 1] - sn->lstart[l];
+        rc = ms_getacc_u32(s, sn->ltarget[l], sn->lctl[l], sn->ctl + sn->lstart[l] * MS_CTL_WORDS,
+                           m * MS_CTL_WORDS);
+        if (rc == 0)
+            rc = ms_getacc_u64(s, sn->ltarget[l], sn->ldesc[l], sn->desc + sn->lstart[l], m);
+    }
+    return rc;
+}
+
+int ms_snapshot_fix(mpistore_t *s, const ms_key_t *k, ms_snap_t *sn)
+{
+    ms_backoff_t bo = {0};
+    int rc = 0;
+    sn->nlev_word = ms_snap_levels(sn);
+    while (rc == 0 && sn->nlev_word + 1u > sn->nlev) { /* levels published since */
+        rc = ms_levels_refresh(s, k->rank);
+        if (rc == 0 && s->core->levc[k->rank].n + 1u <= sn->nlev)
+            ms_backoff(s, &bo); /* the directory entries had not landed yet */
+        if (rc == 0)
+            rc = ms_snapshot_issue(s, k, sn);
+        if (rc == 0)
+            rc = ms_flush(s, k->rank);
+        if (rc == 0)
+            sn->nlev_word = ms_snap_levels(sn);
+    }
+    return rc;
 }
 
 int ms_snapshot(mpistore_t *s, const ms_key_t *k, ms_snap_t *sn)
 {
     int rc = ms_snapshot_issue(s, k, sn);
-    return rc ? rc : ms_flush(s, k->rank);
+    if (rc == 0)
+        rc = ms_flush(s, k->rank);
+    return rc ? rc : ms_snapshot_fix(s, k, sn);
 }
 
 /* Readers fetch a block from its klen field on: the dead word and the
@@ -102,21 +152,23 @@ int ms_snapshot(mpistore_t *s, const ms_key_t *k, ms_snap_t *sn)
 #define MS_BLK_SKIP 16u
 #define MS_BLK_RHDR (MS_BLK_HDR - MS_BLK_SKIP) /* klen, flags, vlen */
 
-static size_t block_disp(const ms_core_t *c, uint32_t uoff)
+/* where the block named by desc is read from (after its dead word and
+ * boundary tags), and how many bytes its arena or segment has from there */
+static int block_where(mpistore_t *s, uint64_t desc, size_t *disp, size_t *room)
 {
-    return c->off_arena + ((size_t)uoff << c->alloc.shift) + MS_BLK_SKIP;
-}
-
-static size_t block_room(const ms_core_t *c, uint32_t uoff)
-{
-    size_t start = ((size_t)uoff << c->alloc.shift) + MS_BLK_SKIP;
-    size_t arena = (size_t)c->alloc.nunits << c->alloc.shift;
-    return start < arena ? arena - start : 0;
+    size_t off = 0, left = 0;
+    int rc = ms_unit_addr(s, ms_desc_rank(desc), ms_desc_uoff(desc), &off, &left);
+    *disp = off + MS_BLK_SKIP;
+    *room = left > MS_BLK_SKIP ? left - MS_BLK_SKIP : 0;
+    return rc;
 }
 
 int ms_block_alloc(mpistore_t *s, uint64_t desc, size_t hint, ms_block_t *b)
 {
-    size_t room = block_room(s->core, ms_desc_uoff(desc));
+    size_t room = 0, disp = 0;
+    int rc = block_where(s, desc, &disp, &room);
+    if (rc)
+        return rc;
     size_t want = hint > MS_BLK_SKIP ? hint - MS_BLK_SKIP : 0;
     if (want < MS_BLK_RHDR + 64)
         want = MS_BLK_RHDR + 64;
@@ -131,9 +183,11 @@ int ms_block_alloc(mpistore_t *s, uint64_t desc, size_t hint, ms_block_t *b)
 
 int ms_block_fetch(mpistore_t *s, uint64_t desc, ms_block_t *b)
 {
-    if (b->got == 0)
-        return 0;
-    return ms_rget(s, ms_desc_rank(desc), block_disp(s->core, ms_desc_uoff(desc)), b->buf, b->got);
+    size_t room = 0, disp = 0;
+    int rc = b->got == 0 ? 0 : block_where(s, desc, &disp, &room);
+    if (rc || b->got == 0)
+        return rc;
+    return ms_rget(s, ms_desc_rank(desc), disp, b->buf, b->got);
 }
 
 int ms_block_issue(mpistore_t *s, uint64_t desc, size_t hint, ms_block_t *b)
@@ -157,9 +211,11 @@ static rhdr_t read_hdr(const ms_block_t *b)
 int ms_block_complete(mpistore_t *s, uint64_t desc, ms_block_t *b, int need_value, int *torn)
 {
     ms_core_t *c = s->core;
-    uint32_t uoff = ms_desc_uoff(desc);
-    size_t room = block_room(c, uoff);
+    size_t room = 0, disp = 0;
+    int wrc = block_where(s, desc, &disp, &room);
     *torn = 1;
+    if (wrc)
+        return wrc;
     if (b->got < MS_BLK_RHDR)
         return 0;
     rhdr_t h = read_hdr(b);
@@ -180,8 +236,7 @@ int ms_block_complete(mpistore_t *s, uint64_t desc, ms_block_t *b, int need_valu
         if (!nb)
             return ms_err(s, MPISTORE_ENOMEM, "out of memory reading a %zu-byte value", need);
         b->buf = nb;
-        rc = ms_rget(s, ms_desc_rank(desc), block_disp(c, uoff) + b->got, b->buf + b->got,
-                     need - b->got);
+        rc = ms_rget(s, ms_desc_rank(desc), disp + b->got, b->buf + b->got, need - b->got);
         if (rc == 0)
             rc = ms_flush(s, ms_desc_rank(desc));
         if (rc)
@@ -237,7 +292,6 @@ void ms_block_release(ms_block_t *b)
 
 int ms_lookup(mpistore_t *s, const ms_key_t *k, ms_snap_t *sn, int *found, ms_block_t *b)
 {
-    ms_core_t *c = s->core;
     *found = 0;
     for (size_t i = 0; i < sn->n; i++) {
         if (!ms_snap_candidate(sn, i, k->fp))
@@ -249,16 +303,17 @@ int ms_lookup(mpistore_t *s, const ms_key_t *k, ms_snap_t *sn, int *found, ms_bl
         /* the counter word too: it is the value if the block is a counter's,
          * and it must be read between the two reads of the descriptor */
         rc = ms_block_issue(s, d1, ms_snap_blen(sn, i), &blk);
+        int t = ms_snap_target(sn, i);
         if (rc == 0)
-            rc = ms_getacc_i64(s, sn->rank, ms_cnt_off(c, sn->first + i), &cnt);
+            rc = ms_getacc_i64(s, t, ms_snap_cnt_off(sn, i), &cnt);
         if (rc == 0)
-            rc = ms_flush2(s, ms_desc_rank(d1), sn->rank);
+            rc = ms_flush2(s, ms_desc_rank(d1), t);
         if (rc == 0)
             rc = ms_block_complete(s, d1, &blk, 1, &torn);
         if (rc == 0)
-            rc = ms_read_u64(s, sn->rank, ms_desc_off(c, sn->first + i), &d3);
+            rc = ms_read_u64(s, t, ms_snap_desc_off(sn, i), &d3);
         if (rc == 0)
-            rc = ms_flush(s, sn->rank);
+            rc = ms_flush(s, t);
         if (rc) {
             ms_block_release(&blk);
             return rc;
@@ -291,13 +346,23 @@ static int build(mpistore_t *s, const ms_key_t *k, const void *a, size_t alen, c
     uint32_t u = 0;
     int rc = ms_alloc_block(s, need, &u);
     if (rc == -MPISTORE_ENOSPC) {
-        size_t unit = (size_t)1 << c->alloc.shift;
-        return ms_err(s, MPISTORE_ENOSPC,
-                      "value memory of rank %d is full: key '%.64s' needs %zu bytes, %zu of "
-                      "%zu bytes in use (bytes_per_rank=%zu)",
-                      c->rank, k->full, need, (size_t)c->alloc.used_units * unit,
-                      (size_t)c->alloc.nunits * unit, c->bytes_per_rank);
+        size_t unit = (size_t)1 << c->alloc.shift, used = 0, have = 0;
+        used = (size_t)c->alloc.used_units * unit;
+        have = (size_t)c->alloc.nunits * unit;
+        for (unsigned i = 0; i < MS_MAX_SEGS; i++)
+            if (c->segmem[i]) {
+                used += (size_t)c->seg[i].used_units * unit;
+                have += (size_t)c->seg[i].nunits * unit;
+            }
+        ms_err(s, MPISTORE_ENOSPC,
+               "value memory of rank %d is full: key '%.64s' needs %zu bytes, %zu of %zu bytes "
+               "in use (bytes_per_rank=%zu, limit %zu bytes); %s",
+               c->rank, k->full, need, used, have, c->bytes_per_rank,
+               (size_t)c->max_units * unit, ms_fail_advice(MS_FAIL_BYTES));
+        return ms_fail_publish(s, -MPISTORE_ENOSPC, MS_FAIL_BYTES);
     }
+    if (rc == -MPISTORE_ENOMEM)
+        return ms_fail_publish(s, rc, MS_FAIL_MEMORY);
     if (rc)
         return rc;
     ms_blk_t *h = ms_blk_at(c, u);
@@ -309,7 +374,8 @@ static int build(mpistore_t *s, const ms_key_t *k, const void *a, size_t alen, c
         memcpy(p + k->len, a, alen);
     if (blen)
         memcpy(p + k->len + alen, b2, blen);
-    rc = MPI_Win_sync(c->win); /* local stores before the publication */
+    /* local stores before the publication */
+    rc = MPI_Win_sync(ms_win(c, ms_alloc_of(c, u)->arena_off, c->rank));
     if (rc != MPI_SUCCESS) {
         ms_free_block(c, u);
         return ms_mpierr(s, rc, "MPI_Win_sync", c->rank);

@@ -17,10 +17,27 @@
 #define MS_CTL_KIND 3u /* hint: what the slot's value is (MS_KIND_*) */
 #define MS_KIND_STR 0u
 #define MS_KIND_CNT 1u
+#define MS_KIND_BITS 0xFFu /* the kind; above it, in level-0 slots, the level mask */
+/* Bit 8 + l of every level-0 slot's kind word is set once grown level l of
+ * that home rank is published (design.md, "Growth"): the snapshot's read of
+ * the probe window tells how many levels there are, at no extra cost. */
+#define MS_KIND_LEVEL_SHIFT 8u
 #define MS_BLK_HDR 32u       /* bytes of a block header */
 #define MS_UNIT_MIN_SHIFT 5u /* 32-byte allocation units */
 #define MS_MAX_RANKS (1u << 17)
 #define MS_NBINS 32u
+#define MS_MAX_LEVELS 8u /* index levels per home rank: level 0 + 7 grown ones */
+#define MS_LEVEL_GROWTH 2u /* level l has nslots << (2 l) buckets: 4x the last */
+#define MS_MAX_SEGS 16u   /* arena segments per rank beyond the allocated arena */
+#define MS_UNIT_SPACE (1u << 24) /* units a descriptor can address per rank */
+/* A displacement with this bit set is an address in the dynamic window
+ * (design.md, "Growth"); otherwise an offset in the allocated window.  On a
+ * one-rank store (where Open MPI cannot create a dynamic window) grown
+ * memory is one allocated window per piece instead, bits 56..62 naming it. */
+#define MS_DYN ((size_t)1 << 63)
+#define MS_XWIN_SHIFT 56u
+#define MS_DISP_MASK (((size_t)1 << MS_XWIN_SHIFT) - 1)
+#define MS_MAX_XWIN 64u
 
 /* ---- descriptor word: ver:22 | valid:1 | rank:17 | unit_offset:24 ---- */
 #define MS_DESC_VER_BITS 22u
@@ -75,6 +92,7 @@ typedef struct ms_alloc {
     unsigned shift; /* log2 of the unit size */
     uint32_t bins[MS_NBINS];
     uint64_t used_units;
+    uint32_t base; /* unit number of this arena's unit 0 in the rank's unit space */
 } ms_alloc_t;
 
 /* Request-based reads (rma.c, design.md "Deadlines when a rank stops
@@ -96,6 +114,20 @@ typedef struct ms_orphan { /* requests abandoned at a deadline + their memory */
     size_t nreq;
     ms_stage_t *stages;
 } ms_orphan_t;
+/* What this rank knows of a home rank's grown index levels (its cache of
+ * the home rank's level directory). */
+typedef struct ms_levc {
+    unsigned n; /* levels 1..n known */
+    int host[MS_MAX_LEVELS];
+    uint64_t addr[MS_MAX_LEVELS];
+} ms_levc_t;
+
+/* Attached memory that hosts grown index levels (bump-allocated). */
+typedef struct ms_pool {
+    unsigned char *mem;
+    size_t size, used;
+    MPI_Aint addr;
+} ms_pool_t;
 
 typedef struct ms_core {
     MPI_Comm comm;
@@ -106,6 +138,22 @@ typedef struct ms_core {
     size_t off_ctl, off_desc, off_cnt, off_arena, win_bytes;
     size_t max_key_len, max_value_len, keys_per_rank, bytes_per_rank;
     ms_alloc_t alloc;
+    /* growth (grow.c): the dynamic window, this rank's arena segments, the
+     * memory hosting index levels, caches of other ranks' directories */
+    MPI_Win dwin;          /* MPI_WIN_NULL on a one-rank store: xwin instead */
+    MPI_Win xwin[MS_MAX_XWIN];
+    unsigned nxwin;
+    size_t max_keys;      /* 0: no limit but the index levels */
+    uint32_t max_units;   /* units of the unit space this rank may use */
+    ms_alloc_t seg[MS_MAX_SEGS];
+    unsigned char *segmem[MS_MAX_SEGS];
+    ms_pool_t pools[32];
+    unsigned npools;
+    ms_levc_t *levc;      /* [nranks] */
+    uint64_t *segaddr;    /* [nranks * MS_MAX_SEGS]: 0 = not known yet */
+    int *dyn_list;        /* ranks with dynamic-window operations in flight */
+    unsigned char *dyn_mark;
+    size_t dyn_n;
     int thread_multiple;
     pthread_mutex_t mu;
     mpistore_stats_t stats;
@@ -120,6 +168,7 @@ typedef struct ms_core {
     ms_stage_t *stage;    /* staging chunks of the requests in flight */
     ms_orphan_t *orphans; /* abandoned at a deadline, freed once complete */
     unsigned char *dirty; /* per rank: a blocking RMA op not flushed yet */
+    int64_t dwarm;        /* attached to the dynamic window: the first contact's target */
     int rq_use;           /* deadline scopes use requests (ms_rq_wanted) */
 } ms_core_t;
 
@@ -171,6 +220,8 @@ int ms_getacc_u64(mpistore_t *s, int target, size_t off, uint64_t *buf, size_t c
 int ms_cas_u32(mpistore_t *s, int target, size_t off, const uint32_t *desired,
                const uint32_t *expected, uint32_t *result);
 int ms_put_u32(mpistore_t *s, int target, size_t off, const uint32_t *val);
+int ms_or_u32(mpistore_t *s, int target, size_t off, const uint32_t *bits);  /* MPI_BOR */
+int ms_and_u32(mpistore_t *s, int target, size_t off, const uint32_t *bits); /* MPI_BAND */
 int ms_put_u64(mpistore_t *s, int target, size_t off, const uint64_t *val);
 int ms_put_i64(mpistore_t *s, int target, size_t off, const int64_t *val);
 int ms_add_i64(mpistore_t *s, int target, size_t off, const int64_t *delta);
@@ -180,6 +231,12 @@ int ms_getacc_i64(mpistore_t *s, int target, size_t off, int64_t *buf);
 #define MS_OFF_COUNT 0u  /* window displacement of the rank's key count */
 #define MS_OFF_QCOUNT 8u /* ... and of how many of them are internal (queue) keys */
 #define MS_OFF_REG 16u   /* uint64: the counter bucket this rank is adding to (counters.c) */
+#define MS_OFF_FAIL 24u  /* uint64: a store-wide failure (grow.c) */
+#define MS_OFF_NLEV 32u  /* uint32: grown index levels published for this home rank */
+#define MS_OFF_CLAIM 64u /* uint32[16]: level l claimed by host rank + 1 */
+#define MS_OFF_LADDR 128u /* uint64[16]: level l's address in its host's dynamic window */
+#define MS_OFF_SADDR 256u /* uint64[16]: this rank's arena segment i's address */
+#define MS_HEADER_BYTES 384u
 /* Flush of operations on this rank's own window: not a round trip. */
 int ms_flush_self(mpistore_t *s);
 
@@ -239,10 +296,78 @@ void ms_alloc_init(ms_alloc_t *a, unsigned char *arena, size_t arena_off, size_t
  * -MPISTORE_EMPI. *uoff receives the unit offset. */
 int ms_alloc_block(mpistore_t *s, size_t bytes, uint32_t *uoff);
 void ms_free_block(ms_core_t *c, uint32_t uoff);
-static inline ms_blk_t *ms_blk_at(ms_core_t *c, uint32_t uoff)
+/* the allocator (arena or segment) holding unit uoff of this rank, or NULL */
+ms_alloc_t *ms_alloc_of(ms_core_t *c, uint32_t uoff);
+/* this rank's block at unit uoff (which must be allocated) */
+ms_blk_t *ms_blk_at(ms_core_t *c, uint32_t uoff);
+
+/* ---- grow.c: the dynamic window, segments, levels, the failure word ---- */
+int ms_grow_init(ms_core_t *c);  /* caches (after rank and size are known) */
+void ms_grow_free(ms_core_t *c); /* after the dynamic window is freed */
+static inline void ms_dyn_touch(ms_core_t *c, int r)
 {
-    return (ms_blk_t *)(void *)(c->alloc.arena + ((size_t)uoff << c->alloc.shift));
+    if (!c->dyn_mark[r]) {
+        c->dyn_mark[r] = 1;
+        c->dyn_list[c->dyn_n++] = r;
+    }
 }
+/* The window that holds encoded offset off. */
+static inline MPI_Win ms_win_of(const ms_core_t *c, size_t off)
+{
+    if (off & MS_DYN)
+        return c->dwin != MPI_WIN_NULL ? c->dwin
+                                       : c->xwin[((off & ~MS_DYN) >> MS_XWIN_SHIFT) - 1u];
+    return c->win;
+}
+/* The same for a blocking operation: a target in the dynamic window is
+ * remembered, so that the next flush round completes it there too.
+ * (Request-based reads complete through their requests and do not mark.) */
+static inline MPI_Win ms_win(ms_core_t *c, size_t off, int target)
+{
+    if (off & MS_DYN)
+        ms_dyn_touch(c, target);
+    return ms_win_of(c, off);
+}
+static inline MPI_Aint ms_disp(size_t off)
+{
+    return (MPI_Aint)(off & MS_DISP_MASK); /* user-space addresses are below 2^56 */
+}
+int ms_dyn_flush(mpistore_t *s);   /* flush the dynamic window where used */
+void ms_grow_detach(ms_core_t *c);  /* at close, after the last access */
+void ms_dyn_complete(ms_core_t *c); /* the same on an error path */
+/* Where unit uoff of rank r's unit space is: *off the displacement of the
+ * unit (encoded), *room the bytes from there to the end of its arena or
+ * segment (0: no such unit).  May read r's segment directory (one round
+ * trip, once per segment). */
+int ms_unit_addr(mpistore_t *s, int r, uint32_t uoff, size_t *off, size_t *room);
+/* Create this rank's arena segment i (owner only; publishes its address). */
+int ms_seg_create(mpistore_t *s, unsigned i);
+uint32_t ms_seg_base(const ms_core_t *c, unsigned i); /* == its size in units */
+/* Read home rank r's level directory into the cache (one round trip). */
+int ms_levels_refresh(mpistore_t *s, int r);
+/* Holding the level-0 home lock of a key of home rank r whose every level
+ * is full: host level l.  1 created and published, 0 another rank claimed
+ * it (its publication may still be on the way), or <0. */
+int ms_level_create(mpistore_t *s, int r, unsigned l);
+/* geometry of level l (any home rank) */
+size_t ms_level_nslots(const ms_core_t *c, unsigned l);
+size_t ms_level_probe(const ms_core_t *c, unsigned l);
+size_t ms_level_nphys(const ms_core_t *c, unsigned l);
+void ms_level_offsets(const ms_core_t *c, unsigned l, size_t *ctl, size_t *desc, size_t *cnt,
+                      size_t *total);
+/* A write failed for lack of space (or memory to grow): tell every rank
+ * (the fail word).  kind: MS_FAIL_*.  Returns code (negative). */
+#define MS_FAIL_KEYS 1u   /* max_keys_per_rank */
+#define MS_FAIL_BYTES 2u  /* value memory limit */
+#define MS_FAIL_LEVELS 3u /* every index level full */
+#define MS_FAIL_MEMORY 4u /* malloc or MPI_Win_attach failed */
+int ms_fail_publish(mpistore_t *s, int code, unsigned kind);
+/* In a wait loop: 0, or the failure another rank published (negative code,
+ * message in the handle).  A local read, not a round trip. */
+int ms_fail_check(mpistore_t *s, const char *what);
+const char *ms_fail_advice(unsigned kind); /* "raise ... (MPISTORE_...)" */
+/* A key was deleted (room again): clear the failure word everywhere, if set. */
+int ms_fail_clear(mpistore_t *s);
 
 /* ---- index.c: keys, snapshots, blocks ---- */
 typedef struct ms_key {
@@ -253,6 +378,7 @@ typedef struct ms_key {
     size_t home; /* home bucket */
     uint32_t fp;
     int internal; /* contains a NUL: a queue entry (queue.c), never a user key */
+    uint64_t hash; /* its bucket at level l is hash mod (nslots << l) */
 } ms_key_t;
 
 int ms_key_prepare(mpistore_t *s, const char *key, ms_key_t *k);
@@ -260,11 +386,22 @@ int ms_key_prepare(mpistore_t *s, const char *key, ms_key_t *k);
 void ms_key_internal(mpistore_t *s, const char *bytes, size_t len, ms_key_t *k);
 void ms_key_release(ms_key_t *k);
 
+/* A snapshot: the key's probe window at every index level known, level 0
+ * first (slots lstart[l] .. lstart[l+1]-1 are level l's).  Slot 0 is the
+ * level-0 home slot. */
+#define MS_SNAP_MAX (MS_PROBE_MAX * MS_MAX_LEVELS)
 typedef struct ms_snap {
-    int rank;
-    size_t first, n;
-    uint32_t ctl[MS_PROBE_MAX * MS_CTL_WORDS];
-    uint64_t desc[MS_PROBE_MAX];
+    int rank;     /* home rank */
+    size_t first; /* level-0 home bucket */
+    size_t n;     /* slots, all levels */
+    unsigned nlev;      /* levels read */
+    uint32_t nlev_word; /* grown levels the home rank had published (the home
+                         * slot's level mask), set by ms_snapshot_fix */
+    size_t lstart[MS_MAX_LEVELS + 1];
+    int ltarget[MS_MAX_LEVELS];                            /* rank holding the level */
+    size_t lctl[MS_MAX_LEVELS], ldesc[MS_MAX_LEVELS], lcnt[MS_MAX_LEVELS]; /* first slot's */
+    uint32_t ctl[MS_SNAP_MAX * MS_CTL_WORDS];
+    uint64_t desc[MS_SNAP_MAX];
 } ms_snap_t;
 
 static inline size_t ms_ctl_off(const ms_core_t *c, size_t slot, unsigned word)
@@ -278,6 +415,33 @@ static inline size_t ms_desc_off(const ms_core_t *c, size_t slot)
 static inline size_t ms_cnt_off(const ms_core_t *c, size_t slot)
 {
     return c->off_cnt + slot * sizeof(int64_t);
+}
+static inline unsigned ms_snap_level(const ms_snap_t *sn, size_t i)
+{
+    unsigned l = 0;
+    while (l + 1 < sn->nlev && i >= sn->lstart[l + 1])
+        l++;
+    return l;
+}
+/* where slot i of a snapshot lives: target rank and displacements */
+static inline int ms_snap_target(const ms_snap_t *sn, size_t i)
+{
+    return sn->ltarget[ms_snap_level(sn, i)];
+}
+static inline size_t ms_snap_ctl_off(const ms_snap_t *sn, size_t i, unsigned word)
+{
+    unsigned l = ms_snap_level(sn, i);
+    return sn->lctl[l] + ((i - sn->lstart[l]) * MS_CTL_WORDS + word) * sizeof(uint32_t);
+}
+static inline size_t ms_snap_desc_off(const ms_snap_t *sn, size_t i)
+{
+    unsigned l = ms_snap_level(sn, i);
+    return sn->ldesc[l] + (i - sn->lstart[l]) * sizeof(uint64_t);
+}
+static inline size_t ms_snap_cnt_off(const ms_snap_t *sn, size_t i)
+{
+    unsigned l = ms_snap_level(sn, i);
+    return sn->lcnt[l] + (i - sn->lstart[l]) * sizeof(int64_t);
 }
 static inline uint32_t ms_snap_lock(const ms_snap_t *sn, size_t i)
 {
@@ -293,7 +457,15 @@ static inline uint32_t ms_snap_blen(const ms_snap_t *sn, size_t i)
 }
 static inline uint32_t ms_snap_kind(const ms_snap_t *sn, size_t i)
 {
-    return sn->ctl[i * MS_CTL_WORDS + MS_CTL_KIND];
+    return sn->ctl[i * MS_CTL_WORDS + MS_CTL_KIND] & MS_KIND_BITS;
+}
+/* grown levels of the key's home rank, from the home slot's level mask */
+static inline uint32_t ms_snap_levels(const ms_snap_t *sn)
+{
+    uint32_t m = sn->ctl[MS_CTL_KIND] >> MS_KIND_LEVEL_SHIFT, n = 0;
+    while (m >> (n + 1))
+        n++;
+    return n;
 }
 /* lock free and lock version matching the descriptor's */
 static inline int ms_snap_stable(const ms_snap_t *sn, size_t i)
@@ -306,11 +478,15 @@ static inline int ms_snap_candidate(const ms_snap_t *sn, size_t i, uint32_t fp)
     return ms_desc_valid(sn->desc[i]) && ms_snap_fp(sn, i) == fp;
 }
 
-/* Read the probe window of key k (one round trip); _issue does not flush. */
+/* Read the probe windows of key k at every level (one round trip); _issue
+ * does not flush.  After the flush of an _issue, ms_snapshot_fix re-reads
+ * (and refreshes the level cache) when the home rank had levels the
+ * snapshot did not cover. */
 int ms_snapshot(mpistore_t *s, const ms_key_t *k, ms_snap_t *sn);
 int ms_snapshot_issue(mpistore_t *s, const ms_key_t *k, ms_snap_t *sn);
 /* ms_snapshot in a deadline scope (rma.c): a write's first look */
 int ms_snapshot_until(mpistore_t *s, const ms_key_t *k, ms_snap_t *sn, double deadline);
+int ms_snapshot_fix(mpistore_t *s, const ms_key_t *k, ms_snap_t *sn);
 
 /* A block fetched into local memory.  A counter's block holds only the key
  * (vlen == MS_VLEN_COUNTER); its value is the slot's int64 counter word,
@@ -390,13 +566,14 @@ int ms_kqpop(mpistore_t *s, const ms_key_t *k, double deadline, int *popped, voi
 /* Where an add left a counter: enough to read it again in one round trip
  * (ms_counter_watch) while it stays the same publication. */
 typedef struct ms_watch {
-    int valid;     /* the add was on (or created) a counter */
-    int rank;      /* home rank */
-    size_t slot;   /* slot on the home rank */
-    uint64_t desc; /* the counter's descriptor */
-    uint64_t reg;  /* registration word of the key */
+    int valid;                /* the add was on (or created) a counter */
+    int rank;                 /* rank holding the slot */
+    size_t lock, dsc, cnt;    /* displacements of its lock, descriptor, counter */
+    uint64_t desc;            /* the counter's descriptor */
+    uint64_t reg;             /* registration word of the key */
 } ms_watch_t;
-void ms_watch_make(const ms_key_t *k, size_t slot, uint64_t desc, ms_watch_t *w);
+void ms_watch_make(const ms_key_t *k, const ms_snap_t *sn, size_t i, uint64_t desc,
+                   ms_watch_t *w);
 /* Registered read of a watched counter (1 round trip): 0 and *value; 1 the
  * slot no longer holds that publication; 2 it is locked or a publication is
  * landing (peek next time).  peek: an unregistered look at lock and
@@ -417,9 +594,10 @@ int ms_reg_clear(mpistore_t *s);
  * the locked path), <0 error. */
 int ms_counter_add(mpistore_t *s, const ms_key_t *k, const ms_snap_t *sn, size_t i, int64_t delta,
                    int64_t *sum, ms_watch_t *watch);
-/* Holding the lock of counter slot `slot` of key k: wait until no rank is
+/* Holding the lock of counter slot i of sn (key k): wait until no rank is
  * registered on k's bucket, then read the counter into b (ms_block_set_counter). */
-int ms_counter_drain(mpistore_t *s, const ms_key_t *k, size_t slot, double deadline, ms_block_t *b);
+int ms_counter_drain(mpistore_t *s, const ms_key_t *k, const ms_snap_t *sn, size_t i,
+                     double deadline, ms_block_t *b);
 
 /* queue.c: is the queue under user key `key` (of handle s) non-empty? */
 int ms_queue_nonempty(mpistore_t *s, const char *key, double deadline, int *nonempty);

@@ -39,14 +39,21 @@ static void keylist_free(keylist_t *l)
     free(l->v);
 }
 
-/* One rank's index, read atomically element by element (one round trip). */
-static int read_index(mpistore_t *s, int r, uint32_t *ctl, uint64_t *desc)
+/* One index table (level 0 of a rank, or a grown level on its host): where
+ * it is and how many slots it has. */
+typedef struct table {
+    int target;
+    size_t ctl, desc; /* displacements of slot 0's words */
+    size_t nphys;
+} table_t;
+
+/* A table, read atomically element by element (one round trip). */
+static int read_index(mpistore_t *s, const table_t *tb, uint32_t *ctl, uint64_t *desc)
 {
-    ms_core_t *c = s->core;
-    int rc = ms_getacc_u32(s, r, ms_ctl_off(c, 0, 0), ctl, c->nphys * MS_CTL_WORDS);
+    int rc = ms_getacc_u32(s, tb->target, tb->ctl, ctl, tb->nphys * MS_CTL_WORDS);
     if (rc == 0)
-        rc = ms_getacc_u64(s, r, ms_desc_off(c, 0), desc, c->nphys);
-    return rc ? rc : ms_flush(s, r);
+        rc = ms_getacc_u64(s, tb->target, tb->desc, desc, tb->nphys);
+    return rc ? rc : ms_flush(s, tb->target);
 }
 
 static int stable(const uint32_t *ctl, const uint64_t *desc, size_t i)
@@ -67,18 +74,19 @@ static int accept(mpistore_t *s, const ms_block_t *b, keylist_t *out)
     return keylist_add(s, out, key + s->prefix_len, klen - s->prefix_len);
 }
 
-/* Rounds over rank r until every slot was read stable and validated. */
-static int scan_rank(mpistore_t *s, int r, double deadline, uint32_t *ctl, uint64_t *desc,
-                     uint64_t *desc2, ms_block_t *blk, unsigned char *pending, keylist_t *out)
+/* Rounds over a table until every slot was read stable and validated. */
+static int scan_table(mpistore_t *s, const table_t *tb, double deadline, uint32_t *ctl,
+                      uint64_t *desc, uint64_t *desc2, ms_block_t *blk, unsigned char *pending,
+                      keylist_t *out)
 {
     ms_core_t *c = s->core;
     ms_backoff_t bo = {0};
-    size_t left = c->nphys;
-    int rc = 0;
-    memset(pending, 1, c->nphys);
+    size_t left = tb->nphys;
+    int rc = 0, r = tb->target;
+    memset(pending, 1, tb->nphys);
     while (rc == 0 && left > 0) {
-        rc = read_index(s, r, ctl, desc);
-        for (size_t i = 0; rc == 0 && i < c->nphys; i++) {
+        rc = read_index(s, tb, ctl, desc);
+        for (size_t i = 0; rc == 0 && i < tb->nphys; i++) {
             if (!pending[i] || !stable(ctl, desc, i))
                 continue;
             if (!ms_desc_valid(desc[i])) {
@@ -90,7 +98,7 @@ static int scan_rank(mpistore_t *s, int r, double deadline, uint32_t *ctl, uint6
         }
         if (rc == 0)
             rc = ms_flush_all(s);
-        for (size_t i = 0; rc == 0 && i < c->nphys; i++) {
+        for (size_t i = 0; rc == 0 && i < tb->nphys; i++) {
             int torn = 0;
             if (blk[i].buf)
                 rc = ms_block_complete(s, desc[i], &blk[i], 0, &torn);
@@ -98,12 +106,12 @@ static int scan_rank(mpistore_t *s, int r, double deadline, uint32_t *ctl, uint6
                 ms_block_release(&blk[i]); /* reused block: the validation fails */
         }
         if (rc == 0)
-            rc = ms_getacc_u64(s, r, ms_desc_off(c, 0), desc2, c->nphys);
+            rc = ms_getacc_u64(s, r, tb->desc, desc2, tb->nphys);
         if (rc == 0)
             rc = ms_flush(s, r);
         if (rc) /* no Get may still write into a buffer released below */
             ms_complete_all(c);
-        for (size_t i = 0; i < c->nphys; i++) {
+        for (size_t i = 0; i < tb->nphys; i++) {
             if (rc == 0 && blk[i].buf && desc2[i] == desc[i]) { /* seqlock held */
                 rc = accept(s, &blk[i], out);
                 pending[i] = 0;
@@ -122,6 +130,48 @@ static int scan_rank(mpistore_t *s, int r, double deadline, uint32_t *ctl, uint6
     return rc;
 }
 
+/* Every table of home rank r: level 0, then the grown levels it had
+ * published when this scan began (a key inserted into a later level during
+ * the call was not present during the whole call). */
+static int scan_rank(mpistore_t *s, int r, double deadline, uint32_t **ctl, uint64_t **desc,
+                     uint64_t **desc2, ms_block_t **blk, unsigned char **pending, size_t *cap,
+                     keylist_t *out)
+{
+    ms_core_t *c = s->core;
+    int rc = ms_levels_refresh(s, r);
+    for (unsigned l = 0; rc == 0 && l <= c->levc[r].n; l++) {
+        table_t tb = {r, ms_ctl_off(c, 0, 0), ms_desc_off(c, 0), c->nphys};
+        if (l > 0) {
+            size_t co, dof, cn, total;
+            ms_level_offsets(c, l, &co, &dof, &cn, &total);
+            tb.target = c->levc[r].host[l];
+            tb.ctl = MS_DYN | (size_t)(c->levc[r].addr[l] + co);
+            tb.desc = MS_DYN | (size_t)(c->levc[r].addr[l] + dof);
+            tb.nphys = ms_level_nphys(c, l);
+        }
+        if (tb.nphys > *cap) {
+            size_t n = tb.nphys;
+            free(*ctl);
+            free(*desc);
+            free(*desc2);
+            free(*blk);
+            free(*pending);
+            *ctl = malloc(n * MS_CTL_WORDS * sizeof **ctl);
+            *desc = malloc(n * sizeof **desc);
+            *desc2 = malloc(n * sizeof **desc2);
+            *blk = calloc(n, sizeof **blk);
+            *pending = malloc(n);
+            *cap = n;
+            if (!*ctl || !*desc || !*desc2 || !*blk || !*pending) {
+                *cap = 0;
+                return ms_err(s, MPISTORE_ENOMEM, "list_keys: out of memory");
+            }
+        }
+        rc = scan_table(s, &tb, deadline, *ctl, *desc, *desc2, *blk, *pending, out);
+    }
+    return rc;
+}
+
 int mpistore_list_keys(mpistore_t *s, char ***keys, size_t *nkeys)
 {
     MS_ENTER(s);
@@ -132,24 +182,20 @@ int mpistore_list_keys(mpistore_t *s, char ***keys, size_t *nkeys)
     uint64_t *desc = NULL, *desc2 = NULL;
     ms_block_t *blk = NULL;
     unsigned char *pending = NULL;
+    size_t cap = 0;
     if (!keys || !nkeys) {
         rc = ms_err(s, MPISTORE_EINVAL, "list_keys: keys or nkeys is NULL");
         goto out;
     }
-    ctl = malloc(c->nphys * MS_CTL_WORDS * sizeof *ctl);
-    desc = malloc(c->nphys * sizeof *desc);
-    desc2 = malloc(c->nphys * sizeof *desc2);
-    blk = calloc(c->nphys, sizeof *blk);
-    pending = malloc(c->nphys);
     out.v = malloc(sizeof *out.v);
     out.cap = 1;
-    if (!ctl || !desc || !desc2 || !blk || !pending || !out.v) {
+    if (!out.v) {
         rc = ms_err(s, MPISTORE_ENOMEM, "list_keys: out of memory");
         goto out;
     }
     double deadline = ms_deadline(s->timeout);
     for (int r = 0; rc == 0 && r < c->nranks; r++)
-        rc = scan_rank(s, r, deadline, ctl, desc, desc2, blk, pending, &out);
+        rc = scan_rank(s, r, deadline, &ctl, &desc, &desc2, &blk, &pending, &cap, &out);
     if (rc == 0 && out.n > 1) {
         /* A key deleted and re-inserted into a slot not yet scanned can be
          * seen twice: list each key once. */

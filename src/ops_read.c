@@ -49,6 +49,8 @@ static int await(mpistore_t *s, const ms_key_t *k, const char *qkey, double t0, 
                 ms_block_release(&blk);
             return 0;
         }
+        if ((rc = ms_fail_check(s, "a wait for an absent key"))) /* a full store: no waiting */
+            return rc;
         if (ms_expired(deadline))
             return ms_err(s, MPISTORE_ETIMEDOUT,
                           "timeout after %.3f s waiting for key '%.64s' (home rank %d)",
@@ -255,7 +257,6 @@ static void mg_target(mg_targets_t *t, int rank)
 static int mg_round(mpistore_t *s, mg_t *m, size_t n, double deadline, void **vals, size_t *ls,
                     size_t *progress)
 {
-    ms_core_t *c = s->core;
     int rc = 0, any = 0;
     mg_targets_t homes = {.n = 0}, all = {.n = 0};
     *progress = 0;
@@ -267,6 +268,9 @@ static int mg_round(mpistore_t *s, mg_t *m, size_t n, double deadline, void **va
         }
     if (rc == 0)
         rc = ms_flush_ranks(s, homes.r, homes.n);
+    for (size_t i = 0; rc == 0 && i < n; i++) /* index levels grown since (rare) */
+        if (!m[i].found)
+            rc = ms_snapshot_fix(s, &m[i].k, &m[i].sn);
     /* the buffers first, then the gets: nothing may fail between issue and flush */
     for (size_t i = 0; rc == 0 && i < n; i++) {
         mg_t *x = &m[i];
@@ -292,7 +296,8 @@ static int mg_round(mpistore_t *s, mg_t *m, size_t n, double deadline, void **va
             continue;
         rc = ms_block_fetch(s, x->sn.desc[x->cand], &x->blk);
         if (rc == 0)
-            rc = ms_getacc_i64(s, x->sn.rank, ms_cnt_off(c, x->sn.first + x->cand), &x->cnt);
+            rc = ms_getacc_i64(s, ms_snap_target(&x->sn, x->cand),
+                               ms_snap_cnt_off(&x->sn, x->cand), &x->cnt);
         mg_target(&all, ms_desc_rank(x->sn.desc[x->cand]));
     }
     if (rc == 0 && any)
@@ -303,7 +308,8 @@ static int mg_round(mpistore_t *s, mg_t *m, size_t n, double deadline, void **va
             continue;
         rc = ms_block_complete(s, x->sn.desc[x->cand], &x->blk, 1, &x->torn);
         if (rc == 0)
-            rc = ms_read_u64(s, x->sn.rank, ms_desc_off(c, x->sn.first + x->cand), &x->d3);
+            rc = ms_read_u64(s, ms_snap_target(&x->sn, x->cand), ms_snap_desc_off(&x->sn, x->cand),
+                             &x->d3);
     }
     if (rc == 0 && any)
         rc = ms_flush_ranks(s, homes.r, homes.n);
@@ -346,6 +352,8 @@ static int mg_chunk(mpistore_t *s, const char *const *keys, size_t n, double t0,
         left -= got;
         if (rc || left == 0 || got > 0)
             continue;
+        if ((rc = ms_fail_check(s, "a multi_get of absent keys"))) /* a full store */
+            break;
         if (ms_expired(deadline)) {
             size_t i = 0;
             while (m[i].found)

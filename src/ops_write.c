@@ -177,10 +177,11 @@ static int finish(mpistore_t *s, wreq_t *w, const wplan_t *p)
     return 0;
 }
 
-static int unlock_unchanged(mpistore_t *s, int home, size_t slot, const uint32_t *lockword)
+/* Give back a slot lock (target rank, displacement of the lock word). */
+static int unlock_unchanged(mpistore_t *s, int target, size_t lockoff, const uint32_t *lockword)
 {
-    int rc = ms_put_u32(s, home, ms_ctl_off(s->core, slot, MS_CTL_LOCK), lockword);
-    return rc ? rc : ms_flush(s, home);
+    int rc = ms_put_u32(s, target, lockoff, lockword);
+    return rc ? rc : ms_flush(s, target);
 }
 
 /* Unlock home slot h after an insert into another slot: the same
@@ -203,35 +204,50 @@ static int retire(mpistore_t *s, uint64_t old)
     ms_core_t *c = s->core;
     static const uint64_t one = 1;
     int owner = ms_desc_rank(old);
+    size_t off = 0, room = 0;
     if (owner == c->rank) {
         ms_free_block(c, ms_desc_uoff(old));
         return 0;
     }
-    int rc =
-        ms_put_u64(s, owner, c->off_arena + ((size_t)ms_desc_uoff(old) << c->alloc.shift), &one);
+    int rc = ms_unit_addr(s, owner, ms_desc_uoff(old), &off, &room);
+    if (rc == 0 && room == 0)
+        return 0; /* cannot happen for a published block: leak it */
+    if (rc == 0)
+        rc = ms_put_u64(s, owner, off, &one);
     return rc ? rc : ms_flush(s, owner);
 }
 
-/* Publish a new state of a slot we hold locked: descriptor, length hint and
- * unlock with the next version, in one flush (design.md). */
-static int publish(mpistore_t *s, int home, size_t slot, uint32_t lockword, int valid,
+/* The kind hint of a slot: one bit, set or cleared with an atomic OR / AND
+ * so that the level mask beside it in level-0 slots stays (internal.h). */
+static int set_kind(mpistore_t *s, int target, size_t off, uint32_t kind)
+{
+    static const uint32_t cnt_bit = MS_KIND_CNT, str_mask = ~(uint32_t)MS_KIND_CNT;
+    return kind == MS_KIND_CNT ? ms_or_u32(s, target, off, &cnt_bit)
+                               : ms_and_u32(s, target, off, &str_mask);
+}
+
+/* Publish a new state of slot i of sn, which we hold locked: descriptor,
+ * length hint and unlock with the next version, in one flush (design.md).
+ * The key count is the home rank's. */
+static int publish(mpistore_t *s, const ms_snap_t *sn, size_t i, uint32_t lockword, int valid,
                    uint32_t uoff, uint32_t total, int64_t count_delta, int internal, uint32_t kind)
 {
     ms_core_t *c = s->core;
+    int t = ms_snap_target(sn, i), home = sn->rank;
     uint32_t ver = ms_lock_ver(lockword) + 1u, nl = ver << 1, nb = total;
     uint64_t nd = ms_desc_make(ver, valid, (uint32_t)c->rank, uoff);
-    int rc = ms_put_u64(s, home, ms_desc_off(c, slot), &nd);
+    int rc = ms_put_u64(s, t, ms_snap_desc_off(sn, i), &nd);
     if (rc == 0 && valid)
-        rc = ms_put_u32(s, home, ms_ctl_off(c, slot, MS_CTL_BLEN), &nb);
+        rc = ms_put_u32(s, t, ms_snap_ctl_off(sn, i, MS_CTL_BLEN), &nb);
     if (rc == 0 && valid)
-        rc = ms_put_u32(s, home, ms_ctl_off(c, slot, MS_CTL_KIND), &kind);
+        rc = set_kind(s, t, ms_snap_ctl_off(sn, i, MS_CTL_KIND), kind);
     if (rc == 0 && count_delta)
         rc = ms_add_i64(s, home, MS_OFF_COUNT, &count_delta);
     if (rc == 0 && count_delta && internal) /* queue entries: kept out of num_keys */
         rc = ms_add_i64(s, home, MS_OFF_QCOUNT, &count_delta);
     if (rc == 0)
-        rc = ms_put_u32(s, home, ms_ctl_off(c, slot, MS_CTL_LOCK), &nl);
-    return rc ? rc : ms_flush(s, home);
+        rc = ms_put_u32(s, t, ms_snap_ctl_off(sn, i, MS_CTL_LOCK), &nl);
+    return rc ? rc : ms_flush2(s, t, home);
 }
 
 /* Update the key in slot i of the snapshot.  0 done, 1 retry, 2 the slot
@@ -239,8 +255,8 @@ static int publish(mpistore_t *s, int home, size_t slot, uint32_t lockword, int 
 static int update_slot(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_snap_t *sn, size_t i,
                        double deadline)
 {
-    ms_core_t *c = s->core;
-    size_t slot = sn->first + i;
+    int t = ms_snap_target(sn, i);
+    size_t lockoff = ms_snap_ctl_off(sn, i, MS_CTL_LOCK);
     uint64_t d = sn->desc[i];
     uint32_t exp = ms_snap_lock(sn, i), want = exp | 1u, got = ~exp;
     int need_value = w->kind != W_SET && w->kind != W_DELETE;
@@ -253,14 +269,14 @@ static int update_slot(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_sna
     rc = ms_block_alloc(s, d, need_value ? ms_snap_blen(sn, i) : MS_BLK_HDR + k->len, &blk);
     if (rc)
         return rc;
-    rc = ms_cas_u32(s, sn->rank, ms_ctl_off(c, slot, MS_CTL_LOCK), &want, &exp, &got);
+    rc = ms_cas_u32(s, t, lockoff, &want, &exp, &got);
     if (rc == 0)
         rc = ms_block_fetch(s, d, &blk);
     if (rc == 0)
-        rc = ms_flush2(s, sn->rank, ms_desc_rank(d));
+        rc = ms_flush2(s, t, ms_desc_rank(d));
     if (rc || got != exp) {
         if (rc && got == exp) /* locked, then failed: give the lock back */
-            unlock_unchanged(s, sn->rank, slot, &exp);
+            unlock_unchanged(s, t, lockoff, &exp);
         ms_block_release(&blk);
         return rc ? rc : 1;
     }
@@ -271,7 +287,7 @@ static int update_slot(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_sna
     if (rc == 0 && !ms_block_is_key(&blk, k))
         rc = 2;
     if (rc == 0 && blk.counter) /* adders may be in flight: let them land */
-        rc = ms_counter_drain(s, k, slot, deadline, &blk);
+        rc = ms_counter_drain(s, k, sn, i, deadline, &blk);
     size_t oldlen = 0;
     const unsigned char *old = rc == 0 && need_value ? ms_block_value(&blk, &oldlen) : NULL;
     if (rc == 0)
@@ -283,12 +299,12 @@ static int update_slot(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_sna
          * lock-free bounds) keeps it a counter: the adders are drained and
          * the lock is held, so the word is replaced, not summed */
         ms_block_release(&blk);
-        rc = ms_put_i64(s, sn->rank, ms_cnt_off(c, slot), &p.sum);
+        rc = ms_put_i64(s, t, ms_snap_cnt_off(sn, i), &p.sum);
         if (rc == 0)
-            rc = ms_flush(s, sn->rank);
+            rc = ms_flush(s, t);
         if (rc == 0)
-            ms_watch_make(k, slot, d, &w->watch);
-        int urc = unlock_unchanged(s, sn->rank, slot, &exp);
+            ms_watch_make(k, sn, i, d, &w->watch);
+        int urc = unlock_unchanged(s, t, lockoff, &exp);
         return rc ? rc : urc;
     }
     uint32_t uoff = 0, total = 0;
@@ -296,10 +312,10 @@ static int update_slot(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_sna
         rc = ms_block_build(s, k, p.a, p.alen, p.b, p.blen, &uoff, &total);
     ms_block_release(&blk); /* only now: p.ret and p.a may point into the old block */
     if (rc || p.action == ACT_NONE) {
-        int urc = unlock_unchanged(s, sn->rank, slot, &exp);
+        int urc = unlock_unchanged(s, t, lockoff, &exp);
         return urc ? urc : rc;
     }
-    rc = publish(s, sn->rank, slot, exp, p.action == ACT_WRITE, uoff, total,
+    rc = publish(s, sn, i, exp, p.action == ACT_WRITE, uoff, total,
                  p.action == ACT_DELETE ? -1 : 0, k->internal, MS_KIND_STR);
     if (rc == 0)
         (void)retire(s, d); /* the write is done even if the old block leaks */
@@ -326,13 +342,17 @@ static int present_under_home(mpistore_t *s, const ms_key_t *k, const ms_snap_t 
         if (!stable_under_home(sn, j))
             return 1;
         /* fingerprint match: check the stored key (validated read) */
-        ms_snap_t one = *sn;
-        for (size_t x = 0; x < one.n; x++)
+        ms_snap_t *one = malloc(sizeof *one);
+        if (!one)
+            return ms_err(s, MPISTORE_ENOMEM, "out of memory inserting key '%.64s'", k->full);
+        *one = *sn;
+        for (size_t x = 0; x < one->n; x++)
             if (x != j)
-                one.desc[x] = 0; /* only slot j is a candidate */
+                one->desc[x] = 0; /* only slot j is a candidate */
         ms_block_t blk = {0};
-        int found = 0, rc = ms_lookup(s, k, &one, &found, &blk);
+        int found = 0, rc = ms_lookup(s, k, one, &found, &blk);
         ms_block_release(&blk);
+        free(one);
         if (rc < 0)
             return rc;
         if (rc == 1 || found)
@@ -341,7 +361,8 @@ static int present_under_home(mpistore_t *s, const ms_key_t *k, const ms_snap_t 
     return 0;
 }
 
-/* The key is absent in sn: insert it.  0 done, 1 retry, <0 error. */
+/* The key is absent in sn: insert it.  0 done, 1 retry, 3 retry at once
+ * (this rank just grew the index: not a wait), <0 error. */
 static int insert(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_snap_t *sn)
 {
     ms_core_t *c = s->core;
@@ -363,50 +384,59 @@ static int insert(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_snap_t *
         return rc;
 
     int home = sn->rank;
-    size_t h = sn->first;
+    size_t h = sn->first, hlock = ms_ctl_off(c, h, MS_CTL_LOCK);
     uint32_t exph = ms_snap_lock(sn, 0), wanth = exph | 1u, got = ~exph;
-    /* the home lock and the re-read of the window in one round trip: see
-     * design.md "Inserts" for why a re-read that may run before the CAS
-     * lands still sees every completed insert */
-    ms_snap_t sn2;
-    rc = ms_cas_u32(s, home, ms_ctl_off(c, h, MS_CTL_LOCK), &wanth, &exph, &got);
+    /* the home lock and the re-read of every level in one round trip: see
+     * design.md "Inserts" and "Growth" for why a re-read that may run
+     * before the CAS lands still sees every completed insert */
+    ms_snap_t *sn2 = malloc(sizeof *sn2);
+    if (!sn2) {
+        ms_free_block(c, uoff);
+        return ms_err(s, MPISTORE_ENOMEM, "out of memory inserting key '%.64s'", k->full);
+    }
+    rc = ms_cas_u32(s, home, hlock, &wanth, &exph, &got);
     if (rc == 0)
-        rc = ms_snapshot_issue(s, k, &sn2);
+        rc = ms_snapshot_issue(s, k, sn2);
     if (rc == 0)
         rc = ms_flush(s, home);
+    if (rc == 0 && got == exph) /* levels published since: read them too */
+        rc = ms_snapshot_fix(s, k, sn2);
     if (rc || got != exph) {
         if (rc && got == exph) /* locked, then failed: give the lock back */
-            unlock_unchanged(s, home, h, &exph);
+            unlock_unchanged(s, home, hlock, &exph);
         ms_free_block(c, uoff);
+        free(sn2);
         return rc ? rc : 1;
     }
 
     /* holding the home lock: every completed insert of a key with this home
      * is visible in sn2; is ours among them? */
-    int outcome = present_under_home(s, k, &sn2);
+    int outcome = present_under_home(s, k, sn2);
 
-    /* choose the slot: the home slot itself if empty, else try-claim one */
-    size_t slot = h;
+    /* choose the slot: the home slot itself if empty, else try-claim the
+     * first free one, level 0 first; all full: grow by one level */
+    size_t js = 0; /* the slot, as an index of sn2 */
     uint32_t slot_exp = exph;
     if (outcome == 0 && ms_desc_valid(sn->desc[0])) {
         int empties = 0;
         outcome = -MPISTORE_ENOSPC;
-        for (size_t j = 1; j < sn2.n; j++) {
-            if (ms_desc_valid(sn2.desc[j]))
+        for (size_t j = 1; j < sn2->n; j++) {
+            if (ms_desc_valid(sn2->desc[j]))
                 continue;
             empties++;
-            if (!ms_snap_stable(&sn2, j))
+            if (!ms_snap_stable(sn2, j))
                 continue;
-            uint32_t e = ms_snap_lock(&sn2, j), wnt = e | 1u, g = 0;
-            rc = ms_cas_u32(s, home, ms_ctl_off(c, h + j, MS_CTL_LOCK), &wnt, &e, &g);
+            uint32_t e = ms_snap_lock(sn2, j), wnt = e | 1u, g = 0;
+            int t = ms_snap_target(sn2, j);
+            rc = ms_cas_u32(s, t, ms_snap_ctl_off(sn2, j, MS_CTL_LOCK), &wnt, &e, &g);
             if (rc == 0)
-                rc = ms_flush(s, home);
+                rc = ms_flush(s, t);
             if (rc) {
                 outcome = rc;
                 break;
             }
             if (g == e) {
-                slot = h + j;
+                js = j;
                 slot_exp = e;
                 outcome = 0;
                 break;
@@ -414,46 +444,63 @@ static int insert(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_snap_t *
         }
         if (outcome == -MPISTORE_ENOSPC && empties > 0)
             outcome = 1; /* lost every race for a free slot: try again */
-        else if (outcome == -MPISTORE_ENOSPC)
-            outcome = ms_err(s, MPISTORE_ENOSPC,
-                             "no free slot among the %zu probed from bucket %zu on rank %d "
-                             "(key '%.64s'); raise keys_per_rank",
-                             sn2.n, h, home, k->full);
+        else if (outcome == -MPISTORE_ENOSPC && sn2->nlev < MS_MAX_LEVELS) {
+            /* every level full around this key: host the next one (or learn
+             * that another rank does), then retry with it */
+            outcome = ms_level_create(s, home, sn2->nlev);
+            if (outcome == -MPISTORE_ENOMEM)
+                outcome = ms_fail_publish(s, outcome, MS_FAIL_MEMORY);
+            else if (outcome == 0) /* another rank's: wait for its publication */
+                outcome = 1;
+            else if (outcome == 1) /* ours, published: retry at once */
+                outcome = 3;
+        }
+        if (outcome == -MPISTORE_ENOSPC) {
+            ms_err(s, MPISTORE_ENOSPC,
+                   "index of rank %d is full: no free slot around bucket %zu in any of its %u "
+                   "levels (key '%.64s'); %s",
+                   home, h, sn2->nlev, k->full, ms_fail_advice(MS_FAIL_LEVELS));
+            outcome = ms_fail_publish(s, -MPISTORE_ENOSPC, MS_FAIL_LEVELS);
+        }
     }
 
     /* hints, then the key reservation, before the descriptor can be seen */
     const int64_t plus1 = 1, minus1 = -1;
     int64_t count = 0;
     uint32_t fp = k->fp, nb = total, kind = counter ? MS_KIND_CNT : MS_KIND_STR;
-    int reserved = 0;
+    int reserved = 0, t = ms_snap_target(sn2, js);
     if (outcome == 0) {
-        rc = ms_put_u32(s, home, ms_ctl_off(c, slot, MS_CTL_FP), &fp);
+        rc = ms_put_u32(s, t, ms_snap_ctl_off(sn2, js, MS_CTL_FP), &fp);
         if (rc == 0)
-            rc = ms_put_u32(s, home, ms_ctl_off(c, slot, MS_CTL_BLEN), &nb);
+            rc = ms_put_u32(s, t, ms_snap_ctl_off(sn2, js, MS_CTL_BLEN), &nb);
         if (rc == 0)
-            rc = ms_put_u32(s, home, ms_ctl_off(c, slot, MS_CTL_KIND), &kind);
+            rc = set_kind(s, t, ms_snap_ctl_off(sn2, js, MS_CTL_KIND), kind);
         if (rc == 0 && counter) /* no adder can reach the word before the publication */
-            rc = ms_put_i64(s, home, ms_cnt_off(c, slot), &p.sum);
+            rc = ms_put_i64(s, t, ms_snap_cnt_off(sn2, js), &p.sum);
         if (rc == 0)
             rc = ms_fao_i64(s, home, MS_OFF_COUNT, &plus1, &count);
         if (rc == 0 && k->internal)
             rc = ms_add_i64(s, home, MS_OFF_QCOUNT, &plus1);
         if (rc == 0)
-            rc = ms_flush(s, home);
+            rc = ms_flush2(s, home, t);
         reserved = rc == 0;
         outcome = rc;
     }
-    if (outcome == 0 && count >= (int64_t)c->keys_per_rank)
-        outcome = ms_err(s, MPISTORE_ENOSPC,
-                         "key slots of rank %d are full: %" PRId64 " keys, keys_per_rank=%zu "
-                         "(key '%.64s')",
-                         home, count, c->keys_per_rank, k->full);
+    if (outcome == 0 && c->max_keys && count >= (int64_t)c->max_keys) {
+        ms_err(s, MPISTORE_ENOSPC,
+               "key slots of rank %d are full: %" PRId64 " keys, max_keys_per_rank=%zu "
+               "(key '%.64s'); %s",
+               home, count, c->max_keys, k->full, ms_fail_advice(MS_FAIL_KEYS));
+        outcome = ms_fail_publish(s, -MPISTORE_ENOSPC, MS_FAIL_KEYS);
+    }
     if (outcome == 0) {
-        rc = publish(s, home, slot, slot_exp, 1, uoff, total, 0, 0, kind);
-        if (rc) /* an MPI failure midway: the block may be visible, keep it */
+        rc = publish(s, sn2, js, slot_exp, 1, uoff, total, 0, 0, kind);
+        if (rc) { /* an MPI failure midway: the block may be visible, keep it */
+            free(sn2);
             return rc;
+        }
         if (counter) /* the descriptor publish() wrote */
-            ms_watch_make(k, slot,
+            ms_watch_make(k, sn2, js,
                           ms_desc_make(ms_lock_ver(slot_exp) + 1u, 1, (uint32_t)c->rank, uoff),
                           &w->watch);
     }
@@ -463,16 +510,19 @@ static int insert(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_snap_t *
             rc = ms_add_i64(s, home, MS_OFF_COUNT, &minus1);
         if (rc == 0 && reserved && k->internal)
             rc = ms_add_i64(s, home, MS_OFF_QCOUNT, &minus1);
-        if (rc == 0 && slot != h)
-            rc = ms_put_u32(s, home, ms_ctl_off(c, slot, MS_CTL_LOCK), &slot_exp);
+        if (rc == 0 && js != 0)
+            rc = ms_put_u32(s, t, ms_snap_ctl_off(sn2, js, MS_CTL_LOCK), &slot_exp);
         if (rc == 0)
-            rc = unlock_unchanged(s, home, h, &exph);
+            rc = unlock_unchanged(s, home, hlock, &exph);
+        free(sn2);
         return rc ? rc : outcome;
     }
     /* the home lock goes only after the new slot is visible (design.md),
      * and with a new version: a later inserter's CAS from the version it saw
      * before this insert must fail */
-    return slot != h ? release_home(s, home, h, exph, sn2.desc[0]) : 0;
+    rc = js != 0 ? release_home(s, home, h, exph, sn2->desc[0]) : 0;
+    free(sn2);
+    return rc;
 }
 
 /* One pass over a snapshot: write the key in its slot.  0 done, 1 retry,
@@ -550,8 +600,12 @@ static int write_until(mpistore_t *s, const ms_key_t *kp, wreq_t *w, double dead
             free(w->cur);
             w->cur = NULL;
         }
+        if (rc == 0 && w->deleted) /* room again: waits need not fail fast */
+            rc = ms_fail_clear(s);
         if (rc <= 0)
             break;
+        if (rc == 3)
+            continue; /* grown: the next look finds room (at most once per level) */
         watch = reg;
         if (ms_expired(deadline)) {
             rc = ms_err(s, MPISTORE_ETIMEDOUT,

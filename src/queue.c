@@ -172,6 +172,8 @@ static int pop(mpistore_t *s, const q_t *q, bool block, void **value, size_t *le
             return 0;
         if (!block)
             return ms_err(s, MPISTORE_EEMPTY, "queue_pop: queue '%.64s' is empty", q->user.full);
+        if ((rc = ms_fail_check(s, "a blocking queue_pop"))) /* a full store: no waiting */
+            return rc;
         if (ms_expired(deadline))
             return ms_err(s, MPISTORE_ETIMEDOUT,
                           "timeout after %.3f s in queue_pop: queue '%.64s' stayed empty "

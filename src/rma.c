@@ -284,6 +284,31 @@ int ms_rq_wanted(const ms_core_t *c, int nodes)
     return 1;
 }
 
+/* The dynamic window is a window of its own: its first operation towards a
+ * peer would wait for that peer too.  Every rank attaches one word and reads
+ * every peer's (collective: every rank of a store decides rq_use alike). */
+static void warmup_dynamic(ms_core_t *c)
+{
+    if (c->dwin == MPI_WIN_NULL)
+        return;
+    MPI_Aint mine = 0, *all = calloc((size_t)c->nranks, sizeof *all);
+    int ok = all != NULL, all_ok = 0;
+    if (ok && MPI_Win_attach(c->dwin, &c->dwarm, sizeof c->dwarm) == MPI_SUCCESS)
+        (void)MPI_Get_address(&c->dwarm, &mine);
+    if (MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, c->comm) != MPI_SUCCESS || !all_ok ||
+        MPI_Allgather(&mine, 1, MPI_AINT, all, 1, MPI_AINT, c->comm) != MPI_SUCCESS) {
+        free(all);
+        return;
+    }
+    int64_t sink = 0;
+    for (int r = 0; r < c->nranks; r++)
+        if (r != c->rank && all[r] != 0 &&
+            MPI_Get_accumulate(NULL, 0, MPI_INT64_T, &sink, 1, MPI_INT64_T, r, all[r], 1,
+                               MPI_INT64_T, MPI_NO_OP, c->dwin) == MPI_SUCCESS)
+            (void)MPI_Win_flush(r, c->dwin);
+    free(all);
+}
+
 void ms_rq_warmup(ms_core_t *c)
 {
     int64_t sink = 0; /* the count word: int64 atomics only */
@@ -294,6 +319,7 @@ void ms_rq_warmup(ms_core_t *c)
                                MPI_INT64_T, MPI_NO_OP, c->win) == MPI_SUCCESS)
             (void)MPI_Win_flush(r, c->win);
     }
+    warmup_dynamic(c);
     (void)MPI_Barrier(c->comm);
     /* from now on every blocking operation marks its target (NULL on ENOMEM:
      * flushes in a scope then flush every listed rank, blocking as before) */
@@ -371,7 +397,7 @@ int ms_flush_self(mpistore_t *s)
     if (c->dirty)
         c->dirty[c->rank] = 0;
     CHECK(MPI_Win_flush(c->rank, c->win), c->rank);
-    return 0;
+    return ms_dyn_flush(s);
 }
 
 int ms_flush2(mpistore_t *s, int a, int b)
@@ -400,6 +426,7 @@ void ms_complete_all(ms_core_t *c)
             if (c->dirty)
                 c->dirty[r] = 0;
         }
+    ms_dyn_complete(c);
 }
 
 /* Requests first (against the scope's deadline), then MPI_Win_flush: every
@@ -421,7 +448,10 @@ int ms_flush_ranks(mpistore_t *s, const int *ranks, size_t n)
         if (m != MPI_SUCCESS && rc == 0)
             rc = ms_mpierr(s, m, "MPI_Win_flush(r, s->core->win)", r);
     }
-    return rc;
+    /* the dynamic window's targets, issued with these (blocking operations
+     * only: requests never mark it), completed even after a timeout */
+    int d = ms_dyn_flush(s);
+    return rc ? rc : d;
 }
 
 int ms_rget(mpistore_t *s, int target, size_t off, void *buf, size_t len)
@@ -434,15 +464,16 @@ int ms_rget(mpistore_t *s, int target, size_t off, void *buf, size_t len)
             MPI_Request *r = NULL;
             int rc = rq_reserve(s, target, buf, (size_t)n, &st, &r);
             if (rc == 0)
-                rc = rq_issued(
-                    s,
-                    MPI_Rget(st, n, MPI_BYTE, target, (MPI_Aint)off, n, MPI_BYTE, s->core->win, r),
-                    "MPI_Rget", target);
+                rc = rq_issued(s,
+                               MPI_Rget(st, n, MPI_BYTE, target, ms_disp(off), n, MPI_BYTE,
+                                        ms_win_of(s->core, off), r),
+                               "MPI_Rget", target);
             if (rc)
                 return rc;
         } else {
             mark(s->core, target);
-            CHECK_ISSUE(MPI_Get(buf, n, MPI_BYTE, target, (MPI_Aint)off, n, MPI_BYTE, s->core->win),
+            CHECK_ISSUE(MPI_Get(buf, n, MPI_BYTE, target, ms_disp(off), n, MPI_BYTE,
+                                ms_win(s->core, off, target)),
                         target);
         }
         buf = (unsigned char *)buf + n;
@@ -464,13 +495,13 @@ static int getacc(mpistore_t *s, int target, size_t off, void *buf, size_t n, MP
         return rc ? rc
                   : rq_issued(s,
                               MPI_Rget_accumulate(NULL, 0, type, st, (int)n, type, target,
-                                                  (MPI_Aint)off, (int)n, type, MPI_NO_OP,
-                                                  s->core->win, r),
+                                                  ms_disp(off), (int)n, type, MPI_NO_OP,
+                                                  ms_win_of(s->core, off), r),
                               "MPI_Rget_accumulate", target);
     }
     mark(s->core, target);
-    CHECK_ISSUE(MPI_Get_accumulate(NULL, 0, type, buf, (int)n, type, target, (MPI_Aint)off, (int)n,
-                                   type, MPI_NO_OP, s->core->win),
+    CHECK_ISSUE(MPI_Get_accumulate(NULL, 0, type, buf, (int)n, type, target, ms_disp(off), (int)n,
+                                   type, MPI_NO_OP, ms_win(s->core, off, target)),
                 target);
     return 0;
 }
@@ -490,8 +521,8 @@ int ms_cas_u32(mpistore_t *s, int target, size_t off, const uint32_t *desired,
 {
     count(s, 4);
     mark(s->core, target);
-    CHECK_ISSUE(MPI_Compare_and_swap(desired, expected, result, MPI_UINT32_T, target, (MPI_Aint)off,
-                                     s->core->win),
+    CHECK_ISSUE(MPI_Compare_and_swap(desired, expected, result, MPI_UINT32_T, target, ms_disp(off),
+                                     ms_win(s->core, off, target)),
                 target);
     return 0;
 }
@@ -502,7 +533,8 @@ static int acc1(mpistore_t *s, int target, size_t off, const void *val, MPI_Data
 {
     count(s, (uint64_t)bytes);
     mark(s->core, target);
-    CHECK_ISSUE(MPI_Accumulate(val, 1, type, target, (MPI_Aint)off, 1, type, op, s->core->win),
+    CHECK_ISSUE(MPI_Accumulate(val, 1, type, target, ms_disp(off), 1, type, op,
+                               ms_win(s->core, off, target)),
                 target);
     return 0;
 }
@@ -510,6 +542,16 @@ static int acc1(mpistore_t *s, int target, size_t off, const void *val, MPI_Data
 int ms_put_u32(mpistore_t *s, int target, size_t off, const uint32_t *val)
 {
     return acc1(s, target, off, val, MPI_UINT32_T, 4, MPI_REPLACE);
+}
+
+int ms_or_u32(mpistore_t *s, int target, size_t off, const uint32_t *bits)
+{
+    return acc1(s, target, off, bits, MPI_UINT32_T, 4, MPI_BOR);
+}
+
+int ms_and_u32(mpistore_t *s, int target, size_t off, const uint32_t *bits)
+{
+    return acc1(s, target, off, bits, MPI_UINT32_T, 4, MPI_BAND);
 }
 
 int ms_put_u64(mpistore_t *s, int target, size_t off, const uint64_t *val)
@@ -532,7 +574,8 @@ int ms_fao_i64(mpistore_t *s, int target, size_t off, const int64_t *delta, int6
     count(s, 8);
     mark(s->core, target);
     CHECK_ISSUE(
-        MPI_Fetch_and_op(delta, result, MPI_INT64_T, target, (MPI_Aint)off, MPI_SUM, s->core->win),
+        MPI_Fetch_and_op(delta, result, MPI_INT64_T, target, ms_disp(off), MPI_SUM,
+                         ms_win(s->core, off, target)),
         target);
     return 0;
 }
@@ -544,8 +587,8 @@ int ms_read_u64(mpistore_t *s, int target, size_t off, uint64_t *result)
     count(s, 8);
     mark(s->core, target);
     static const uint64_t unused = 0;
-    CHECK_ISSUE(MPI_Fetch_and_op(&unused, result, MPI_UINT64_T, target, (MPI_Aint)off, MPI_NO_OP,
-                                 s->core->win),
+    CHECK_ISSUE(MPI_Fetch_and_op(&unused, result, MPI_UINT64_T, target, ms_disp(off), MPI_NO_OP,
+                                 ms_win(s->core, off, target)),
                 target);
     return 0;
 }

@@ -3,6 +3,8 @@
 #include "internal.h"
 #include "mpistore_version.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdarg.h>
@@ -28,6 +30,44 @@ void mpistore_options_init(mpistore_options_t *opts)
     opts->max_value_len = MIB;
     opts->keys_per_rank = 4096;
     opts->bytes_per_rank = 7 * MIB;
+    opts->max_keys_per_rank = 0;
+    opts->max_bytes_per_rank = 0;
+}
+
+/* The sizes from the environment override the options (for users who never
+ * see the options struct): decimal, with an optional k/m/g (x1024^n). */
+static int env_size(const char *name, size_t *out, char *why, size_t n)
+{
+    const char *v = getenv(name);
+    char *end = NULL;
+    if (!v || !*v)
+        return 0;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    int shift = 0;
+    if (end && (*end == 'k' || *end == 'K'))
+        shift = 10, end++;
+    else if (end && (*end == 'm' || *end == 'M'))
+        shift = 20, end++;
+    else if (end && (*end == 'g' || *end == 'G'))
+        shift = 30, end++;
+    if (errno || end == v || *end || v[0] == '-' || (shift && x > (ULLONG_MAX >> shift))) {
+        snprintf(why, n, "environment %s='%.32s' is not a size (decimal, optional k/m/g)", name,
+                 v);
+        return -1;
+    }
+    *out = (size_t)(x << shift);
+    return 0;
+}
+
+static int env_sizes(mpistore_options_t *o, char *why, size_t n)
+{
+    if (env_size("MPISTORE_KEYS_PER_RANK", &o->keys_per_rank, why, n) ||
+        env_size("MPISTORE_BYTES_PER_RANK", &o->bytes_per_rank, why, n) ||
+        env_size("MPISTORE_MAX_KEYS_PER_RANK", &o->max_keys_per_rank, why, n) ||
+        env_size("MPISTORE_MAX_BYTES_PER_RANK", &o->max_bytes_per_rank, why, n))
+        return -1;
+    return 0;
 }
 
 static size_t next_pow2(size_t x)
@@ -45,8 +85,8 @@ static size_t align64(size_t x)
 
 static int check_options(const mpistore_options_t *o, char *why, size_t n)
 {
-    if (o->version != MPISTORE_OPTIONS_VERSION && o->version != 1)
-        snprintf(why, n, "options version %u, expected 1 or %u (call mpistore_options_init)",
+    if (o->version < 1 || o->version > MPISTORE_OPTIONS_VERSION)
+        snprintf(why, n, "options version %u, expected 1 to %u (call mpistore_options_init)",
                  o->version, MPISTORE_OPTIONS_VERSION);
     else if (!(o->timeout_s >= 0) || !isfinite(o->timeout_s))
         snprintf(why, n, "timeout_s %g must be finite and >= 0", o->timeout_s);
@@ -58,6 +98,9 @@ static int check_options(const mpistore_options_t *o, char *why, size_t n)
         snprintf(why, n, "keys_per_rank %zu must be in [1, 2^26]", o->keys_per_rank);
     else if (o->bytes_per_rank < 256 || o->bytes_per_rank > ((size_t)1 << 44))
         snprintf(why, n, "bytes_per_rank %zu must be in [256, 2^44]", o->bytes_per_rank);
+    else if (o->max_bytes_per_rank && o->max_bytes_per_rank < o->bytes_per_rank)
+        snprintf(why, n, "max_bytes_per_rank %zu must be 0 (no limit) or >= bytes_per_rank %zu",
+                 o->max_bytes_per_rank, o->bytes_per_rank);
     else
         return 0;
     return -1;
@@ -75,33 +118,42 @@ static void layout(ms_core_t *c, const mpistore_options_t *o)
     c->nslots = next_pow2(2 * o->keys_per_rank);
     c->probe = c->nslots < MS_PROBE_MAX ? c->nslots : MS_PROBE_MAX;
     c->nphys = c->nslots + c->probe - 1;
-    c->off_ctl = 64;
+    c->off_ctl = MS_HEADER_BYTES;
     c->off_desc = align64(c->off_ctl + c->nphys * MS_CTL_WORDS * sizeof(uint32_t));
     c->off_cnt = align64(c->off_desc + c->nphys * sizeof(uint64_t));
     c->off_arena = align64(c->off_cnt + c->nphys * sizeof(int64_t));
     c->win_bytes = c->off_arena + ((o->bytes_per_rank >> shift) << shift);
     c->alloc.shift = shift;
+    c->max_keys = o->max_keys_per_rank;
+    size_t mu = o->max_bytes_per_rank ? o->max_bytes_per_rank >> shift : MS_UNIT_SPACE;
+    if (mu > MS_UNIT_SPACE)
+        mu = MS_UNIT_SPACE;
+    if (mu < (o->bytes_per_rank >> shift))
+        mu = o->bytes_per_rank >> shift;
+    c->max_units = (uint32_t)mu;
 }
 
 /* Agree on options across ranks: every rank returns the same verdict. */
 static int agree(MPI_Comm comm, const mpistore_options_t *o, int bad, int *differ, int *anybad)
 {
     double tmo = o->timeout_s;
-    uint64_t mine[7], lo[7], hi[7];
+    uint64_t mine[9], lo[9], hi[9];
     memcpy(&mine[0], &tmo, sizeof tmo);
     mine[1] = o->max_key_len;
     mine[2] = o->max_value_len;
     mine[3] = o->keys_per_rank;
     mine[4] = o->bytes_per_rank;
     mine[5] = o->version;
-    mine[6] = (uint64_t)bad;
-    int rc = MPI_Allreduce(mine, lo, 7, MPI_UINT64_T, MPI_MIN, comm);
+    mine[6] = o->max_keys_per_rank;
+    mine[7] = o->max_bytes_per_rank;
+    mine[8] = (uint64_t)bad;
+    int rc = MPI_Allreduce(mine, lo, 9, MPI_UINT64_T, MPI_MIN, comm);
     if (rc == MPI_SUCCESS)
-        rc = MPI_Allreduce(mine, hi, 7, MPI_UINT64_T, MPI_MAX, comm);
+        rc = MPI_Allreduce(mine, hi, 9, MPI_UINT64_T, MPI_MAX, comm);
     if (rc != MPI_SUCCESS)
         return rc;
-    *differ = hi[6] != 0 ? 2 : memcmp(lo, hi, 6 * sizeof lo[0]) != 0;
-    *anybad = (int)hi[6]; /* bits of every rank: the same verdict everywhere */
+    *differ = hi[8] != 0 ? 2 : memcmp(lo, hi, 8 * sizeof lo[0]) != 0;
+    *anybad = (int)hi[8]; /* bits of every rank: the same verdict everywhere */
     return MPI_SUCCESS;
 }
 
@@ -217,11 +269,14 @@ int mpistore_open(mpistore_t **out, MPI_Comm comm, const mpistore_options_t *opt
     mpistore_options_init(&o);
     if (opts && opts->version == 1) /* fields before progress_thread only */
         memcpy(&o, opts, offsetof(mpistore_options_t, progress_thread));
+    else if (opts && opts->version == 2) /* ... before max_keys_per_rank */
+        memcpy(&o, opts, offsetof(mpistore_options_t, max_keys_per_rank));
     else if (opts)
         o = *opts;
     int level = MPI_THREAD_SINGLE;
     MPI_Query_thread(&level);
-    int bad = !out || check_options(&o, why, sizeof why) != 0;
+    int bad = !out || env_sizes(&o, why, sizeof why) != 0 ||
+              check_options(&o, why, sizeof why) != 0;
     int progress = bad ? 0 : ms_progress_requested(o.progress_thread, why, sizeof why);
     long period = progress > 0 ? ms_progress_period_us(why, sizeof why) : 0;
     if (progress < 0 || period < 0)
@@ -239,7 +294,9 @@ int mpistore_open(mpistore_t **out, MPI_Comm comm, const mpistore_options_t *opt
 
     ms_core_t *c = calloc(1, sizeof *c);
     mpistore_t *s = calloc(1, sizeof *s);
-    bad |= (!c || !s) << 1;
+    if (c) /* growth's per-rank caches (agreed on below like the rest) */
+        MPI_Comm_size(comm, &c->nranks);
+    bad |= (!c || !s || ms_grow_init(c) != 0) << 1;
 
     MPI_Comm dup = MPI_COMM_NULL;
     rc = MPI_Comm_dup(comm, &dup);
@@ -288,12 +345,38 @@ int mpistore_open(mpistore_t **out, MPI_Comm comm, const mpistore_options_t *opt
     MPI_Info_free(&info);
     /* What failed here: 1 no window, 2 lock_all, 4 the progress thread.  The
      * ranks agree on it below, so that none is left in a collective. */
-    int failed = 0, locked = 0;
+    int failed = 0, locked = 0, dlocked = 0;
+    c->dwin = MPI_WIN_NULL;
     if (rc != MPI_SUCCESS) {
         c->win = MPI_WIN_NULL;
         rc = window_fail(rc, c->win_bytes, nodes, level);
         failed = 1;
     } else {
+        /* the dynamic window for growth (design.md, "Growth"): collective
+         * once, here; memory is attached to it locally later */
+        MPI_Info dinfo;
+        MPI_Info_create(&dinfo);
+        MPI_Info_set(dinfo, "accumulate_ordering", "none");
+        int nr = 0;
+        MPI_Comm_size(dup, &nr);
+        /* one rank: Open MPI 4.1 cannot make a dynamic window on it, and
+         * every "collective" is local, so grown memory gets windows of its
+         * own (grow.c) */
+        rc = nr == 1 ? MPI_SUCCESS : MPI_Win_create_dynamic(dinfo, dup, &c->dwin);
+        MPI_Info_free(&dinfo);
+        if (rc == MPI_SUCCESS && nr > 1) {
+            MPI_Win_set_errhandler(c->dwin, MPI_ERRORS_RETURN);
+            rc = MPI_Win_lock_all(MPI_MODE_NOCHECK, c->dwin);
+            dlocked = rc == MPI_SUCCESS;
+        } else if (rc != MPI_SUCCESS) {
+            c->dwin = MPI_WIN_NULL;
+        }
+        if (rc != MPI_SUCCESS) {
+            rc = open_mpi_fail(rc, "MPI_Win_create_dynamic", 0);
+            failed = 8;
+        }
+    }
+    if (failed == 0) {
         MPI_Win_set_errhandler(c->win, MPI_ERRORS_RETURN);
         memset(c->base, 0, c->off_arena);
         ms_alloc_init(&c->alloc, c->base + c->off_arena, c->off_arena, c->win_bytes - c->off_arena,
@@ -322,16 +405,22 @@ int mpistore_open(mpistore_t **out, MPI_Comm comm, const mpistore_options_t *opt
         ms_progress_stop(c);
         if (locked)
             MPI_Win_unlock_all(c->win);
+        if (dlocked)
+            MPI_Win_unlock_all(c->dwin);
         if (arc != MPI_SUCCESS)
             rc = open_mpi_fail(arc, "MPI_Allreduce", 0);
         else if (!failed) /* this rank did fine: say what happened elsewhere */
-            rc = open_fail(anyfail & 3 ? MPISTORE_EMPI : MPISTORE_ENOMEM,
+            rc = open_fail(anyfail & 11 ? MPISTORE_EMPI : MPISTORE_ENOMEM,
                            "mpistore_open: %s failed on another rank",
                            anyfail & 1   ? "MPI_Win_allocate"
+                           : anyfail & 8 ? "MPI_Win_create_dynamic"
                            : anyfail & 2 ? "MPI_Win_lock_all"
                                          : "starting the progress thread");
         else /* same code on every rank, this rank's own message */
-            rc = anyfail & 3 ? -MPISTORE_EMPI : -MPISTORE_ENOMEM;
+            rc = anyfail & 11 ? -MPISTORE_EMPI : -MPISTORE_ENOMEM;
+        if (c->dwin != MPI_WIN_NULL && arc == MPI_SUCCESS && !(anyfail & 9))
+            MPI_Win_free(&c->dwin);
+        c->dwin = MPI_WIN_NULL;
         /* MPI_Win_free is collective: only if every rank has the window;
          * otherwise this rank's window is leaked rather than hang. */
         if (c->win != MPI_WIN_NULL && arc == MPI_SUCCESS && !(anyfail & 1))
@@ -355,6 +444,8 @@ fail:
         MPI_Win_free(&c->win);
     if (dup != MPI_COMM_NULL)
         MPI_Comm_free(&dup);
+    if (c)
+        ms_grow_free(c);
     free(c);
     free(s);
     return rc;
@@ -467,13 +558,23 @@ int mpistore_close(mpistore_t *s)
         rc = r, call = "MPI_Win_flush_all";
     if ((r = MPI_Win_unlock_all(c->win)) != MPI_SUCCESS && rc == MPI_SUCCESS)
         rc = r, call = "MPI_Win_unlock_all";
-    ms_rq_fini(c); /* request-based reads: completed by the unlock, freed before the window */
+    if (c->dwin != MPI_WIN_NULL && (r = MPI_Win_unlock_all(c->dwin)) != MPI_SUCCESS &&
+        rc == MPI_SUCCESS)
+        rc = r, call = "MPI_Win_unlock_all";
+    ms_rq_fini(c); /* request-based reads: completed by the unlocks, freed before the windows */
     if ((r = MPI_Win_free(&c->win)) != MPI_SUCCESS && rc == MPI_SUCCESS)
+        rc = r, call = "MPI_Win_free";
+    /* every rank is past its last access (MPI_Win_free above synchronizes):
+     * the grown memory can go */
+    ms_grow_detach(c);
+    if (c->dwin != MPI_WIN_NULL && (r = MPI_Win_free(&c->dwin)) != MPI_SUCCESS &&
+        rc == MPI_SUCCESS)
         rc = r, call = "MPI_Win_free";
     if ((r = MPI_Comm_free(&c->comm)) != MPI_SUCCESS && rc == MPI_SUCCESS)
         rc = r, call = "MPI_Comm_free";
     if (c->thread_multiple)
         pthread_mutex_destroy(&c->mu);
+    ms_grow_free(c);
     free(c);
     free(s);
     return rc == MPI_SUCCESS ? MPISTORE_OK : open_mpi_fail(rc, call, 0);

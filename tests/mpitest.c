@@ -57,12 +57,20 @@ mpistore_t *mt_open(const mpistore_options_t *opts)
 
 mpistore_t *mt_open_self(size_t keys, size_t bytes, size_t maxval)
 {
+    return mt_open_self_limited(keys, bytes, maxval, 0, 0);
+}
+
+mpistore_t *mt_open_self_limited(size_t keys, size_t bytes, size_t maxval, size_t max_keys,
+                                 size_t max_bytes)
+{
     mpistore_options_t o;
     mpistore_t *s = NULL;
     mpistore_options_init(&o);
     o.keys_per_rank = keys;
     o.bytes_per_rank = bytes;
     o.max_value_len = maxval;
+    o.max_keys_per_rank = max_keys;
+    o.max_bytes_per_rank = max_bytes;
     int rc = mpistore_open(&s, MPI_COMM_SELF, &o);
     if (rc != MPISTORE_OK)
         fail_msg("rank %d: open on MPI_COMM_SELF -> %s: %s", mt_rank, mpistore_errname(rc),

@@ -45,6 +45,10 @@ void mt_close(mpistore_t *s);
 /* A one-rank store on MPI_COMM_SELF (deterministic key placement) with the
  * given keys_per_rank, bytes_per_rank and max_value_len. */
 mpistore_t *mt_open_self(size_t keys, size_t bytes, size_t maxval);
+/* The same with growth limited: at most max_keys keys and max_bytes bytes
+ * of value memory per rank (0: no limit). */
+mpistore_t *mt_open_self_limited(size_t keys, size_t bytes, size_t maxval, size_t max_keys,
+                                 size_t max_bytes);
 /* "t<counter>/" style unique name, identical on all ranks when called in the
  * same order. */
 const char *mt_unique(const char *tag);

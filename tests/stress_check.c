@@ -229,7 +229,7 @@ void st_violation(const st_ctx *c, const char *name, const char *fmt, ...)
     va_list ap;
     fprintf(
         stderr, "STRESS VIOLATION [%s] (rank %d, seed %llu, %d ranks, %s store, epoch %d): ", name,
-        c->rank, (unsigned long long)c->seed, c->size, c->variant ? "small" : "default", c->epoch);
+        c->rank, (unsigned long long)c->seed, c->size, c->variant == 1 ? "small" : c->variant == 2 ? "growing" : "default", c->epoch);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);

@@ -34,6 +34,8 @@ typedef struct run {
     uint64_t rng;
     st_log log;
     bool small;
+    bool growing; /* variant 2: tiny initial sizes, fresh filler keys: growth all the time */
+    long fills;
     size_t maxval, alimit;
     uint32_t seq;         /* next write sequence number of this rank */
     uint32_t aidx[ST_NK]; /* next append index of this rank per key */
@@ -103,6 +105,14 @@ static int outcome(run_t *R, int rc, unsigned allow, const char *call, int key)
             R->n_busy++;
             return ST_BUSY;
         }
+        R->n_absent++;
+        return ST_ABSENT;
+    }
+    if (rc == -MPISTORE_ENOSPC && (allow & A_TIMEOUT) && R->small &&
+        strstr(mpistore_errmsg(R->s), "store is full")) {
+        /* a wait that failed fast because a write found the store full: it
+         * returns so only after a poll found the key absent (ops_read.c),
+         * which is what a timeout proves too */
         R->n_absent++;
         return ST_ABSENT;
     }
@@ -817,7 +827,8 @@ static void report(run_t *R, double secs)
     lib[strcspn(lib, ",\n")] = 0; /* first phrase: "Open MPI v4.1.4" / "MPICH Version: 4.0.2" */
     const char *osc = getenv("OMPI_MCA_osc");
     printf("stress variant %s, %d ranks, %.1f s, %s, osc=%s%s: operation counts\n",
-           R->small ? "small-store" : "default", R->c.size, secs, lib, osc ? osc : "default",
+           R->small ? "small-store" : R->growing ? "growing-store" : "default", R->c.size, secs,
+           lib, osc ? osc : "default",
            mt_slow() ? " (MPISTORE_TEST_SLOW)" : "");
     printf("%6s", "rank");
     for (int i = 0; i < NC; i++)
@@ -844,6 +855,30 @@ static void report(run_t *R, double secs)
     free(all);
 }
 
+/* Variant 2: a fresh one-element queue no model operation touches (an
+ * internal key: num_keys and list_keys do not see it; checked at once), so
+ * that index levels and arena segments are created while the model's keys
+ * are read and written. */
+static void fill_one(run_t *R)
+{
+    char key[48], val[96];
+    int64_t n = -1;
+    snprintf(key, sizeof key, "fill/%d/%ld", R->c.rank, R->fills);
+    int len = snprintf(val, sizeof val, "filler %d %ld %.40s", R->c.rank, R->fills,
+                       "........................................");
+    timeout_to(R, WRITE_TO); /* the last model operation may have left a tiny one */
+    int rc = mpistore_queue_push(R->s, key, val, (size_t)len);
+    if (rc == 0)
+        rc = mpistore_queue_len(R->s, key, &n);
+    if (rc)
+        fail_msg("stress rank %d seed %llu growing store: filler '%s' -> %s: %s", R->c.rank,
+                 (unsigned long long)R->c.seed, key, mpistore_errname(rc), mpistore_errmsg(R->s));
+    if (n != 1)
+        fail_msg("stress rank %d: filler queue '%s' has %lld elements, not 1", R->c.rank, key,
+                 (long long)n);
+    R->fills++;
+}
+
 static double env_double(const char *name, double dflt)
 {
     const char *s = getenv(name);
@@ -858,6 +893,7 @@ static void run_variant(int variant)
     R->c.size = mt_size;
     R->c.variant = variant;
     R->small = variant == 1;
+    R->growing = variant == 2;
     R->maxval = R->small ? 4096 : 6144;
     R->alimit = R->small ? 4096 : 16384;
 
@@ -883,7 +919,8 @@ static void run_variant(int variant)
     if (mt_rank == 0)
         printf("stress variant %s: seed=%llu (STRESS_SEED=%llu reproduces each rank's "
                "operation sequence) ranks=%d seconds=%.1f inject=%s\n",
-               R->small ? "small-store" : "default", (unsigned long long)seed,
+               R->small ? "small-store" : R->growing ? "growing-store" : "default",
+               (unsigned long long)seed,
                (unsigned long long)seed, mt_size, secs, R->c.inject[0] ? R->c.inject : "none");
     fflush(stdout);
 
@@ -892,6 +929,14 @@ static void run_variant(int variant)
     if (R->small) { /* the allocator's reclamation path runs all the time */
         o.keys_per_rank = ST_NK;
         o.bytes_per_rank = 16 * 1024;
+        o.max_value_len = 8192;
+        o.max_keys_per_rank = ST_NK; /* no growth: the fixed sizes and ENOSPC */
+        o.max_bytes_per_rank = 16 * 1024;
+    }
+    if (R->growing) { /* index levels and arena segments grow under the model's
+                       * operations; ENOSPC is a bug here */
+        o.keys_per_rank = 2;
+        o.bytes_per_rank = 256;
         o.max_value_len = 8192;
     }
     R->s = mt_open(&o);
@@ -908,8 +953,11 @@ static void run_variant(int variant)
         R->log.n = 0;
         double end = MPI_Wtime() + (secs < EPOCH_S ? secs : EPOCH_S);
         size_t margin = 16 + 4 * ((size_t)mt_size + 1);
-        while (MPI_Wtime() < end && R->log.n + margin < EPOCH_CAP)
+        while (MPI_Wtime() < end && R->log.n + margin < EPOCH_CAP) {
             one_op(R);
+            if (R->growing && R->fills < 600 && (st_mix(R->rng + (uint64_t)R->fills) & 3) == 0)
+                fill_one(R); /* a fresh key, outside the model: the index keeps growing */
+        }
         st_check_local(L, &R->c, &R->log);
         gather_check(R, g);
         elapsed = MPI_Wtime() - start;
@@ -949,11 +997,18 @@ static void stress_small_store(void **state)
     run_variant(1);
 }
 
+static void stress_growing_store(void **state)
+{
+    (void)state;
+    run_variant(2);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(stress_default_store),
         cmocka_unit_test(stress_small_store),
+        cmocka_unit_test(stress_growing_store),
     };
     return mt_main(argc, argv, "stress_model", tests, sizeof tests / sizeof tests[0],
                    MPI_THREAD_SERIALIZED);

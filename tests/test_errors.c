@@ -303,7 +303,7 @@ static void errors_etoobig(void **state)
 static void errors_enospc_key_slots(void **state)
 {
     (void)state;
-    mpistore_t *s = mt_open_self(4, 65536, 1024);
+    mpistore_t *s = mt_open_self_limited(4, 65536, 1024, 4, 0);
     char key[32];
     int i;
     for (i = 0; i < 4; i++) {
@@ -311,7 +311,8 @@ static void errors_enospc_key_slots(void **state)
         MT_OK(s, mpistore_set(s, key, key, strlen(key)));
     }
     MT_ERR(s, MPISTORE_ENOSPC, mpistore_set(s, "one-too-many", "x", 1));
-    assert_non_null(strstr(mpistore_errmsg(s), "keys_per_rank"));
+    assert_non_null(strstr(mpistore_errmsg(s), "max_keys_per_rank"));
+    assert_non_null(strstr(mpistore_errmsg(s), "MPISTORE_MAX_KEYS_PER_RANK"));
     MT_ERR(s, MPISTORE_ENOSPC, mpistore_add(s, "counter-too-many", 1, NULL));
     expect_absent(s, "one-too-many");
     int64_t n = 0;
@@ -330,7 +331,7 @@ static void errors_enospc_key_slots(void **state)
 static void errors_enospc_value_memory(void **state)
 {
     (void)state;
-    mpistore_t *s = mt_open_self(64, 8192, 1024);
+    mpistore_t *s = mt_open_self_limited(64, 8192, 1024, 0, 8192);
     static char val[1000];
     char key[32];
     int stored = 0, rc = 0;
@@ -344,6 +345,7 @@ static void errors_enospc_value_memory(void **state)
     }
     assert_int_equal(rc, -MPISTORE_ENOSPC);
     assert_non_null(strstr(mpistore_errmsg(s), "bytes_per_rank"));
+    assert_non_null(strstr(mpistore_errmsg(s), "MPISTORE_MAX_BYTES_PER_RANK"));
     assert_true(stored >= 5 && stored < 9);
     snprintf(key, sizeof key, "v%d", stored);
     expect_absent(s, key);

@@ -186,6 +186,8 @@ static void queue_bounded_memory(void **state)
     mpistore_options_init(&o);
     o.keys_per_rank = 64;
     o.bytes_per_rank = 16 * 1024;
+    o.max_keys_per_rank = 64; /* no growth: reclamation must do it */
+    o.max_bytes_per_rank = 16 * 1024;
     o.max_value_len = 1024;
     mpistore_t *s = mt_open(&o);
     long total = mt_slow() ? 10000 : 100000;
@@ -219,7 +221,7 @@ static void queue_bounded_memory(void **state)
 static void queue_failed_push_changes_nothing(void **state)
 {
     (void)state;
-    mpistore_t *s = mt_open_self(16, 4096, 8192);
+    mpistore_t *s = mt_open_self_limited(16, 4096, 8192, 0, 4096);
     static char big[6000];
     memset(big, 'b', sizeof big);
     MT_OK(s, mpistore_queue_push(s, "t", "first", 5));

@@ -86,6 +86,7 @@ static void reclaim_owner_reuses_blocks_others_overwrote(void **state)
     mpistore_options_t o;
     mpistore_options_init(&o);
     o.bytes_per_rank = 64 * 1024;
+    o.max_bytes_per_rank = 64 * 1024; /* no growth: reclamation must do it */
     o.max_value_len = 1024;
     mpistore_t *s = mt_open(&o);
     static unsigned char val[1000];

@@ -58,6 +58,8 @@ class Options(ctypes.Structure):
         ("keys_per_rank", ctypes.c_size_t),
         ("bytes_per_rank", ctypes.c_size_t),
         ("progress_thread", ctypes.c_int),  # MPISTORE_OPTIONS_VERSION 2
+        ("max_keys_per_rank", ctypes.c_size_t),  # version 3 (mpistore_options_init writes it)
+        ("max_bytes_per_rank", ctypes.c_size_t),
     ]
 
 

@@ -1,15 +1,19 @@
 /* libFuzzer harness: arbitrary operation sequences on a one-rank store
  * (MPI_COMM_SELF) with small limits, checked against a plain in-memory model.
  *
- * Input layout: 4 bytes of store options (keys_per_rank, max_key_len,
- * max_value_len, bytes_per_rank), then operations, each an opcode byte
+ * Input layout: 4 bytes of store options (keys_per_rank and, in its top
+ * bit, whether the store may grow; max_key_len, max_value_len,
+ * bytes_per_rank), then operations, each an opcode byte
  * followed by its arguments (handle, keys, values, deltas, timeouts), read
  * with fuzz_byte() and friends; a short input simply ends the sequence.
  *
  * The model is the specification: include/mpistore.h and
  * shared/docs/store-semantics.md.  ENOSPC is the one outcome the model cannot
  * always predict (the arena can be fragmented), so it is bounded from both
- * sides (see enospc_bounds()):
+ * sides (see enospc_bounds()).  A growing store (max_keys_per_rank and
+ * max_bytes_per_rank 0: index levels and arena segments are added as
+ * needed, docs/design.md "Growth") must never fail with ENOSPC.  A store
+ * limited to its initial sizes (max_* = keys_per_rank, bytes_per_rank):
  *   - must fail:  a new key when keys_per_rank keys exist, or a block that
  *                 needs more 32-byte units than are free in total;
  *   - may fail:   additionally when the free units, split into at most L+1
@@ -32,7 +36,7 @@
 #include <string.h>
 
 #define MAXH 6         /* handles: the store and up to 5 views */
-#define MAXE 16        /* model entries (keys_per_rank <= 8) */
+#define MAXE 400       /* model entries (MAXOPS x MAXMULTI + margin) */
 #define MAXT 64        /* keys ever touched, checked for absence */
 #define KBUF 128       /* key buffers */
 #define VBUF 160       /* value buffers */
@@ -94,6 +98,7 @@ static struct model {
     const uint8_t *input; /* for the failure report */
     size_t input_len;
     int op_index;
+    int full; /* a write failed with ENOSPC: waits for absent keys fail so too */
 } M;
 
 static void fail(const char *fmt, ...)
@@ -172,6 +177,10 @@ static void model_del(const char *full)
 static void enospc_bounds(const char *full, size_t newlen, int *must, int *may)
 {
     size_t nunits = M.o.bytes_per_rank / UNIT, live = 0;
+    if (M.o.max_keys_per_rank == 0) { /* a growing store */
+        *must = *may = 0;
+        return;
+    }
     for (size_t i = 0; i < M.ne; i++)
         live += units(strlen(M.e[i].key), M.e[i].counter ? 0 : M.e[i].vlen);
     size_t freeu = nunits - live, need = units(strlen(full), newlen);
@@ -401,6 +410,7 @@ static void model_write_as(int rc, mpistore_t *h, const char *full, const void *
         ST.may_but_ok++;
     }
     if (rc == -MPISTORE_ENOSPC) {
+        M.full = 1;
         CHECK(may, "%s on '%s' (%zu bytes): ENOSPC although the model has room (%s)", what, full,
               len, mpistore_errmsg(h));
         CHECK(mpistore_errmsg(h)[0], "ENOSPC without a message");
@@ -474,7 +484,8 @@ static void op_get(fin_t *in)
     if (!h || k.err || !pv || !pl)
         expect_fail(rc, h ? k.err | ERRBIT(MPISTORE_EINVAL) : ERRBIT(MPISTORE_EINVAL), h, "get");
     else if (!e)
-        expect_fail(rc, ERRBIT(MPISTORE_ETIMEDOUT), h, "get of a missing key");
+        expect_fail(rc, ERRBIT(MPISTORE_ETIMEDOUT) | (M.full ? ERRBIT(MPISTORE_ENOSPC) : 0), h,
+                    "get of a missing key");
     else {
         expect_ok(rc, h, "get");
         CHECK(len == e->vlen && memcmp(v, e->val, len) == 0 && ((char *)v)[len] == 0,
@@ -692,9 +703,10 @@ static void op_wait(fin_t *in)
         expect_ok(rc, h, "wait");
         return;
     }
-    expect_fail(rc, ERRBIT(MPISTORE_ETIMEDOUT), h, "wait on missing keys");
-    CHECK(strstr(mpistore_errmsg(h), "timeout"), "wait timeout message '%s' lacks 'timeout'",
-          mpistore_errmsg(h));
+    expect_fail(rc, ERRBIT(MPISTORE_ETIMEDOUT) | (M.full ? ERRBIT(MPISTORE_ENOSPC) : 0), h,
+                "wait on missing keys");
+    CHECK(strstr(mpistore_errmsg(h), rc == -MPISTORE_ENOSPC ? "store is full" : "timeout"),
+          "wait failure message '%s' lacks 'timeout' or 'store is full'", mpistore_errmsg(h));
 }
 
 static void op_num_keys(fin_t *in)
@@ -735,7 +747,7 @@ static void op_multi_get(fin_t *in)
         expect_fail(rc,
                     !h    ? ERRBIT(MPISTORE_EINVAL)
                     : err ? err
-                          : ERRBIT(MPISTORE_ETIMEDOUT),
+                          : ERRBIT(MPISTORE_ETIMEDOUT) | (M.full ? ERRBIT(MPISTORE_ENOSPC) : 0),
                     h, "multi_get");
         for (size_t i = 0; i < MAXMULTI; i++)
             CHECK(vals[i] == (void *)&M && lens[i] == SENTINEL, "multi_get wrote on failure");
@@ -805,7 +817,8 @@ static void op_multi_set(fin_t *in)
     /* ENOSPC at some pair j: pairs before j are set (documented).  Find the
      * j whose predicted state is the store's, among those allowed to fail. */
     CHECK(rc == -MPISTORE_ENOSPC, "multi_set: %s (%s)", errname(rc), mpistore_errmsg(h));
-    ent_t save[MAXE];
+    M.full = 1;
+    static ent_t save[MAXE];
     size_t save_n = M.ne;
     memcpy(save, M.e, sizeof save);
     for (size_t j = 0; j < ks.n; j++) {
@@ -1073,16 +1086,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     M.input = data;
     M.input_len = size;
     mpistore_options_init(&M.o);
-    M.o.keys_per_rank = 1 + fuzz_byte(&in) % 8;
+    uint8_t kb = fuzz_byte(&in);
+    M.o.keys_per_rank = 1 + kb % 8;
     M.o.max_key_len = 1 + fuzz_byte(&in) % 40;
     M.o.max_value_len = 1 + fuzz_byte(&in) % 64;
     M.o.bytes_per_rank = 256 + (size_t)(fuzz_byte(&in) % 8) * 64;
+    if (!(kb & 0x80)) { /* limited to the initial sizes; else it grows */
+        M.o.max_keys_per_rank = M.o.keys_per_rank;
+        M.o.max_bytes_per_rank = M.o.bytes_per_rank;
+    }
     M.o.timeout_s = TINY_T;
     open_store();
     M.op_index = -1;
     for (int i = 0; i < MAXOPS && in.n > 0; i++) {
         M.op_index = i;
-        OPS[fuzz_byte(&in) % OP_COUNT](&in);
+        int op = fuzz_byte(&in) % OP_COUNT;
+        if (getenv("FUZZ_STORE_TRACE")) /* which operation ran: for reading a crash */
+            fprintf(stderr, "fuzz_store: op %d: opcode %d\n", i, op);
+        OPS[op](&in);
     }
     M.op_index = MAXOPS;
     verify_all("the last operation");
