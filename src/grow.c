@@ -28,6 +28,21 @@ static void *map_pages(size_t n)
     return m == MAP_FAILED ? NULL : m;
 }
 
+MPI_Aint ms_grow_warm_word(ms_core_t *c)
+{
+    MPI_Aint a = 0;
+    unsigned char *m = map_pages(sizeof *c->dwarm);
+    if (!m)
+        return 0;
+    if (MPI_Win_attach(c->dwin, m, (MPI_Aint)page_round(sizeof *c->dwarm)) != MPI_SUCCESS ||
+        MPI_Get_address(m, &a) != MPI_SUCCESS) {
+        munmap(m, page_round(sizeof *c->dwarm));
+        return 0;
+    }
+    c->dwarm = (int64_t *)(void *)m;
+    return a;
+}
+
 int ms_grow_init(ms_core_t *c)
 {
     size_t n = (size_t)c->nranks;
@@ -45,6 +60,8 @@ void ms_grow_free(ms_core_t *c)
             munmap(c->segmem[i], page_round((size_t)c->seg[i].nunits << c->seg[i].shift));
     for (unsigned i = 0; c->nxwin == 0 && i < c->npools; i++)
         munmap(c->pools[i].mem, page_round(c->pools[i].size));
+    if (c->dwarm) /* ms_rq_warmup's page, attached until the window was freed */
+        munmap(c->dwarm, page_round(sizeof *c->dwarm));
     free(c->levc);
     free(c->segaddr);
     free(c->dyn_list);

@@ -168,7 +168,7 @@ typedef struct ms_core {
     ms_stage_t *stage;    /* staging chunks of the requests in flight */
     ms_orphan_t *orphans; /* abandoned at a deadline, freed once complete */
     unsigned char *dirty; /* per rank: a blocking RMA op not flushed yet */
-    int64_t dwarm;        /* attached to the dynamic window: the first contact's target */
+    int64_t *dwarm; /* a mapped page attached to the dynamic window: the first contact's target */
     int rq_use;           /* deadline scopes use requests (ms_rq_wanted) */
 } ms_core_t;
 
@@ -304,6 +304,9 @@ ms_blk_t *ms_blk_at(ms_core_t *c, uint32_t uoff);
 /* ---- grow.c: the dynamic window, segments, levels, the failure word ---- */
 int ms_grow_init(ms_core_t *c);  /* caches (after rank and size are known) */
 void ms_grow_free(ms_core_t *c); /* after the dynamic window is freed */
+/* A page attached to the dynamic window for the first contact of
+ * ms_rq_warmup (kept until ms_grow_free); its address, 0 on failure. */
+MPI_Aint ms_grow_warm_word(ms_core_t *c);
 static inline void ms_dyn_touch(ms_core_t *c, int r)
 {
     if (!c->dyn_mark[r]) {

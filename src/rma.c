@@ -291,10 +291,8 @@ static void warmup_dynamic(ms_core_t *c)
 {
     if (c->dwin == MPI_WIN_NULL)
         return;
-    MPI_Aint mine = 0, *all = calloc((size_t)c->nranks, sizeof *all);
-    int ok = all != NULL, all_ok = 0;
-    if (ok && MPI_Win_attach(c->dwin, &c->dwarm, sizeof c->dwarm) == MPI_SUCCESS)
-        (void)MPI_Get_address(&c->dwarm, &mine);
+    MPI_Aint mine = ms_grow_warm_word(c), *all = calloc((size_t)c->nranks, sizeof *all);
+    int ok = all != NULL && mine != 0, all_ok = 0;
     if (MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, c->comm) != MPI_SUCCESS || !all_ok ||
         MPI_Allgather(&mine, 1, MPI_AINT, all, 1, MPI_AINT, c->comm) != MPI_SUCCESS) {
         free(all);
