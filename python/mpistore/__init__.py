@@ -110,6 +110,10 @@ def _take(ptr: ctypes.c_void_p, n: int) -> bytes:
 
 # The compiled call layer (mpistore/_ext.c, built by pip install .), bound to
 # the library loaded above.  MPISTORE_NO_EXT=1 keeps the ctypes calls.
+# Below MPI_THREAD_MULTIPLE two threads must not be in MPI at once: library
+# calls are then serialised (also when MPI is not initialised yet).
+_single_thread_mpi = (not MPI.Is_initialized() or MPI.Is_finalized()
+                      or MPI.Query_thread() < MPI.THREAD_MULTIPLE)
 _x: Any = None
 if not os.environ.get("MPISTORE_NO_EXT"):
     try:
@@ -124,10 +128,9 @@ if _x is not None:
                            "mpistore_num_keys", "mpistore_multi_get", "mpistore_multi_set",
                            "mpistore_queue_pop", "mpistore_queue_len", "mpistore_set_timeout",
                            "mpistore_barrier", "mpistore_free")},
-             # below MPI_THREAD_MULTIPLE two threads must not be in MPI at once
-             MPI.Query_thread() < MPI.THREAD_MULTIPLE)
+             _single_thread_mpi)
 # ctypes calls: serialised the same way below MPI_THREAD_MULTIPLE
-_serial = threading.Lock() if MPI.Query_thread() < MPI.THREAD_MULTIPLE else None
+_serial = threading.Lock() if _single_thread_mpi else None
 #: "ext" (compiled call layer) or "ctypes": how this process calls the library
 call_layer: str = "ext" if _x is not None else "ctypes"
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import atexit
 import datetime
-import weakref
 from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
 from urllib.parse import parse_qs, urlparse
 
@@ -91,7 +90,9 @@ class MPIStore(dist.Store):
         td = _td(timeout)
         self._s: Store = _handle if _handle is not None else _Handle(comm, timeout=td, **options)
         self._hv = self._s._hv  # the handle as an int, for the compiled layer
-        self._clones: "weakref.WeakSet[MPIStore]" = weakref.WeakSet()
+        # strong references: C++ (split_group, PrefixStore.clone) holds only
+        # the C++ half of a clone, and the Python half must outlive it
+        self._clones: List[MPIStore] = []
         _base_set_timeout(self, td)
         self._s.set_timeout(td.total_seconds())
         self._synced = td
@@ -173,13 +174,13 @@ class MPIStore(dist.Store):
         """A second handle (local), e.g. for another thread; closed by
         ``close()`` or with the store."""
         c = type(self)(timeout=_base_timeout(self), _handle=self._s.clone())
-        self._clones.add(c)
+        self._clones.append(c)
         return c
 
     def close(self) -> None:
         """Collective for the store (its clones are closed first), local for a clone."""
-        for c in list(self._clones):
-            c.close()
+        while self._clones:
+            self._clones.pop().close()
         self._s.close()
         self._hv = self._s._hv
 
