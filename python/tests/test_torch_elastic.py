@@ -61,7 +61,8 @@ def test_barrier_names_the_rank_that_never_joined(tstore):
 
 def test_barrier_synchronize_get_all_many_rounds(tstore):
     for i in range(20):
-        elastic.barrier(tstore, world_size=SIZE, key_prefix=f"many/b{i}", barrier_timeout=60)
+        elastic.barrier(tstore, world_size=SIZE, key_prefix=f"many/b{i}", barrier_timeout=60,
+                        rank=RANK)
         data = elastic.synchronize(tstore, f"{RANK}:{i}".encode(), RANK, SIZE, f"many/s{i}/", 60)
         assert data == [f"{r}:{i}".encode() for r in range(SIZE)]
     tstore.set(f"many/g{RANK}", b"x" * (RANK + 1))
