@@ -19,6 +19,17 @@ fi
 [ -n "$py" ] || { echo "venv.sh: no python3 on PATH" >&2; exit 1; }
 ver=$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 echo "venv.sh: .venv from $py (Python $ver)"
+if [ "$ver" != "3.11" ] && [ -z "${VENV_ANY_PYTHON:-}" ]; then
+  # torch==2.13.0 for another Python would be a multi-GB download of a CUDA build
+  echo "venv.sh: Python $ver is not 3.11, the version of the torch 2.13.0 CPU wheel this" \
+       "project installs; set VENV_PYTHON to a python3.11 (or VENV_ANY_PYTHON=1 to try anyway)" >&2
+  exit 3
+fi
+if [ -x .venv/bin/python ] &&
+   [ "$(.venv/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')" != "$ver" ]; then
+  echo "venv.sh: .venv has another Python version: making it anew"
+  rm -rf .venv
+fi
 if [ ! -x .venv/bin/python ]; then
   "$py" -m venv .venv || {
     echo "venv.sh: '$py -m venv' failed (Debian: apt-get install python3-venv)" >&2; exit 1; }
