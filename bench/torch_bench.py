@@ -85,8 +85,9 @@ def main():
                     t0 = time.perf_counter()
                     fn(s, p)
                     samples[impl].append((time.perf_counter() - t0) * 1e6)
-        every = {k: sorted(x for part in comm.gather(v, root=0) or [] for x in part)
-                 if rank == 0 else None for k, v in samples.items()}
+        gathered = {k: comm.gather(v, root=0) for k, v in samples.items()}  # every rank
+        every = {k: sorted(x for part in g for x in part)
+                 for k, g in gathered.items() if g is not None}
         if rank == 0:
             med = {}
             for impl, xs in every.items():
