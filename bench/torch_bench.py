@@ -38,6 +38,24 @@ def free_port():
         return s.getsockname()[1]
 
 
+class _DictStore(dist.Store):
+    """A one-process store that does nothing but a dict: torch's Python floor."""
+
+    def __init__(self):
+        super().__init__()
+        self.d = {}
+
+    def add(self, key, value):
+        self.d[key] = self.d.get(key, 0) + value
+        return self.d[key]
+
+    def set(self, key, value):
+        self.d[key] = value
+
+    def wait(self, keys, timeout=None):
+        assert all(k in self.d for k in keys)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("-n", "--iters", type=int, default=1000, help="barrier/synchronize samples")
@@ -67,9 +85,14 @@ def main():
                                 world_size=size)
         dist.destroy_process_group()
 
+    def store_barrier(s, p):
+        s.barrier(p, size)
+
     ops = [("elastic_barrier", barrier, a.iters, 0), ("elastic_synchronize", synchronize,
                                                        a.iters, 64),
            ("init_process_group", init_pg, a.pg_iters, 0)]
+    if hasattr(dist.Store, "barrier"):  # torch 2.x Store.barrier: ours is native
+        ops.insert(1, ("store_barrier", store_barrier, a.iters, 0))
     rows = []
     for op, fn, iters, nbytes in ops:
         samples = {k: [] for k in stores}
@@ -97,6 +120,22 @@ def main():
             print(f"{op:20s} np={size}  MPIStore {med['mpistore']:9.1f} us  "
                   f"TCPStore {med['tcpstore']:9.1f} us  ratio {med['tcpstore'] / med['mpistore']:6.1f}x"
                   " (medians)", flush=True)
+    if size == 1:
+        # torch's own Python cost: the elastic barrier over a store that does
+        # nothing (a dict); no store below it can be faster than this
+        floor = _DictStore()
+        xs = []
+        for i in range(a.iters):
+            t0 = time.perf_counter()
+            elastic.barrier(floor, world_size=1, key_prefix=f"f/{i}", barrier_timeout=TIMEOUT,
+                            rank=0)
+            xs.append((time.perf_counter() - t0) * 1e6)
+        xs.sort()
+        med = statistics.median(xs)
+        rows.append(("floor", "elastic_barrier", 0, 1, len(xs), med,
+                     xs[min(len(xs) - 1, int(len(xs) * 0.99))]))
+        print(f"{'elastic_barrier':20s} np=1  over a Python dict store (torch's floor) {med:.1f} us",
+              flush=True)
     if rank == 0 and a.csv:
         note = (f"torch {torch.__version__}; mpistore {mpistore.version()} "
                 f"({mpistore.call_layer})")

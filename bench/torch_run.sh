@@ -41,7 +41,7 @@ rows = list(csv.DictReader(open(sys.argv[1])))
 by = {(r["impl"], r["op"], r["nprocs"]): r for r in rows}
 print("| op | ranks | MPIStore median / p99 (us) | TCPStore median / p99 (us) | TCPStore / MPIStore (median) |")
 print("|---|---|---|---|---|")
-for op in ("elastic_barrier", "elastic_synchronize", "init_process_group"):
+for op in ("elastic_barrier", "store_barrier", "elastic_synchronize", "init_process_group"):
     for np_ in sorted({r["nprocs"] for r in rows}, key=int):
         m, t = by.get(("torch-mpistore", op, np_)), by.get(("torch-tcpstore", op, np_))
         if not m or not t:
@@ -49,5 +49,10 @@ for op in ("elastic_barrier", "elastic_synchronize", "init_process_group"):
         fm, ft = float(m["median_us"]), float(t["median_us"])
         print(f"| {op} | {np_} | {fm:.1f} / {float(m['p99_us']):.1f} | "
               f"{ft:.1f} / {float(t['p99_us']):.1f} | {ft / fm:.1f}x |")
+f = by.get(("torch-floor", "elastic_barrier", "1"))
+if f:
+    print()
+    print(f"torch's elastic barrier over a Python dict store (no store work at all, 1 process): "
+          f"median {float(f['median_us']):.1f} us, p99 {float(f['p99_us']):.1f} us")
 PYEOF
 cat "$out/torch.md"

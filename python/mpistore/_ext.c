@@ -584,6 +584,8 @@ static struct PyModuleDef module = {
     NULL,                  NULL,   NULL,                                          NULL,
 };
 
+PyMODINIT_FUNC PyInit__ext(void); /* the module's only exported symbol */
+
 PyMODINIT_FUNC PyInit__ext(void) {
     PyObject *m = PyModule_Create(&module);
     if (!m)
