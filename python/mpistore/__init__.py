@@ -100,7 +100,7 @@ def _seconds(t: Seconds) -> float:
     return float(t)
 
 
-def _take(ptr: ctypes.c_void_p, n: int) -> bytes:
+def _take(ptr: Any, n: int) -> bytes:
     """Copy a library buffer into bytes and free it."""
     try:
         return ctypes.string_at(ptr, n) if n else b""

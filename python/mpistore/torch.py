@@ -69,7 +69,7 @@ def _td(t: Timeout) -> datetime.timedelta:
 
 
 # The C++ base's timeout getter, called without the property machinery.
-_base_timeout: Any = dist.Store.timeout.fget
+_base_timeout: Any = dist.Store.timeout.fget  # type: ignore[attr-defined]
 _base_set_timeout: Any = dist.Store.set_timeout
 
 
