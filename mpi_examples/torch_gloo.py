@@ -60,8 +60,8 @@ def main():
     elastic.barrier(store, world_size=size, key_prefix="demo/barrier", barrier_timeout=60,
                     rank=rank)
     record = f"rank {rank} on {socket.gethostname()} pid {os.getpid()}".encode()
-    records = elastic.synchronize(store, record, rank, size, key_prefix="demo/sync/",
-                                  barrier_timeout=60)
+    # the timeout positionally: 1.13 calls it barrier_timeout, 2.x timeout
+    records = elastic.synchronize(store, record, rank, size, "demo/sync/", 60)
 
     # MPIStore vs TCPStore: the same PyTorch elastic barrier, same run
     n = int(os.environ.get("BARRIER_REPS", "200"))

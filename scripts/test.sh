@@ -12,19 +12,26 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh mpich libmpich-dev clang libclang-rt-14-dev \
-  python3-mpi4py python3-pytest python3-numpy python3-torch iproute2
+  python3-mpi4py python3-pytest python3-numpy python3-torch python3-venv iproute2
 . scripts/env.sh
+# The Python cells' interpreters: .venv (torch 2.13, the package installed with
+# pip) and Debian's /usr/bin/python3 (python3-torch).  If the venv cannot be
+# made, its cell reports itself skipped with the reason (tests/CMakeLists.txt).
+venv_ok=1
+scripts/venv.sh || { venv_ok=0; echo "test.sh: scripts/venv.sh FAILED: the venv Python cell is skipped"; }
+PYCELLS=(-DMPISTORE_PYTHON="$PWD/.venv/bin/python" -DMPISTORE_SYSTEM_PYTHON=/usr/bin/python3)
 STAGES=${STAGES:-ompi mpich asan fuzz install}
 status=0
 failed=()
 stage() { [[ " $STAGES " == *" $1 "* ]]; }
 fail() { status=1; failed+=("$1"); }
+[ "$venv_ok" -eq 1 ] || fail venv
 t0=$SECONDS
 took() { echo "   ($(( SECONDS - t0 )) s so far)"; }
 
 if stage ompi; then
   echo "== Open MPI: build (-Werror) + test, cells ompi/tcp/2node/ucx"
-  cmake -S . -B build-test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMPISTORE_WERROR=ON
+  cmake -S . -B build-test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMPISTORE_WERROR=ON "${PYCELLS[@]}"
   cmake --build build-test -j "$JOBS"
   (cd build-test && ctest --output-on-failure -j "$JOBS") || fail ompi
   took

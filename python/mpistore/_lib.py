@@ -1,15 +1,18 @@
 """Locate and load libmpistore with ctypes (no compiler needed at import time)."""
+from __future__ import annotations
+
 import ctypes
 import ctypes.util
 import glob
 import os
+from typing import Any, Iterator, Tuple
 
 from mpi4py import MPI  # initialises MPI and loads libmpi globally first
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def _candidates():
+def _candidates() -> Iterator[str]:
     env = os.environ.get("MPISTORE_LIBRARY")
     if env:
         yield env
@@ -28,7 +31,7 @@ def _candidates():
     yield "libmpistore.so"
 
 
-def _load():
+def _load() -> Tuple[ctypes.CDLL, str]:
     errors = []
     for path in _candidates():
         try:
@@ -71,7 +74,7 @@ class Stats(ctypes.Structure):
     ]
 
 
-def _sig(name, restype, *argtypes):
+def _sig(name: str, restype: Any, *argtypes: Any) -> None:
     f = getattr(lib, name)
     f.restype = restype
     f.argtypes = list(argtypes)
@@ -103,6 +106,7 @@ _sig("mpistore_set_timeout", I, H, ctypes.c_double)
 _sig("mpistore_timeout", ctypes.c_double, H)
 _sig("mpistore_stats", I, H, ctypes.POINTER(Stats), B)
 _sig("mpistore_key_rank", I, H, P, ctypes.POINTER(I))
+_sig("mpistore_barrier", I, H, I, I, P, ctypes.c_double)
 _sig("mpistore_free", None, ctypes.c_void_p)
 _sig("mpistore_strerror", P, I)
 _sig("mpistore_errname", P, I)

@@ -1,8 +1,14 @@
-"""``MPIStore``: mpistore as a ``torch.distributed.Store``.
+"""``MPIStore``: mpistore as a ``torch.distributed.Store``, and ``mpi://``.
 
     from mpistore.torch import MPIStore
     store = MPIStore()                       # collective over MPI.COMM_WORLD
     torch.distributed.init_process_group("gloo", store=store, rank=r, world_size=n)
+
+or, with no store, rank or size at all (importing this module registers the
+``mpi://`` rendezvous handler)::
+
+    import mpistore.torch
+    torch.distributed.init_process_group("gloo", init_method="mpi://")
 
 Methods carry the c10d names and types (``timedelta`` timeouts, ``bytes``
 results, ``str`` or ``bytes`` values).  The C++ ``Store`` trampoline of
@@ -11,29 +17,44 @@ PyTorch calls ``set``, ``get``, ``add``, ``compare_set``, ``check``,
 ``clone`` by those names and ``deleteKey`` / ``getNumKeys`` by their C++
 names, so both spellings are defined.  The timeout is kept in the C++ base
 (``store.timeout``), so ``PrefixStore.set_timeout`` and the elastic
-``store_timeout`` helper take effect here too.
+``store_timeout`` helper take effect here too.  Timeouts raise
+``torch.distributed.DistStoreError`` (and ``TimeoutError``), an empty
+non-blocking ``queue_pop`` raises ``torch.distributed.QueueEmptyError``, where
+the installed PyTorch has them.
 """
+from __future__ import annotations
+
+import atexit
 import datetime
+from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
+from urllib.parse import parse_qs, urlparse
 
 import torch.distributed as dist
+from mpi4py import MPI
 
-from . import MPIStoreError, MPIStoreTimeout, QueueEmpty, Store
+from . import Key, MPIStoreError, MPIStoreTimeout, QueueEmpty, Store, Value, _x
 
-__all__ = ["MPIStore", "MPIStoreTimeoutError", "MPIStoreQueueEmpty"]
+__all__ = ["MPIStore", "MPIStoreTimeoutError", "MPIStoreQueueEmpty", "MPIStoreTorchError",
+           "mpi_rendezvous_handler"]
 
 _DistStoreError = getattr(dist, "DistStoreError", None)  # PyTorch >= 2.1
 _QueueEmptyError = getattr(dist, "QueueEmptyError", None)  # PyTorch >= 2.6
 
+Timeout = Union[datetime.timedelta, float, int]
 
-class MPIStoreTimeoutError(*((_DistStoreError,) if _DistStoreError else ()), MPIStoreTimeout):
+
+class MPIStoreTimeoutError(*((_DistStoreError,) if _DistStoreError else ()),  # type: ignore[misc]
+                           MPIStoreTimeout):
     """A timeout: MPIStoreTimeout (TimeoutError) and, where it exists, DistStoreError."""
 
 
-class MPIStoreQueueEmpty(*((_QueueEmptyError,) if _QueueEmptyError else ()), QueueEmpty):
+class MPIStoreQueueEmpty(*((_QueueEmptyError,) if _QueueEmptyError else ()),  # type: ignore[misc]
+                         QueueEmpty):
     """Non-blocking pop of an empty queue (also torch.distributed.QueueEmptyError)."""
 
 
-class MPIStoreTorchError(*((_DistStoreError,) if _DistStoreError else ()), MPIStoreError):
+class MPIStoreTorchError(*((_DistStoreError,) if _DistStoreError else ()),  # type: ignore[misc]
+                         MPIStoreError):
     """Any other failure (also DistStoreError where it exists)."""
 
 
@@ -43,98 +64,253 @@ class _Handle(Store):
     _base_error = MPIStoreTorchError
 
 
-def _td(t):
+def _td(t: Timeout) -> datetime.timedelta:
     return t if isinstance(t, datetime.timedelta) else datetime.timedelta(seconds=float(t))
 
 
+# The C++ base's timeout getter, called without the property machinery.
+_base_timeout: Any = dist.Store.timeout.fget  # type: ignore[attr-defined]
+_base_set_timeout: Any = dist.Store.set_timeout
+
+
 class MPIStore(dist.Store):
-    """A torch.distributed.Store over an mpistore store (collective to create)."""
+    """A torch.distributed.Store over an mpistore store (collective to create).
 
-    def __init__(self, comm=None, timeout=datetime.timedelta(seconds=300), *, _handle=None,
-                 **options):
+    ``comm`` is an mpi4py intracommunicator (default ``MPI.COMM_WORLD``);
+    ``options`` are those of :class:`mpistore.Store` (``keys_per_rank``,
+    ``bytes_per_rank``, ``max_key_len``, ``max_value_len``,
+    ``progress_thread``).  ``close()`` is collective; closing a store also
+    closes the clones made from it (``clone()``, e.g. by ``split_group``).
+    """
+
+    def __init__(self, comm: Optional[MPI.Comm] = None,
+                 timeout: Timeout = datetime.timedelta(seconds=300), *,
+                 _handle: Optional[Store] = None, **options: Any) -> None:
         super().__init__()
-        self._s = _handle if _handle is not None else _Handle(comm, timeout=_td(timeout),
-                                                              **options)
-        self._synced = None
-        self.set_timeout(_td(timeout))
+        td = _td(timeout)
+        self._s: Store = _handle if _handle is not None else _Handle(comm, timeout=td, **options)
+        self._hv = self._s._hv  # the handle as an int, for the compiled layer
+        # strong references: C++ (split_group, PrefixStore.clone) holds only
+        # the C++ half of a clone, and the Python half must outlive it
+        self._clones: List[MPIStore] = []
+        _base_set_timeout(self, td)
+        self._s.set_timeout(td.total_seconds())
+        self._synced = td
 
-    # the C++ base holds the timeout; mirror it into the library lazily
-    def _h(self):
-        t = super().timeout.total_seconds()
+    # The C++ base holds the timeout (PrefixStore.set_timeout and the
+    # trampoline change it there); mirror it into the library before a call.
+    def _sync(self) -> Store:
+        t = _base_timeout(self)
         if t != self._synced:
-            self._s.set_timeout(t)
+            self._s.set_timeout(t.total_seconds())
             self._synced = t
         return self._s
 
-    def set_timeout(self, timeout):
-        super().set_timeout(_td(timeout))
-        self._h()
+    def set_timeout(self, timeout: Timeout) -> None:
+        # the library follows lazily, at the next call (_sync)
+        _base_set_timeout(self, timeout if type(timeout) is datetime.timedelta else _td(timeout))
 
-    def set(self, key, value):
-        self._h().set(key, value)
+    def set(self, key: Key, value: Value) -> None:
+        self._sync().set(key, value)
 
-    def get(self, key):
-        return self._h().get(key)
+    def get(self, key: Key) -> bytes:
+        return self._sync().get(key)
 
-    def add(self, key, value):
-        return self._h().add(key, value)
+    def add(self, key: Key, value: int) -> int:
+        return self._sync().add(key, value)
 
-    def compare_set(self, key, expected_value, desired_value):
-        return self._h().compare_set(key, expected_value, desired_value)
+    def compare_set(self, key: Key, expected_value: Value, desired_value: Value) -> bytes:
+        return self._sync().compare_set(key, expected_value, desired_value)
 
-    def delete_key(self, key):
-        return self._h().delete_key(key)
+    def delete_key(self, key: Key) -> bool:
+        return self._sync().delete_key(key)
 
     deleteKey = delete_key
 
-    def check(self, keys):
-        return self._h().check(keys)
+    def check(self, keys: Sequence[Key]) -> bool:
+        return self._sync().check(keys)
 
-    def wait(self, keys, timeout=None):
-        self._h().wait(keys, None if timeout is None else _td(timeout))
+    def wait(self, keys: Sequence[Key], timeout: Optional[datetime.timedelta] = None) -> None:
+        self._sync().wait(keys, timeout)
 
-    def num_keys(self):
-        return self._h().num_keys()
+    def num_keys(self) -> int:
+        return self._sync().num_keys()
 
     getNumKeys = num_keys
 
-    def multi_get(self, keys):
-        return self._h().multi_get(keys)
+    def multi_get(self, keys: Sequence[Key]) -> List[bytes]:
+        return self._sync().multi_get(keys)
 
-    def multi_set(self, keys, values):
-        self._h().multi_set(keys, values)
+    def multi_set(self, keys: Sequence[Key], values: Sequence[Value]) -> None:
+        self._sync().multi_set(keys, values)
 
-    def append(self, key, value):
-        self._h().append(key, value)
+    def append(self, key: Key, value: Value) -> None:
+        self._sync().append(key, value)
 
-    def queue_push(self, key, value):
-        self._h().queue_push(key, value)
+    def queue_push(self, key: Key, value: Value) -> None:
+        self._sync().queue_push(key, value)
 
-    def queue_pop(self, key, block=True):
-        return self._h().queue_pop(key, block)
+    def queue_pop(self, key: Key, block: bool = True) -> bytes:
+        return self._sync().queue_pop(key, block)
 
-    def queue_len(self, key):
-        return self._h().queue_len(key)
+    def queue_len(self, key: Key) -> int:
+        return self._sync().queue_len(key)
 
-    def list_keys(self):
-        return self._h().list_keys()
+    def list_keys(self) -> List[str]:
+        return self._sync().list_keys()
 
-    def has_extended_api(self):
+    def barrier(self, key: str, world_size: int,
+                timeout: Optional[datetime.timedelta] = None) -> None:
+        """``Store.barrier`` of PyTorch 2.x, natively: blocks until world_size
+        callers arrived with the same key (``key/num_members`` counts them,
+        the last sets ``key/last_member``); timeout None = the store's.
+        Raises DistStoreError (MPIStoreTimeoutError) on a timeout."""
+        self._sync().barrier(key, world_size, None if timeout is None else _td(timeout))
+
+    def has_extended_api(self) -> bool:
         return True
 
-    def clone(self):
-        """A second handle (local), e.g. for another thread; close it first."""
-        return MPIStore(timeout=super().timeout, _handle=self._s.clone())
+    def clone(self) -> "MPIStore":
+        """A second handle (local), e.g. for another thread; closed by
+        ``close()`` or with the store."""
+        c = type(self)(timeout=_base_timeout(self), _handle=self._s.clone())
+        self._clones.append(c)
+        return c
 
-    def close(self):
-        """Collective for the store, local for a clone."""
+    def close(self) -> None:
+        """Collective for the store (its clones are closed first), local for a clone."""
+        while self._clones:
+            self._clones.pop().close()
         self._s.close()
+        self._hv = self._s._hv
 
-    def stats(self, reset=False):
+    def stats(self, reset: bool = False) -> dict:
         return self._s.stats(reset)
 
-    def __enter__(self):
+    def __enter__(self) -> "MPIStore":
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _ext_fast_path(x: Any) -> None:
+    """The calls of PyTorch's elastic helpers and of gloo's store traffic
+    straight into the compiled layer: one Python frame per call."""
+    E = x.Error
+    tget = _base_timeout
+
+    def set(self: MPIStore, key: Key, value: Value) -> None:
+        if tget(self) != self._synced:
+            self._sync()
+        try:
+            x.set(self._hv, key, value)
+        except E as e:
+            raise self._s._raise(e) from None
+
+    def get(self: MPIStore, key: Key) -> bytes:
+        if tget(self) != self._synced:
+            self._sync()
+        try:
+            return x.get(self._hv, key)
+        except E as e:
+            raise self._s._raise(e) from None
+
+    def add(self: MPIStore, key: Key, value: int) -> int:
+        if tget(self) != self._synced:
+            self._sync()
+        try:
+            return x.add(self._hv, key, value)
+        except E as e:
+            raise self._s._raise(e) from None
+
+    def wait(self: MPIStore, keys: Sequence[Key],
+             timeout: Optional[datetime.timedelta] = None) -> None:
+        if tget(self) != self._synced:
+            self._sync()
+        try:
+            x.wait(self._hv, keys, -1.0 if timeout is None else _td(timeout).total_seconds())
+        except E as e:
+            raise self._s._raise(e) from None
+
+    def check(self: MPIStore, keys: Sequence[Key]) -> bool:
+        if tget(self) != self._synced:
+            self._sync()
+        try:
+            return x.check(self._hv, keys)
+        except E as e:
+            raise self._s._raise(e) from None
+
+    def multi_get(self: MPIStore, keys: Sequence[Key]) -> List[bytes]:
+        if tget(self) != self._synced:
+            self._sync()
+        try:
+            return x.multi_get(self._hv, keys)
+        except E as e:
+            raise self._s._raise(e) from None
+
+    for f in (set, get, add, wait, check, multi_get):
+        f.__doc__ = getattr(MPIStore, f.__name__).__doc__
+        f.__qualname__ = "MPIStore." + f.__name__
+        setattr(MPIStore, f.__name__, f)
+
+
+if _x is not None:
+    _ext_fast_path(_x)
+
+
+# ---- init_method="mpi://" ----
+_RDZV_STORES: List[MPIStore] = []
+
+
+def _close_rendezvous_stores() -> None:
+    # At exit (before mpi4py finalises MPI): a window must be freed first.
+    while _RDZV_STORES:
+        s = _RDZV_STORES.pop()
+        try:
+            if MPI.Is_initialized() and not MPI.Is_finalized():
+                s.close()
+        except Exception:
+            pass
+
+
+def mpi_rendezvous_handler(url: str, timeout: Timeout = datetime.timedelta(seconds=300),
+                           **kwargs: Any) -> Iterator[Tuple[MPIStore, int, int]]:
+    """The ``mpi://`` rendezvous of torch.distributed: rank and world size
+    are those of ``MPI.COMM_WORLD``, the store an :class:`MPIStore` over it
+    (collective: every rank of the job must call ``init_process_group``).
+    A ``rank`` or ``world_size`` given to ``init_process_group`` must match
+    MPI's (ValueError otherwise); -1 means not given."""
+    if not MPI.Is_initialized() or MPI.Is_finalized():
+        raise RuntimeError("mpi:// rendezvous: MPI is not initialised (or already finalised); "
+                           "run under mpirun/mpiexec with mpi4py importable")
+    comm = MPI.COMM_WORLD
+    rank, size = comm.Get_rank(), comm.Get_size()
+    query = parse_qs(urlparse(url).query)
+    for name, mine in (("rank", rank), ("world_size", size)):
+        for v in query.get(name, []):
+            try:
+                given = int(v)
+            except ValueError:
+                raise ValueError(f"mpi:// rendezvous: {name}={v!r} is not an integer") from None
+            if given != -1 and given != mine:
+                raise ValueError(f"mpi:// rendezvous: {name}={given} was given but MPI.COMM_WORLD "
+                                 f"says {name}={mine}: leave {name} out (it comes from MPI)")
+    store = MPIStore(comm, timeout=_td(timeout))
+    if not _RDZV_STORES:
+        atexit.register(_close_rendezvous_stores)
+    _RDZV_STORES.append(store)
+    yield store, rank, size
+    raise RuntimeError("mpi:// rendezvous cannot re-rendezvous: MPI.COMM_WORLD is fixed")
+
+
+def _register() -> None:
+    from torch.distributed import rendezvous as _unused  # noqa: F401 (loads the module)
+    import sys
+
+    rdzv = sys.modules["torch.distributed.rendezvous"]
+    if "mpi" not in getattr(rdzv, "_rendezvous_handlers", {}):
+        rdzv.register_rendezvous_handler("mpi", mpi_rendezvous_handler)
+
+
+_register()

@@ -217,3 +217,15 @@ def test_context_manager_and_stats():
         COMM.Barrier()
     with pytest.raises(ValueError):
         s.get("x")
+
+
+def test_installed_package_uses_its_library_and_the_compiled_layer():
+    if "site-packages" not in mpistore.__file__:
+        pytest.skip("not an installed package (python/ from the source tree)")
+    import os
+    here = os.path.dirname(mpistore.__file__)
+    if not os.environ.get("MPISTORE_LIBRARY"):
+        assert os.path.dirname(mpistore.library_path) == here
+    if not os.environ.get("MPISTORE_NO_EXT"):
+        assert mpistore.call_layer == "ext"
+    assert mpistore.__version__ == mpistore.version()

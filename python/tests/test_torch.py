@@ -1,6 +1,7 @@
 """mpistore.torch.MPIStore under PyTorch: the c10d names, PrefixStore (C++
 trampoline path), gloo init + all_reduce, and PyTorch's elastic helpers."""
 import datetime
+import threading
 import time
 
 import pytest
@@ -29,7 +30,11 @@ def test_is_a_torch_store(tstore):
     assert isinstance(tstore, dist.Store)
     assert tstore.timeout == td(seconds=60)
     tstore.set_timeout(td(seconds=5))
-    assert tstore.timeout == td(seconds=5) and tstore._s.timeout == 5
+    assert tstore.timeout == td(seconds=5)
+    tstore.check([])  # the library's timeout follows at the next call
+    assert tstore._s.timeout == 5
+    tstore.set_timeout(7.5)  # seconds are accepted too
+    assert tstore.timeout == td(seconds=7.5)
 
 
 def test_methods_c10d_names(tstore):
@@ -65,9 +70,105 @@ def test_timeouts_raise_timeout_errors(tstore):
         tstore.wait([f"never{RANK}"], td(milliseconds=100))
     with pytest.raises(Exception, match="empty"):
         tstore.queue_pop(f"noq{RANK}", False)
-    if hasattr(dist, "DistStoreError"):
-        with pytest.raises(dist.DistStoreError):
+    if hasattr(dist, "DistStoreError"):  # what torch's helpers catch (2.x)
+        with pytest.raises(dist.DistStoreError, match="timeout"):
             tstore.get(f"never{RANK}")
+        with pytest.raises(dist.DistStoreError, match="timeout"):
+            tstore.wait([f"never{RANK}"])
+        with pytest.raises(dist.DistStoreError, match="timeout"):
+            tstore.queue_pop(f"noq{RANK}")
+    if hasattr(dist, "QueueEmptyError"):
+        with pytest.raises(dist.QueueEmptyError, match="empty"):
+            tstore.queue_pop(f"noq{RANK}", False)
+
+
+def test_errors_and_bad_input(tstore):
+    with pytest.raises(TypeError, match="intracommunicator"):
+        MPIStore("COMM_WORLD")
+    with pytest.raises(ValueError, match="COMM_NULL"):
+        MPIStore(MPI.COMM_NULL)
+    with pytest.raises(ValueError, match="NUL"):
+        tstore.set("a\0b", b"1")
+    with pytest.raises(TypeError, match="value"):
+        tstore.set(f"k{RANK}", 3)
+    tstore.set(f"s{RANK}", "text")
+    with pytest.raises(RuntimeError, match="int64"):  # a DistStoreError on 2.x
+        tstore.add(f"s{RANK}", 1)
+
+
+def test_native_barrier(tstore):
+    """Store.barrier (PyTorch 2.x's API) on our store, on a PrefixStore over it."""
+    for i in range(3):
+        tstore.barrier(f"nb/{i}", SIZE)
+    assert tstore.get("nb/0/num_members") == str(SIZE).encode()
+    assert tstore.check(["nb/2/last_member"])
+    tstore.barrier("nb/t", SIZE, td(seconds=30))
+    with pytest.raises(TimeoutError, match="timeout"):
+        tstore.barrier(f"nb/alone{RANK}", SIZE + 1, td(milliseconds=200))
+    if hasattr(dist.Store, "barrier"):  # through C++ (PrefixStore) too
+        p = dist.PrefixStore("pb", tstore)
+        p.barrier("x", SIZE)
+        assert tstore.check(["pb/x/last_member"])
+
+
+def test_torch_store_check_through_the_trampoline():
+    """PyTorch's own C++ check of a Python store (_test_python_store), on a
+    store of this rank alone (it uses fixed keys)."""
+    if not hasattr(dist, "_test_python_store"):
+        pytest.skip(f"torch {torch.__version__} has no _test_python_store")
+    with MPIStore(MPI.COMM_SELF, timeout=td(seconds=30)) as s:
+        dist._test_python_store(s)
+        assert s.get("key0") == b"value0"
+
+
+class _Recording(MPIStore):
+    """MPIStore that records which of its methods C++ calls."""
+
+    def __init__(self, *a, **kw):
+        self.calls = []
+        super().__init__(*a, **kw)
+
+    def multi_get(self, keys):
+        self.calls.append("multi_get")
+        return super().multi_get(keys)
+
+    def multi_set(self, keys, values):
+        self.calls.append("multi_set")
+        return super().multi_set(keys, values)
+
+    def append(self, key, value):
+        self.calls.append("append")
+        return super().append(key, value)
+
+    def get(self, key):
+        self.calls.append("get")
+        return super().get(key)
+
+    def set(self, key, value):
+        self.calls.append("set")
+        return super().set(key, value)
+
+    def compare_set(self, key, e, d):
+        self.calls.append("compare_set")
+        return super().compare_set(key, e, d)
+
+
+def test_prefix_store_passes_the_extended_api_through():
+    s = _Recording(COMM, timeout=td(seconds=60))
+    try:
+        p = dist.PrefixStore("ext", s)
+        if not hasattr(p, "multi_get"):
+            pytest.skip(f"torch {torch.__version__}'s PrefixStore has no multi_get")
+        assert p.has_extended_api()
+        s.calls.clear()
+        p.multi_set([f"a{RANK}", f"b{RANK}"], [b"1", "2"])
+        assert p.multi_get([f"a{RANK}", f"b{RANK}"]) == [b"1", b"2"]
+        p.append(f"a{RANK}", b"x")
+        assert s.calls == ["multi_set", "multi_get", "append"]  # no get/set/compare_set fallbacks
+        assert s.get(f"ext/a{RANK}") == b"1x"
+        COMM.Barrier()
+    finally:
+        s.close()
 
 
 def test_prefix_store_goes_through_the_trampoline(tstore):
@@ -96,6 +197,34 @@ def test_clone(tstore):
     c.set(f"cl{RANK}", b"1")
     assert tstore.get(f"cl{RANK}") == b"1"
     c.close()
+    # through C++ (what split_group does: PrefixStore.clone -> our clone)
+    p = dist.PrefixStore("cp", tstore)
+    if hasattr(p, "clone"):
+        pc = p.clone()
+        pc.set(f"x{RANK}", b"2")
+        assert tstore.get(f"cp/x{RANK}") == b"2"
+        del pc
+    tstore.clone()  # left open: closing the store closes it
+
+
+def test_elastic_helpers_threads(tstore):
+    """A second thread calling the store while the first blocks in it."""
+    result = {}
+
+    def worker():
+        try:
+            result["v"] = tstore.get(f"thr/{RANK}")
+            tstore.set(f"thr/ack{RANK}", b"1")
+        except Exception as e:  # pragma: no cover - reported below
+            result["e"] = e
+
+    t = threading.Thread(target=worker)
+    t.start()
+    time.sleep(0.05)
+    tstore.set(f"thr/{RANK}", b"go")
+    tstore.wait([f"thr/ack{RANK}"])
+    t.join(30)
+    assert result == {"v": b"go"}
 
 
 def test_elastic_helpers(tstore):
