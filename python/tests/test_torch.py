@@ -256,3 +256,28 @@ def test_gloo_process_group(tstore):
         dist.barrier()
     finally:
         dist.destroy_process_group()
+
+
+def test_elastic_barrier_long_job_grows(monkeypatch):
+    """PyTorch's own elastic barrier with a fresh prefix per step (its keys are
+    never deleted) on a store whose initial sizes the environment shrinks, so
+    it grows many times: every step succeeds and nothing is lost."""
+    monkeypatch.setenv("MPISTORE_KEYS_PER_RANK", "64")
+    monkeypatch.setenv("MPISTORE_BYTES_PER_RANK", "64k")
+    s = MPIStore(COMM, timeout=td(seconds=120))
+    steps = 2000
+    try:
+        for i in range(steps):
+            elastic.barrier(s, world_size=SIZE, key_prefix=f"lj/{i}", barrier_timeout=120,
+                            rank=RANK)
+            if i % 10 == 0:
+                s.set(f"lj/status/{i}/{RANK}", bytes([i % 256]) * 256)
+        COMM.Barrier()
+        # at least num_members + last_member per step (torch 1.13's barrier,
+        # a synchronize, writes more) and one status per rank every 10 steps
+        assert s.num_keys() >= 2 * steps + SIZE * (steps // 10)
+        assert s.get(f"lj/status/0/{(RANK + 1) % SIZE}") == bytes([0]) * 256
+        assert s.check([f"lj/status/{steps - 10}/{r}" for r in range(SIZE)])
+    finally:
+        COMM.Barrier()
+        s.close()
