@@ -1,7 +1,9 @@
 /* long_job: the store of a long training job that never deletes keys.
  *
- *   mpirun -np 4 ./long_job [steps] [timeout_s] [report_every]
- *   (defaults: 100000 steps, 60 s, a progress line from rank 0 every 20000 steps)
+ *   mpirun -np 4 ./long_job [steps] [timeout_s] [report_every] [seconds]
+ *   (defaults: 100000 steps, 60 s, a progress line from rank 0 every 20000
+ *   steps, no time limit; with seconds > 0 the job also stops at the first
+ *   report after that many seconds: bench/soak.sh runs it for an hour)
  *
  * Every step calls the elastic barrier with a fresh prefix ("step<i>"), as
  * PyTorch's elastic helpers do (they never delete keys), and every 10th
@@ -47,6 +49,7 @@ int main(int argc, char **argv)
     long steps = argc > 1 ? atol(argv[1]) : 100000;
     double timeout = argc > 2 ? atof(argv[2]) : 60.0;
     long every = argc > 3 ? atol(argv[3]) : 20000; /* progress lines of rank 0 */
+    double seconds = argc > 4 ? atof(argv[4]) : 0.0;
     if (every < 1)
         every = 20000;
     mpistore_t *s = NULL;
@@ -69,17 +72,27 @@ int main(int argc, char **argv)
             if ((rc = mpistore_set(s, key, status, sizeof status)) != MPISTORE_OK)
                 die(s, rank, i, "mpistore_set (status)", rc);
         }
-        if (rank == 0 && (i + 1) % every == 0) {
+        if ((i + 1) % every == 0) { /* every rank: the steps are in lockstep */
             double now = MPI_Wtime();
+            long rss = vmrss_kib(), rss_max = 0;
+            MPI_Reduce(&rss, &rss_max, 1, MPI_LONG, MPI_MAX, 0, MPI_COMM_WORLD);
             mpistore_stats_t st;
             mpistore_stats(s, &st, true);
-            printf("long_job: %ld steps, %.1f us/step over the last %ld (%.1f RMA calls, %.1f "
-                   "round trips per step), VmRSS %ld KiB\n",
-                   i + 1, (now - tlast) / (double)every * 1e6, every,
-                   (double)st.rma_calls / (double)every, (double)st.round_trips / (double)every,
-                   vmrss_kib());
-            fflush(stdout);
+            int stop = seconds > 0 && now - t0 >= seconds;
+            MPI_Bcast(&stop, 1, MPI_INT, 0, MPI_COMM_WORLD);
+            if (rank == 0) {
+                printf("long_job: %ld steps, %.1f s, %.1f us/step over the last %ld (%.1f RMA "
+                       "calls, %.1f round trips per step), VmRSS %ld KiB (largest of the ranks)\n",
+                       i + 1, now - t0, (now - tlast) / (double)every * 1e6, every,
+                       (double)st.rma_calls / (double)every, (double)st.round_trips / (double)every,
+                       rss_max);
+                fflush(stdout);
+            }
             tlast = now;
+            if (stop) {
+                steps = i + 1;
+                break;
+            }
         }
     }
     double t1 = MPI_Wtime();
