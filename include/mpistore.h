@@ -1,7 +1,8 @@
 /*
  * mpistore: a c10d-compatible key-value store for MPI jobs, built on MPI-3
- * one-sided RMA windows.  No server process, no helper thread, no socket:
- * every rank of the communicator hosts a slice of the store.
+ * one-sided RMA windows.  No server process and no socket: every rank of
+ * the communicator hosts a slice of the store.  (A progress thread is an
+ * option, off by default: see mpistore_options_t.progress_thread.)
  *
  * Conventions
  *  - Every function returning int returns MPISTORE_OK (0) or a negative code

@@ -10,7 +10,7 @@
 
 #define MS_ERRMSG_LEN 512
 #define MS_PROBE_MAX 64u /* probe window, in slots */
-#define MS_CTL_WORDS 4u  /* lock, fp, blen, spare */
+#define MS_CTL_WORDS 4u  /* lock, fp, blen, kind */
 #define MS_CTL_LOCK 0u
 #define MS_CTL_FP 1u
 #define MS_CTL_BLEN 2u
@@ -80,7 +80,7 @@ typedef struct ms_blk {
     uint32_t units;      /* chunk size in allocation units */
     uint32_t prev_units; /* size of the previous chunk (allocator only) */
     uint32_t klen;
-    uint32_t flags; /* MS_CHUNK_FREE / MS_CHUNK_USED (allocator only) */
+    uint32_t flags; /* CHUNK_FREE / CHUNK_USED (alloc.c only) */
     uint64_t vlen;  /* for free chunks: two uint32 free-list links */
 } ms_blk_t;
 

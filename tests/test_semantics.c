@@ -1,4 +1,4 @@
-/* Every row of the store semantics table (shared/docs/store-semantics.md). */
+/* Every row of the store semantics table (docs/store-semantics.md). */
 #include "mpitest.h"
 #include "mpistore_version.h"
 
