@@ -1,6 +1,7 @@
 """pytest under mpiexec: every rank runs the same tests in the same order (the
 fixtures open and close stores collectively); a failure on any rank aborts
 the whole job so that no rank hangs in a collective."""
+import datetime
 import sys
 
 import pytest
@@ -25,6 +26,18 @@ def pytest_runtest_makereport(item, call):
 @pytest.fixture
 def store():
     s = mpistore.Store(COMM, timeout=60)
+    yield s
+    COMM.Barrier()
+    s.close()
+
+
+@pytest.fixture
+def tstore():
+    """An mpistore.torch.MPIStore (collective), 60 s timeout; skips without torch."""
+    pytest.importorskip("torch")
+    from mpistore.torch import MPIStore
+
+    s = MPIStore(COMM, timeout=datetime.timedelta(seconds=60))
     yield s
     COMM.Barrier()
     s.close()

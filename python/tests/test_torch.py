@@ -18,14 +18,6 @@ RANK, SIZE = COMM.Get_rank(), COMM.Get_size()
 td = datetime.timedelta
 
 
-@pytest.fixture
-def tstore():
-    s = MPIStore(COMM, timeout=td(seconds=60))
-    yield s
-    COMM.Barrier()
-    s.close()
-
-
 def test_is_a_torch_store(tstore):
     assert isinstance(tstore, dist.Store)
     assert tstore.timeout == td(seconds=60)

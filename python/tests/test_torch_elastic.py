@@ -22,14 +22,6 @@ RANK, SIZE = COMM.Get_rank(), COMM.Get_size()
 td = datetime.timedelta
 
 
-@pytest.fixture
-def tstore():
-    s = MPIStore(COMM, timeout=td(seconds=60))
-    yield s
-    COMM.Barrier()
-    s.close()
-
-
 def test_barrier_names_the_rank_that_never_joined(tstore):
     """torch 2.x: a barrier of SIZE + 1 members that rank SIZE never joins.
     Every rank times out with DistStoreError; rank 0's message names the
