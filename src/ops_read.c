@@ -336,6 +336,28 @@ static int mg_round(mpistore_t *s, mg_t *m, size_t n, double deadline, void **va
     return rc;
 }
 
+/* A round can miss a key that exists: a writer was republishing it (slot
+ * locked or descriptor moved).  A full store may end a wait at once only for
+ * a key that is absent, so confirm with the validated one-key lookup, which
+ * retries through such disturbances: *absent = 1 if some pending key is. */
+static int mg_any_absent(mpistore_t *s, mg_t *m, size_t n, double deadline, int *absent)
+{
+    *absent = 0;
+    for (size_t i = 0; i < n && !*absent; i++) {
+        if (m[i].found)
+            continue;
+        ms_block_t b = {0};
+        int found = 0, rc = find(s, &m[i].k, deadline, &found, &b);
+        if (rc)
+            return rc;
+        if (found)
+            ms_block_release(&b);
+        else
+            *absent = 1;
+    }
+    return 0;
+}
+
 /* multi_get of keys[0..n) into vals/ls, waiting until every key exists. */
 static int mg_chunk(mpistore_t *s, const char *const *keys, size_t n, double t0, double deadline,
                     void **vals, size_t *ls)
@@ -352,8 +374,15 @@ static int mg_chunk(mpistore_t *s, const char *const *keys, size_t n, double t0,
         left -= got;
         if (rc || left == 0 || got > 0)
             continue;
-        if ((rc = ms_fail_check(s, "a multi_get of absent keys"))) /* a full store */
+        if ((rc = ms_fail_check(s, "a multi_get of absent keys"))) { /* a full store */
+            int absent = 0;
+            rc = mg_any_absent(s, m, n, deadline, &absent);
+            if (rc == 0 && !absent)
+                continue; /* every key was there, only disturbed: another round */
+            if (rc == 0)
+                rc = ms_fail_check(s, "a multi_get of absent keys");
             break;
+        }
         if (ms_expired(deadline)) {
             size_t i = 0;
             while (m[i].found)
