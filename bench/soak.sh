@@ -47,10 +47,10 @@ stress=$!
 echo "t_s,program,pid,rss_kib" > "$out/rss.csv"
 t0=$SECONDS
 while kill -0 "$job" 2>/dev/null || kill -0 "$stress" 2>/dev/null; do
-  for prog in long_job stress_model; do
-    { ps -C "$prog" -o pid=,rss= 2>/dev/null || true; } | while read -r pid rss; do
-      echo "$(( SECONDS - t0 )),$prog,$pid,$rss" >> "$out/rss.csv"
-    done
+  # Only this script's own ranks (children of its two mpiexec), so that a
+  # long_job of a test suite running beside the soak is not sampled too.
+  { ps --ppid "$job,$stress" -o pid=,comm=,rss= 2>/dev/null || true; } | while read -r pid prog rss; do
+    echo "$(( SECONDS - t0 )),$prog,$pid,$rss" >> "$out/rss.csv"
   done
   for _ in $(seq 60); do
     kill -0 "$job" 2>/dev/null || kill -0 "$stress" 2>/dev/null || break
