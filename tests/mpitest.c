@@ -1,4 +1,5 @@
 #include "mpitest.h"
+#include "internal.h" /* mt_queue_on: the home rank of a queue's internal key */
 
 #include <mpi.h>
 #include <stdio.h>
@@ -36,6 +37,12 @@ int mt_slow(void)
 {
     const char *slow = getenv("MPISTORE_TEST_SLOW");
     return slow && strcmp(slow, "1") == 0;
+}
+
+int mt_expect_stall(void)
+{
+    const char *e = getenv("MPISTORE_TEST_EXPECT_STALL");
+    return e && strcmp(e, "1") == 0;
 }
 
 long mt_scale(long n)
@@ -121,6 +128,37 @@ void mt_expect_str(mpistore_t *s, const char *key, const char *want)
                  want);
     assert_int_equal(((char *)v)[len], 0);
     mpistore_free(v);
+}
+
+void mt_key_on(mpistore_t *s, const char *tag, const char *suffix, int home, char *out, size_t n)
+{
+    char key[512];
+    for (unsigned i = 0; i < 1000000; i++) {
+        int h = -1;
+        snprintf(out, n, "%.200s/%u", tag, i);
+        snprintf(key, sizeof key, "%s%.200s", out, suffix);
+        MT_OK(s, mpistore_key_rank(s, key, &h));
+        if (h == home)
+            return;
+    }
+    fail_msg("rank %d: no name '%s/<i>%s' is homed on rank %d", mt_rank, tag, suffix, home);
+}
+
+void mt_queue_on(mpistore_t *s, const char *tag, int home, char *out, size_t n)
+{
+    char ikey[512]; /* queue.c: the queue name, NUL, 'q' */
+    for (unsigned i = 0; i < 1000000; i++) {
+        snprintf(out, n, "%.200s/%u", tag, i);
+        size_t len = strlen(out);
+        memcpy(ikey, out, len);
+        ikey[len] = 0;
+        ikey[len + 1] = 'q';
+        ms_key_t k;
+        ms_key_internal(s, ikey, len + 2, &k);
+        if (k.rank == home)
+            return;
+    }
+    fail_msg("rank %d: no queue '%s/<i>' is homed on rank %d", mt_rank, tag, home);
 }
 
 void mt_barrier(void)

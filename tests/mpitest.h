@@ -74,6 +74,17 @@ const char *mt_unique(const char *tag);
  * transports and n / 20 (at least 1) in slow mode, for long loops. */
 int mt_slow(void);
 long mt_scale(long n);
+/* MPISTORE_TEST_EXPECT_STALL=1: the cell's transport needs the target's
+ * progress, so a rank outside MPI stalls the reads aimed at it. */
+int mt_expect_stall(void);
+
+/* Names whose home rank is `home` (mpistore_key_rank): out = "<tag>/0",
+ * "<tag>/1", ... the first for which the key out + suffix is homed on
+ * `home` (suffix "" for a key; "/num_members" for an elastic barrier's
+ * prefix).  The same on every rank.  mt_queue_on: a queue name whose
+ * internal key is homed on `home`. */
+void mt_key_on(mpistore_t *s, const char *tag, const char *suffix, int home, char *out, size_t n);
+void mt_queue_on(mpistore_t *s, const char *tag, int home, char *out, size_t n);
 
 /* get key and compare with an expected C string */
 void mt_expect_str(mpistore_t *s, const char *key, const char *want);

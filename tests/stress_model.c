@@ -1003,13 +1003,10 @@ static void stress_growing_store(void **state)
     run_variant(2);
 }
 
-int main(int argc, char **argv)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(stress_default_store),
-        cmocka_unit_test(stress_small_store),
-        cmocka_unit_test(stress_growing_store),
-    };
-    return mt_main(argc, argv, "stress_model", tests, sizeof tests / sizeof tests[0],
-                   MPI_THREAD_SERIALIZED);
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(stress_default_store),
+    cmocka_unit_test(stress_small_store),
+    cmocka_unit_test(stress_growing_store),
+};
+
+MT_MAIN("stress_model", tests)

@@ -14,7 +14,6 @@
  * the abandoned requests complete into memory the library kept for them. */
 #include "mpitest.h"
 
-#include "internal.h" /* the home rank of a queue's internal key */
 #include "mpistore_elastic.h"
 
 #include <mpi.h>
@@ -32,39 +31,6 @@ static double now_real(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* A key that rank `home` hosts: tag/0, tag/1, ... */
-static void key_on(mpistore_t *s, const char *tag, int home, char *out, size_t n)
-{
-    int h = -1;
-    for (unsigned i = 0; h != home; i++) {
-        snprintf(out, n, "%.60s/%u", tag, i);
-        MT_OK(s, mpistore_key_rank(s, out, &h));
-    }
-}
-
-/* A queue name whose internal key rank `home` hosts. */
-static void queue_on(mpistore_t *s, const char *tag, int home, char *out, size_t n)
-{
-    for (unsigned i = 0;; i++) {
-        snprintf(out, n, "%.60s/%u", tag, i);
-        size_t len = strlen(out);
-        char ikey[200];
-        memcpy(ikey, out, len);
-        ikey[len] = 0;
-        ikey[len + 1] = 'q';
-        ms_key_t k;
-        ms_key_internal(s, ikey, len + 2, &k);
-        if (k.rank == home)
-            return;
-    }
-}
-
-static int stall_expected(void)
-{
-    const char *e = getenv("MPISTORE_TEST_EXPECT_STALL");
-    return e && strcmp(e, "1") == 0;
 }
 
 /* One call's outcome: rc, elapsed, and the checks every cell shares. */
@@ -100,7 +66,7 @@ static void home_rank_asleep(void **state)
     (void)state;
     if (mt_size != 2)
         skip();
-    int stall = stall_expected();
+    int stall = mt_expect_stall();
     mpistore_options_t o;
     mpistore_options_init(&o);
     o.timeout_s = T_S;
@@ -109,30 +75,18 @@ static void home_rank_asleep(void **state)
         fail_msg("open: %s", mpistore_errmsg(NULL));
     const char *tag = mt_unique("asleep");
     char present[128], absent[128], queue[128], prefix[80], num[128], later[128];
-    key_on(s, tag, 0, present, sizeof present);
+    mt_key_on(s, tag, "", 0, present, sizeof present);
     snprintf(num, sizeof num, "%.60s/absent", tag);
-    key_on(s, num, 0, absent, sizeof absent);
+    mt_key_on(s, num, "", 0, absent, sizeof absent);
     snprintf(num, sizeof num, "%.60s/later", tag);
-    key_on(s, num, 0, later, sizeof later);
+    mt_key_on(s, num, "", 0, later, sizeof later);
     snprintf(num, sizeof num, "%.60s/q", tag);
-    queue_on(s, num, 0, queue, sizeof queue);
+    mt_queue_on(s, num, 0, queue, sizeof queue);
     char prefix1[80];
-    for (unsigned i = 0;; i++) { /* a barrier whose counter rank 1 hosts */
-        int h = -1;
-        snprintf(prefix1, sizeof prefix1, "%.60s/c%u", tag, i);
-        snprintf(num, sizeof num, "%.79s/num_members", prefix1);
-        MT_OK(s, mpistore_key_rank(s, num, &h));
-        if (h == 1)
-            break;
-    }
-    for (unsigned i = 0;; i++) { /* a barrier whose counter rank 0 hosts */
-        int h = -1;
-        snprintf(prefix, sizeof prefix, "%.60s/b%u", tag, i);
-        snprintf(num, sizeof num, "%.79s/num_members", prefix);
-        MT_OK(s, mpistore_key_rank(s, num, &h));
-        if (h == 0)
-            break;
-    }
+    snprintf(num, sizeof num, "%.60s/c", tag); /* a barrier whose counter rank 1 hosts */
+    mt_key_on(s, num, "/num_members", 1, prefix1, sizeof prefix1);
+    snprintf(num, sizeof num, "%.60s/b", tag); /* a barrier whose counter rank 0 hosts */
+    mt_key_on(s, num, "/num_members", 0, prefix, sizeof prefix);
     if (mt_rank == 0)
         MT_OK(s, mpistore_set(s, present, "here", 4));
 
@@ -224,11 +178,8 @@ static void home_rank_asleep(void **state)
     MT_OK(s, mpistore_close(s));
 }
 
-int main(int argc, char **argv)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(home_rank_asleep),
-    };
-    return mt_main(argc, argv, "deadline", tests, sizeof(tests) / sizeof(tests[0]),
-                   MPI_THREAD_SERIALIZED);
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(home_rank_asleep),
+};
+
+MT_MAIN("deadline", tests)

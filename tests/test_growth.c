@@ -246,16 +246,13 @@ static void growth_environment_limits(void **state)
     assert_non_null(strstr(mpistore_errmsg(NULL), "MPISTORE_BYTES_PER_RANK"));
 }
 
-int main(int argc, char **argv)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(growth_many_keys_tiny_store),
-        cmocka_unit_test(growth_values_beyond_arena),
-        cmocka_unit_test(growth_clipped_segment),
-        cmocka_unit_test(growth_round_trips_unchanged),
-        cmocka_unit_test(growth_environment_limits),
-        cmocka_unit_test(growth_full_store_tells_every_rank),
-    };
-    return mt_main(argc, argv, "growth", tests, sizeof tests / sizeof tests[0],
-                   MPI_THREAD_SERIALIZED);
-}
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(growth_many_keys_tiny_store),
+    cmocka_unit_test(growth_values_beyond_arena),
+    cmocka_unit_test(growth_clipped_segment),
+    cmocka_unit_test(growth_round_trips_unchanged),
+    cmocka_unit_test(growth_environment_limits),
+    cmocka_unit_test(growth_full_store_tells_every_rank),
+};
+
+MT_MAIN("growth", tests)

@@ -184,8 +184,7 @@ static void busy_target(int option)
         fail_msg("rank %d: open(progress_thread=%d): %s", mt_rank, option, mpistore_errmsg(NULL));
     char(*keys)[48] = hosted_keys(s, mt_unique("busy"));
     char val[64];
-    const char *stall = getenv("MPISTORE_TEST_EXPECT_STALL");
-    int expect_stall = !option && stall && strcmp(stall, "1") == 0;
+    int expect_stall = !option && mt_expect_stall();
     int seen = 0;
     marker_dir_make();
 
