@@ -1,0 +1,266 @@
+/* src/rma.c: the counted RMA primitives.  Every primitive is one RMA call
+ * in mpistore_stats (and its payload in bytes) and no round trip; every
+ * flush of other ranks (ms_flush, ms_flush2, ms_flush_all, ms_flush_ranks)
+ * is one round trip and no RMA call, while ms_flush_self (this rank's own
+ * window) is neither.  The values the primitives move are checked too, on
+ * this rank's window and on the next rank's, outside and inside a deadline
+ * scope (ms_rq_begin / ms_rq_end), with blocking reads and with
+ * request-based ones (MPISTORE_RMA_REQUESTS=1); a scope that completes
+ * normally leaves ms_rq_late() = -1 and restores the deadline. */
+#include "mpitest.h"
+#include "internal.h" /* white-box: ms_rget, ms_flush, ms_rq_begin, ... */
+
+#include <math.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Each rank owns 64 bytes of scratch in every rank's (empty) arena. */
+#define SCRATCH 64u
+
+static size_t scratch(const mpistore_t *s, int writer)
+{
+    return s->core->off_arena + (size_t)writer * SCRATCH;
+}
+
+static mpistore_t *open_with_requests(const char *requests)
+{
+    setenv("MPISTORE_RMA_REQUESTS", requests, 1);
+    mpistore_t *s = mt_open(NULL);
+    unsetenv("MPISTORE_RMA_REQUESTS");
+    assert_int_equal(s->core->rq_use, requests[0] == '1');
+    return s;
+}
+
+static mpistore_stats_t st_reset(mpistore_t *s)
+{
+    mpistore_stats_t st;
+    MT_OK(s, mpistore_stats(s, &st, true));
+    return st;
+}
+
+/* The counters since the last reset must be exactly (calls, trips, bytes). */
+#define EXPECT_COUNTS(s, calls, trips, nbytes)                                                     \
+    do {                                                                                           \
+        mpistore_stats_t st_ = st_reset(s);                                                        \
+        if (st_.rma_calls != (calls) || st_.round_trips != (trips) || st_.bytes != (nbytes))       \
+            fail_msg("rank %d, line %d: %llu RMA calls, %llu round trips, %llu bytes; expected "   \
+                     "%d, %d, %d",                                                                 \
+                     mt_rank, __LINE__, (unsigned long long)st_.rma_calls,                         \
+                     (unsigned long long)st_.round_trips, (unsigned long long)st_.bytes,           \
+                     (int)(calls), (int)(trips), (int)(nbytes));                                   \
+    } while (0)
+
+/* Every primitive on target t, each followed by a flush, with the values
+ * read back.  The scratch words: [0] u32, [1] u32, [8] u64, [16] i64. */
+static void primitives_on(mpistore_t *s, int t)
+{
+    size_t base = scratch(s, mt_rank);
+    st_reset(s);
+    uint32_t u32 = 0x12345678u, got32[2] = {0, 0};
+    MT_OK(s, ms_put_u32(s, t, base, &u32));
+    EXPECT_COUNTS(s, 1, 0, 4);
+    MT_OK(s, ms_flush(s, t));
+    EXPECT_COUNTS(s, 0, 1, 0);
+    MT_OK(s, ms_getacc_u32(s, t, base, got32, 1));
+    MT_OK(s, ms_flush(s, t));
+    EXPECT_COUNTS(s, 1, 1, 4);
+    assert_int_equal(got32[0], 0x12345678u);
+
+    const uint32_t bits_or = 0x0000FF00u, bits_and = 0xFFFF0FFFu;
+    MT_OK(s, ms_or_u32(s, t, base, &bits_or));
+    MT_OK(s, ms_flush(s, t)); /* accumulates of one origin to one target are ordered; */
+    MT_OK(s, ms_and_u32(s, t, base, &bits_and)); /* flushed apart all the same */
+    MT_OK(s, ms_flush(s, t));
+    EXPECT_COUNTS(s, 2, 2, 8);
+    const uint32_t second = 7;
+    MT_OK(s, ms_put_u32(s, t, base + 4, &second));
+    MT_OK(s, ms_flush(s, t));
+    MT_OK(s, ms_getacc_u32(s, t, base, got32, 2)); /* two elements: still one call */
+    MT_OK(s, ms_flush(s, t));
+    EXPECT_COUNTS(s, 2, 2, 4 + 8);
+    assert_int_equal(got32[0], (0x12345678u | 0xFF00u) & 0xFFFF0FFFu);
+    assert_int_equal(got32[1], 7);
+
+    const uint32_t want = got32[0], desired = 99, wrong = 1;
+    uint32_t result = 0;
+    MT_OK(s, ms_cas_u32(s, t, base, &desired, &wrong, &result)); /* mismatch: unchanged */
+    MT_OK(s, ms_flush(s, t));
+    assert_int_equal(result, want);
+    MT_OK(s, ms_cas_u32(s, t, base, &desired, &want, &result)); /* match: swapped */
+    MT_OK(s, ms_flush(s, t));
+    assert_int_equal(result, want);
+    EXPECT_COUNTS(s, 2, 2, 8);
+
+    const uint64_t u64 = 0x0123456789ABCDEFull;
+    uint64_t got64[1] = {0};
+    MT_OK(s, ms_put_u64(s, t, base + 8, &u64));
+    MT_OK(s, ms_flush(s, t));
+    MT_OK(s, ms_read_u64(s, t, base + 8, &got64[0]));
+    MT_OK(s, ms_flush(s, t));
+    assert_true(got64[0] == u64);
+    got64[0] = 0;
+    MT_OK(s, ms_getacc_u64(s, t, base + 8, got64, 1));
+    MT_OK(s, ms_flush(s, t));
+    assert_true(got64[0] == u64);
+    EXPECT_COUNTS(s, 3, 3, 24);
+
+    const int64_t i64 = -5, delta = 12;
+    int64_t prev = 0, now = 0;
+    MT_OK(s, ms_put_i64(s, t, base + 16, &i64));
+    MT_OK(s, ms_flush(s, t));
+    MT_OK(s, ms_add_i64(s, t, base + 16, &delta));
+    MT_OK(s, ms_flush(s, t));
+    MT_OK(s, ms_fao_i64(s, t, base + 16, &delta, &prev)); /* returns the value before */
+    MT_OK(s, ms_flush(s, t));
+    MT_OK(s, ms_getacc_i64(s, t, base + 16, &now));
+    MT_OK(s, ms_flush(s, t));
+    EXPECT_COUNTS(s, 4, 4, 32);
+    assert_int_equal(prev, 7);
+    assert_int_equal(now, 19);
+
+    unsigned char bytes[SCRATCH];
+    memset(bytes, 0xAB, sizeof bytes);
+    MT_OK(s, ms_rget(s, t, base, bytes, 24)); /* the three words above, raw */
+    MT_OK(s, ms_flush(s, t));
+    EXPECT_COUNTS(s, 1, 1, 24);
+    uint32_t w0;
+    uint64_t w8;
+    int64_t w16;
+    memcpy(&w0, bytes, 4);
+    memcpy(&w8, bytes + 8, 8);
+    memcpy(&w16, bytes + 16, 8);
+    assert_int_equal(w0, 99);
+    assert_true(w8 == u64);
+    assert_int_equal(w16, 19);
+    assert_int_equal(bytes[24], 0xAB); /* nothing beyond len */
+}
+
+/* Which flush counts how many round trips. */
+static void flushes(mpistore_t *s)
+{
+    int next = (mt_rank + 1) % mt_size;
+    st_reset(s);
+    MT_OK(s, ms_flush(s, next));
+    EXPECT_COUNTS(s, 0, 1, 0);
+    MT_OK(s, ms_flush(s, mt_rank)); /* through the counted path: one round trip */
+    EXPECT_COUNTS(s, 0, 1, 0);
+    MT_OK(s, ms_flush_self(s)); /* this rank's own window: not a round trip */
+    EXPECT_COUNTS(s, 0, 0, 0);
+    MT_OK(s, ms_flush2(s, mt_rank, next));
+    EXPECT_COUNTS(s, 0, 1, 0);
+    MT_OK(s, ms_flush2(s, next, next));
+    EXPECT_COUNTS(s, 0, 1, 0);
+    MT_OK(s, ms_flush_all(s)); /* every rank, one by one: one wait */
+    EXPECT_COUNTS(s, 0, 1, 0);
+    const int ranks[2] = {next, mt_rank};
+    MT_OK(s, ms_flush_ranks(s, ranks, 2));
+    EXPECT_COUNTS(s, 0, 1, 0);
+    MT_OK(s, ms_flush_ranks(s, NULL, (size_t)mt_size));
+    EXPECT_COUNTS(s, 0, 1, 0);
+    /* a primitive on this rank's own window completed by ms_flush_self */
+    const uint32_t v = 0xC0FFEEu;
+    uint32_t got = 0;
+    MT_OK(s, ms_put_u32(s, mt_rank, scratch(s, mt_rank) + 32, &v));
+    MT_OK(s, ms_flush_self(s));
+    MT_OK(s, ms_getacc_u32(s, mt_rank, scratch(s, mt_rank) + 32, &got, 1));
+    MT_OK(s, ms_flush_self(s));
+    EXPECT_COUNTS(s, 2, 0, 8);
+    assert_int_equal(got, v);
+}
+
+/* A deadline scope that completes normally: the same counts, the values
+ * land in the caller's buffers at the flush, ms_rq_late() stays -1, the
+ * deadline is restored (scopes nest). */
+static void scope_completes(mpistore_t *s)
+{
+    int next = (mt_rank + 1) % mt_size;
+    size_t base = scratch(s, mt_rank);
+    const uint64_t v = 0xFEEDFACECAFEBEEFull;
+    MT_OK(s, ms_put_u64(s, next, base + 40, &v));
+    MT_OK(s, ms_flush(s, next));
+    st_reset(s);
+    assert_true(s->rq_deadline == 0);
+    assert_int_equal(ms_rq_late(s), -1);
+
+    double outer = ms_rq_begin(s, ms_deadline(60));
+    assert_true(outer == 0);
+    if (s->core->rq_use)
+        assert_true(s->rq_deadline > 0 && isfinite(s->rq_deadline));
+    double scoped = s->rq_deadline;
+    uint64_t got = 0, raw = 0;
+    MT_OK(s, ms_read_u64(s, next, base + 40, &got));
+    MT_OK(s, ms_rget(s, next, base + 40, &raw, 8));
+    double inner = ms_rq_begin(s, ms_deadline(0)); /* no deadline: INFINITY */
+    assert_true(inner == scoped);
+    if (s->core->rq_use)
+        assert_true(isinf(s->rq_deadline));
+    int64_t cnt = -1;
+    MT_OK(s, ms_getacc_i64(s, next, MS_OFF_COUNT, &cnt));
+    MT_OK(s, ms_flush(s, next));
+    ms_rq_end(s, inner);
+    assert_true(s->rq_deadline == scoped);
+    EXPECT_COUNTS(s, 3, 1, 24);
+    assert_true(got == v);
+    assert_true(raw == v);
+    assert_int_equal(cnt, 0); /* nobody has inserted a key */
+    MT_OK(s, ms_read_u64(s, next, base + 40, &got)); /* a second batch in the scope */
+    MT_OK(s, ms_flush2(s, next, mt_rank));
+    EXPECT_COUNTS(s, 1, 1, 8);
+    assert_true(got == v);
+    ms_rq_end(s, outer);
+    assert_true(s->rq_deadline == 0);
+    assert_int_equal(ms_rq_late(s), -1);
+    assert_int_equal(s->core->nrq, 0); /* nothing left in flight */
+    assert_null(s->core->orphans);
+}
+
+static void rma_blocking_reads(void **state)
+{
+    (void)state;
+    mpistore_t *s = open_with_requests("0");
+    primitives_on(s, mt_rank);
+    primitives_on(s, (mt_rank + 1) % mt_size);
+    flushes(s);
+    scope_completes(s);
+    mt_barrier();
+    mt_close(s);
+}
+
+static void rma_request_reads(void **state)
+{
+    (void)state;
+    mpistore_t *s = open_with_requests("1");
+    primitives_on(s, mt_rank);
+    primitives_on(s, (mt_rank + 1) % mt_size);
+    flushes(s);
+    scope_completes(s);
+    /* the primitives inside a scope: reads are requests now, same counts */
+    double saved = ms_rq_begin(s, ms_deadline(60));
+    primitives_on(s, (mt_rank + 1) % mt_size);
+    ms_rq_end(s, saved);
+    assert_int_equal(ms_rq_late(s), -1);
+    mt_barrier();
+    mt_close(s);
+}
+
+/* The clock helpers: no deadline is +inf, a past deadline has expired. */
+static void rma_deadlines(void **state)
+{
+    (void)state;
+    assert_true(isinf(ms_deadline(0)));
+    double t0 = ms_now(), d = ms_deadline(3600);
+    assert_true(d >= t0 + 3600);
+    assert_false(ms_expired(d));
+    assert_true(ms_expired(t0));
+    assert_true(ms_now() >= t0);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(rma_blocking_reads),
+    cmocka_unit_test(rma_request_reads),
+    cmocka_unit_test(rma_deadlines),
+};
+
+MT_MAIN("rma", tests)
