@@ -290,12 +290,9 @@ static void alloc_grows_into_segments(void **state)
 }
 
 static const struct CMUnitTest tests[] = {
-    cmocka_unit_test(alloc_fresh_arena_is_one_run),
-    cmocka_unit_test(alloc_sizes_in_units),
-    cmocka_unit_test(alloc_reuse_after_free),
-    cmocka_unit_test(alloc_coalescing),
-    cmocka_unit_test(alloc_patterns_keep_accounts),
-    cmocka_unit_test(alloc_reclaims_dead_blocks),
+    cmocka_unit_test(alloc_fresh_arena_is_one_run), cmocka_unit_test(alloc_sizes_in_units),
+    cmocka_unit_test(alloc_reuse_after_free),       cmocka_unit_test(alloc_coalescing),
+    cmocka_unit_test(alloc_patterns_keep_accounts), cmocka_unit_test(alloc_reclaims_dead_blocks),
     cmocka_unit_test(alloc_grows_into_segments),
 };
 

@@ -37,8 +37,8 @@ typedef struct table {
     int n;
 } table_t;
 
-static table_t *cur;          /* the table being filled */
-static mpistore_t *counted;   /* the store whose counters are read */
+static table_t *cur;        /* the table being filled */
+static mpistore_t *counted; /* the store whose counters are read */
 static mpistore_stats_t st_before;
 
 static void begin(void)

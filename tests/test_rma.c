@@ -204,7 +204,7 @@ static void scope_completes(mpistore_t *s)
     EXPECT_COUNTS(s, 3, 1, 24);
     assert_true(got == v);
     assert_true(raw == v);
-    assert_int_equal(cnt, 0); /* nobody has inserted a key */
+    assert_int_equal(cnt, 0);                        /* nobody has inserted a key */
     MT_OK(s, ms_read_u64(s, next, base + 40, &got)); /* a second batch in the scope */
     MT_OK(s, ms_flush2(s, next, mt_rank));
     EXPECT_COUNTS(s, 1, 1, 8);
