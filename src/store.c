@@ -254,6 +254,25 @@ static const char *thread_level_name(int level)
     }
 }
 
+/* What is wrong on a rank before any window exists.  agree() reduces it with
+ * MPI_MAX, so OPEN_BAD_NOMEM (the high bit) reaches every rank. */
+enum {
+    OPEN_BAD_ARGS = 1,  /* arguments, environment or thread level (why says which) */
+    OPEN_BAD_NOMEM = 2, /* the handle or growth's per-rank caches */
+};
+
+/* What failed on a rank while the windows were built.  One MPI_BOR reduction
+ * tells every rank, so that every rank unwinds the same way and none is left
+ * in a collective. */
+enum {
+    OPEN_FAILED_WINDOW = 1,   /* MPI_Win_allocate: this rank has no window */
+    OPEN_FAILED_LOCK = 2,     /* MPI_Win_lock_all (or MPI_Win_sync) on the window */
+    OPEN_FAILED_PROGRESS = 4, /* the progress thread did not start */
+    OPEN_FAILED_DYNWIN = 8,   /* MPI_Win_create_dynamic (or its MPI_Win_lock_all) */
+};
+/* the failures that are MPI errors (MPISTORE_EMPI); the rest are ENOMEM */
+#define OPEN_FAILED_MPI (OPEN_FAILED_WINDOW | OPEN_FAILED_LOCK | OPEN_FAILED_DYNWIN)
+
 int mpistore_open(mpistore_t **out, MPI_Comm comm, const mpistore_options_t *opts)
 {
     int init = 0, fin = 0, rc, differ = 0, anybad = 0;
@@ -280,14 +299,14 @@ int mpistore_open(mpistore_t **out, MPI_Comm comm, const mpistore_options_t *opt
     int progress = bad ? 0 : ms_progress_requested(o.progress_thread, why, sizeof why);
     long period = progress > 0 ? ms_progress_period_us(why, sizeof why) : 0;
     if (progress < 0 || period < 0)
-        bad = 1;
+        bad = OPEN_BAD_ARGS;
     else if (progress && level != MPI_THREAD_MULTIPLE) {
         snprintf(why, sizeof why,
                  "the progress thread needs MPI_THREAD_MULTIPLE but MPI provides %s (initialise "
                  "with MPI_Init_thread(..., MPI_THREAD_MULTIPLE, ...) or unset "
                  "MPISTORE_PROGRESS_THREAD)",
                  thread_level_name(level));
-        bad = 1;
+        bad = OPEN_BAD_ARGS;
     }
     if (!out)
         snprintf(why, sizeof why, "out is NULL");
@@ -296,7 +315,8 @@ int mpistore_open(mpistore_t **out, MPI_Comm comm, const mpistore_options_t *opt
     mpistore_t *s = calloc(1, sizeof *s);
     if (c) /* growth's per-rank caches (agreed on below like the rest) */
         MPI_Comm_size(comm, &c->nranks);
-    bad |= (!c || !s || ms_grow_init(c) != 0) << 1;
+    if (!c || !s || ms_grow_init(c) != 0)
+        bad |= OPEN_BAD_NOMEM;
 
     MPI_Comm dup = MPI_COMM_NULL;
     rc = MPI_Comm_dup(comm, &dup);
@@ -309,9 +329,9 @@ int mpistore_open(mpistore_t **out, MPI_Comm comm, const mpistore_options_t *opt
         goto fail;
     }
     if (differ) {
-        if (anybad & 2)
+        if (anybad & OPEN_BAD_NOMEM)
             rc = open_fail(MPISTORE_ENOMEM, "%s",
-                           bad & 2 ? "mpistore_open: out of memory"
+                           bad & OPEN_BAD_NOMEM ? "mpistore_open: out of memory"
                                    : "mpistore_open: out of memory on another rank");
         else if (differ == 2 && why[0])
             rc = open_fail(MPISTORE_EINVAL, "mpistore_open: %s", why);
@@ -343,14 +363,13 @@ int mpistore_open(mpistore_t **out, MPI_Comm comm, const mpistore_options_t *opt
     int nodes = count_nodes(dup);
     rc = MPI_Win_allocate((MPI_Aint)c->win_bytes, 1, info, dup, &c->base, &c->win);
     MPI_Info_free(&info);
-    /* What failed here: 1 no window, 2 lock_all, 4 the progress thread.  The
-     * ranks agree on it below, so that none is left in a collective. */
+    /* What failed here (OPEN_FAILED_*): the ranks agree on it below. */
     int failed = 0, locked = 0, dlocked = 0;
     c->dwin = MPI_WIN_NULL;
     if (rc != MPI_SUCCESS) {
         c->win = MPI_WIN_NULL;
         rc = window_fail(rc, c->win_bytes, nodes, level);
-        failed = 1;
+        failed = OPEN_FAILED_WINDOW;
     } else {
         /* the dynamic window for growth (design.md, "Growth"): collective
          * once, here; memory is attached to it locally later */
@@ -373,7 +392,7 @@ int mpistore_open(mpistore_t **out, MPI_Comm comm, const mpistore_options_t *opt
         }
         if (rc != MPI_SUCCESS) {
             rc = open_mpi_fail(rc, "MPI_Win_create_dynamic", 0);
-            failed = 8;
+            failed = OPEN_FAILED_DYNWIN;
         }
     }
     if (failed == 0) {
@@ -388,14 +407,14 @@ int mpistore_open(mpistore_t **out, MPI_Comm comm, const mpistore_options_t *opt
             rc = MPI_Win_sync(c->win);
         if (rc != MPI_SUCCESS) {
             rc = open_mpi_fail(rc, "MPI_Win_lock_all", 0);
-            failed = 2;
+            failed = OPEN_FAILED_LOCK;
         }
     }
     c->progress_period_us = period;
     if (!failed && progress && ms_progress_start(c) != 0) {
         rc = open_fail(MPISTORE_ENOMEM, "%s",
                        "mpistore_open: cannot start the progress thread (pthread_create failed)");
-        failed = 4;
+        failed = OPEN_FAILED_PROGRESS;
     }
     /* The reduction doubles as the barrier that keeps every rank off the
      * windows until all are zeroed. */
@@ -410,20 +429,20 @@ int mpistore_open(mpistore_t **out, MPI_Comm comm, const mpistore_options_t *opt
         if (arc != MPI_SUCCESS)
             rc = open_mpi_fail(arc, "MPI_Allreduce", 0);
         else if (!failed) /* this rank did fine: say what happened elsewhere */
-            rc = open_fail(anyfail & 11 ? MPISTORE_EMPI : MPISTORE_ENOMEM,
+            rc = open_fail(anyfail & OPEN_FAILED_MPI ? MPISTORE_EMPI : MPISTORE_ENOMEM,
                            "mpistore_open: %s failed on another rank",
-                           anyfail & 1   ? "MPI_Win_allocate"
-                           : anyfail & 8 ? "MPI_Win_create_dynamic"
-                           : anyfail & 2 ? "MPI_Win_lock_all"
-                                         : "starting the progress thread");
+                           anyfail & OPEN_FAILED_WINDOW   ? "MPI_Win_allocate"
+                           : anyfail & OPEN_FAILED_DYNWIN ? "MPI_Win_create_dynamic"
+                           : anyfail & OPEN_FAILED_LOCK   ? "MPI_Win_lock_all"
+                                                          : "starting the progress thread");
         else /* same code on every rank, this rank's own message */
-            rc = anyfail & 11 ? -MPISTORE_EMPI : -MPISTORE_ENOMEM;
-        if (c->dwin != MPI_WIN_NULL && arc == MPI_SUCCESS && !(anyfail & 9))
+            rc = anyfail & OPEN_FAILED_MPI ? -MPISTORE_EMPI : -MPISTORE_ENOMEM;
+        if (c->dwin != MPI_WIN_NULL && arc == MPI_SUCCESS && !(anyfail & (OPEN_FAILED_WINDOW | OPEN_FAILED_DYNWIN)))
             MPI_Win_free(&c->dwin);
         c->dwin = MPI_WIN_NULL;
         /* MPI_Win_free is collective: only if every rank has the window;
          * otherwise this rank's window is leaked rather than hang. */
-        if (c->win != MPI_WIN_NULL && arc == MPI_SUCCESS && !(anyfail & 1))
+        if (c->win != MPI_WIN_NULL && arc == MPI_SUCCESS && !(anyfail & OPEN_FAILED_WINDOW))
             MPI_Win_free(&c->win);
         c->win = MPI_WIN_NULL;
         goto fail;
