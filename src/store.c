@@ -594,6 +594,38 @@ fail:
     return rc;
 }
 
+/* A new handle on parent's store, counted in parent's views until it is
+ * closed.  Its key prefix is parent's, plus add and '/' if add is not NULL
+ * (a prefix view; a clone has add NULL).  NULL if out of memory. */
+static mpistore_t *new_handle(mpistore_t *parent, const char *add, size_t addlen)
+{
+    size_t len = parent->prefix_len + (add ? addlen + 1 : 0);
+    mpistore_t *v = calloc(1, sizeof *v);
+    char *p = len ? malloc(len + 1) : NULL;
+    if (!v || (len && !p)) {
+        free(v);
+        free(p);
+        return NULL;
+    }
+    if (parent->prefix_len)
+        memcpy(p, parent->prefix, parent->prefix_len);
+    if (add) {
+        memcpy(p + parent->prefix_len, add, addlen);
+        p[len - 1] = '/';
+    }
+    if (p)
+        p[len] = 0;
+    v->core = parent->core;
+    v->parent = parent;
+    v->prefix = p;
+    v->prefix_len = len;
+    v->timeout = parent->timeout;
+    ms_enter(parent->core);
+    parent->nviews++;
+    ms_leave(parent->core);
+    return v;
+}
+
 int mpistore_prefix(mpistore_t **out, mpistore_t *store, const char *prefix)
 {
     if (!store)
@@ -608,26 +640,9 @@ int mpistore_prefix(mpistore_t **out, mpistore_t *store, const char *prefix)
         return ms_err(store, MPISTORE_EKEYTOOLONG,
                       "prefix '%.64s' makes keys of at least %zu bytes, max_key_len is %zu", prefix,
                       total + 1, store->core->max_key_len);
-    mpistore_t *v = calloc(1, sizeof *v);
-    char *p = malloc(total + 1);
-    if (!v || !p) {
-        free(v);
-        free(p);
+    mpistore_t *v = new_handle(store, prefix, plen);
+    if (!v)
         return ms_err(store, MPISTORE_ENOMEM, "prefix: out of memory");
-    }
-    if (store->prefix_len)
-        memcpy(p, store->prefix, store->prefix_len);
-    memcpy(p + store->prefix_len, prefix, plen);
-    p[total - 1] = '/';
-    p[total] = 0;
-    v->core = store->core;
-    v->parent = store;
-    v->prefix = p;
-    v->prefix_len = total;
-    v->timeout = store->timeout;
-    ms_enter(store->core);
-    store->nviews++;
-    ms_leave(store->core);
     *out = v;
     return MPISTORE_OK;
 }
@@ -639,23 +654,9 @@ int mpistore_clone(mpistore_t **out, mpistore_t *s)
         return ms_null_handle(__func__);
     if (!out)
         return ms_err(s, MPISTORE_EINVAL, "clone: out is NULL");
-    mpistore_t *v = calloc(1, sizeof *v);
-    char *p = s->prefix ? malloc(s->prefix_len + 1) : NULL;
-    if (!v || (s->prefix && !p)) {
-        free(v);
-        free(p);
+    mpistore_t *v = new_handle(s, NULL, 0);
+    if (!v)
         return ms_err(s, MPISTORE_ENOMEM, "clone: out of memory");
-    }
-    if (p)
-        memcpy(p, s->prefix, s->prefix_len + 1);
-    v->core = s->core;
-    v->parent = s;
-    v->prefix = p;
-    v->prefix_len = s->prefix_len;
-    v->timeout = s->timeout;
-    ms_enter(s->core);
-    s->nviews++;
-    ms_leave(s->core);
     *out = v;
     return MPISTORE_OK;
 }
