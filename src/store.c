@@ -254,201 +254,376 @@ static const char *thread_level_name(int level)
     }
 }
 
-int mpistore_open(mpistore_t **out, MPI_Comm comm, const mpistore_options_t *opts)
+/* What is wrong on a rank before any window exists.  agree() reduces it with
+ * MPI_MAX, so OPEN_BAD_NOMEM (the high bit) reaches every rank. */
+enum {
+    OPEN_BAD_ARGS = 1,  /* arguments, environment or thread level (why says which) */
+    OPEN_BAD_NOMEM = 2, /* the handle or growth's per-rank caches */
+};
+
+/* What failed on a rank while the windows were built.  One MPI_BOR reduction
+ * tells every rank, so that every rank unwinds the same way and none is left
+ * in a collective. */
+enum {
+    OPEN_FAILED_WINDOW = 1,   /* MPI_Win_allocate: this rank has no window */
+    OPEN_FAILED_LOCK = 2,     /* MPI_Win_lock_all (or MPI_Win_sync) on the window */
+    OPEN_FAILED_PROGRESS = 4, /* the progress thread did not start */
+    OPEN_FAILED_DYNWIN = 8,   /* MPI_Win_create_dynamic (or its MPI_Win_lock_all) */
+};
+/* the failures that are MPI errors (MPISTORE_EMPI); the rest are ENOMEM */
+#define OPEN_FAILED_MPI (OPEN_FAILED_WINDOW | OPEN_FAILED_LOCK | OPEN_FAILED_DYNWIN)
+
+/* What an open has learnt and built so far: the steps below fill it in, top
+ * to bottom, and open_cleanup() frees what a failed open leaves. */
+typedef struct {
+    MPI_Comm comm;        /* the caller's */
+    mpistore_options_t o; /* the caller's options, completed and overridden */
+    char why[200];        /* this rank's reason for OPEN_BAD_ARGS */
+    int bad;              /* OPEN_BAD_* of this rank */
+    int level;            /* MPI's thread level */
+    int progress;         /* > 0: start the progress thread */
+    long period;          /* its period (us) */
+    ms_core_t *c;
+    mpistore_t *s;
+    MPI_Comm dup;         /* the store's communicator, once duplicated */
+    int nodes;            /* shared-memory nodes the store spans, or -1 */
+    int locked, dlocked;  /* MPI_Win_lock_all holds on c->win, c->dwin */
+} open_state_t;
+
+/* Local: MPI is usable and comm is a communicator (a rank that fails here
+ * makes no collective call). */
+static int open_check_mpi(MPI_Comm comm)
 {
-    int init = 0, fin = 0, rc, differ = 0, anybad = 0;
-    char why[200] = "";
-    mpistore_options_t o;
-    ms_orphan[0] = 0;
+    int init = 0, fin = 0;
     MPI_Initialized(&init);
     MPI_Finalized(&fin);
     if (!init || fin)
         return open_fail(MPISTORE_ESTATE, "%s", "mpistore_open: MPI is not initialised");
     if (comm == MPI_COMM_NULL)
         return open_fail(MPISTORE_EINVAL, "%s", "mpistore_open: comm is MPI_COMM_NULL");
-    mpistore_options_init(&o);
+    return MPISTORE_OK;
+}
+
+/* The options in effect: the defaults, the fields the caller's options
+ * version has, then the environment's sizes; checked (OPEN_BAD_ARGS). */
+static void open_options(open_state_t *st, mpistore_t **out, const mpistore_options_t *opts)
+{
+    mpistore_options_t *o = &st->o;
+    mpistore_options_init(o);
     if (opts && opts->version == 1) /* fields before progress_thread only */
-        memcpy(&o, opts, offsetof(mpistore_options_t, progress_thread));
+        memcpy(o, opts, offsetof(mpistore_options_t, progress_thread));
     else if (opts && opts->version == 2) /* ... before max_keys_per_rank */
-        memcpy(&o, opts, offsetof(mpistore_options_t, max_keys_per_rank));
+        memcpy(o, opts, offsetof(mpistore_options_t, max_keys_per_rank));
     else if (opts)
-        o = *opts;
-    int level = MPI_THREAD_SINGLE;
-    MPI_Query_thread(&level);
-    int bad = !out || env_sizes(&o, why, sizeof why) != 0 ||
-              check_options(&o, why, sizeof why) != 0;
-    int progress = bad ? 0 : ms_progress_requested(o.progress_thread, why, sizeof why);
-    long period = progress > 0 ? ms_progress_period_us(why, sizeof why) : 0;
-    if (progress < 0 || period < 0)
-        bad = 1;
-    else if (progress && level != MPI_THREAD_MULTIPLE) {
-        snprintf(why, sizeof why,
+        *o = *opts;
+    if (!out)
+        snprintf(st->why, sizeof st->why, "out is NULL");
+    else if (env_sizes(o, st->why, sizeof st->why) == 0 &&
+             check_options(o, st->why, sizeof st->why) == 0)
+        return;
+    st->bad = OPEN_BAD_ARGS;
+}
+
+/* Whether to start a progress thread (option or environment), and whether
+ * MPI's thread level allows it (OPEN_BAD_ARGS if not). */
+static void open_thread_policy(open_state_t *st)
+{
+    st->level = MPI_THREAD_SINGLE;
+    MPI_Query_thread(&st->level);
+    if (st->bad)
+        return;
+    st->progress = ms_progress_requested(st->o.progress_thread, st->why, sizeof st->why);
+    st->period = st->progress > 0 ? ms_progress_period_us(st->why, sizeof st->why) : 0;
+    if (st->progress < 0 || st->period < 0)
+        st->bad = OPEN_BAD_ARGS;
+    else if (st->progress && st->level != MPI_THREAD_MULTIPLE) {
+        snprintf(st->why, sizeof st->why,
                  "the progress thread needs MPI_THREAD_MULTIPLE but MPI provides %s (initialise "
                  "with MPI_Init_thread(..., MPI_THREAD_MULTIPLE, ...) or unset "
                  "MPISTORE_PROGRESS_THREAD)",
-                 thread_level_name(level));
-        bad = 1;
+                 thread_level_name(st->level));
+        st->bad = OPEN_BAD_ARGS;
     }
-    if (!out)
-        snprintf(why, sizeof why, "out is NULL");
+}
 
-    ms_core_t *c = calloc(1, sizeof *c);
-    mpistore_t *s = calloc(1, sizeof *s);
-    if (c) /* growth's per-rank caches (agreed on below like the rest) */
-        MPI_Comm_size(comm, &c->nranks);
-    bad |= (!c || !s || ms_grow_init(c) != 0) << 1;
+/* The handle, its core and growth's per-rank caches (OPEN_BAD_NOMEM: agreed
+ * on like the arguments). */
+static void open_alloc(open_state_t *st)
+{
+    st->c = calloc(1, sizeof *st->c);
+    st->s = calloc(1, sizeof *st->s);
+    if (st->c)
+        MPI_Comm_size(st->comm, &st->c->nranks);
+    if (!st->c || !st->s || ms_grow_init(st->c) != 0)
+        st->bad |= OPEN_BAD_NOMEM;
+}
 
-    MPI_Comm dup = MPI_COMM_NULL;
-    rc = MPI_Comm_dup(comm, &dup);
+/* Collective: the store's communicator, then every rank's verdict on the
+ * options and its own arguments and memory, so that all go on or all fail
+ * with the same code (each with its own message). */
+static int open_agree(open_state_t *st)
+{
+    int differ = 0, anybad = 0;
+    int rc = MPI_Comm_dup(st->comm, &st->dup);
     if (rc == MPI_SUCCESS)
-        rc = MPI_Comm_set_errhandler(dup, MPI_ERRORS_RETURN);
+        rc = MPI_Comm_set_errhandler(st->dup, MPI_ERRORS_RETURN);
     if (rc == MPI_SUCCESS)
-        rc = agree(dup, &o, bad, &differ, &anybad);
-    if (rc != MPI_SUCCESS) {
-        rc = open_mpi_fail(rc, "MPI_Comm_dup/MPI_Allreduce", 0);
-        goto fail;
-    }
-    if (differ) {
-        if (anybad & 2)
-            rc = open_fail(MPISTORE_ENOMEM, "%s",
-                           bad & 2 ? "mpistore_open: out of memory"
-                                   : "mpistore_open: out of memory on another rank");
-        else if (differ == 2 && why[0])
-            rc = open_fail(MPISTORE_EINVAL, "mpistore_open: %s", why);
-        else if (differ == 2)
-            rc = open_fail(MPISTORE_EINVAL, "%s",
-                           "mpistore_open: invalid arguments on another rank");
-        else
-            rc = open_fail(MPISTORE_EINVAL, "%s",
-                           "mpistore_open: ranks passed different options (every rank must "
-                           "pass identical options)");
-        goto fail;
-    }
+        rc = agree(st->dup, &st->o, st->bad, &differ, &anybad);
+    if (rc != MPI_SUCCESS)
+        return open_mpi_fail(rc, "MPI_Comm_dup/MPI_Allreduce", 0);
+    if (!differ)
+        return MPISTORE_OK;
+    if (anybad & OPEN_BAD_NOMEM)
+        return open_fail(MPISTORE_ENOMEM, "%s",
+                         st->bad & OPEN_BAD_NOMEM ? "mpistore_open: out of memory"
+                                                  : "mpistore_open: out of memory on another rank");
+    if (differ == 2 && st->why[0])
+        return open_fail(MPISTORE_EINVAL, "mpistore_open: %s", st->why);
+    if (differ == 2)
+        return open_fail(MPISTORE_EINVAL, "%s", "mpistore_open: invalid arguments on another rank");
+    return open_fail(MPISTORE_EINVAL, "%s",
+                     "mpistore_open: ranks passed different options (every rank must pass "
+                     "identical options)");
+}
 
-    c->comm = dup;
-    MPI_Comm_rank(dup, &c->rank);
-    MPI_Comm_size(dup, &c->nranks);
-    if ((unsigned)c->nranks > MS_MAX_RANKS) {
-        snprintf(why, sizeof why, "%d ranks, at most %u are supported", c->nranks, MS_MAX_RANKS);
-        rc = open_fail(MPISTORE_EINVAL, "mpistore_open: %s", why);
-        goto fail;
-    }
-    layout(c, &o);
+/* Rank, size and the window layout (every rank has the same size, so all
+ * refuse too many ranks alike). */
+static int open_layout(open_state_t *st)
+{
+    ms_core_t *c = st->c;
+    c->comm = st->dup;
+    MPI_Comm_rank(st->dup, &c->rank);
+    MPI_Comm_size(st->dup, &c->nranks);
+    if ((unsigned)c->nranks > MS_MAX_RANKS)
+        return open_fail(MPISTORE_EINVAL, "mpistore_open: %d ranks, at most %u are supported",
+                         c->nranks, MS_MAX_RANKS);
+    layout(c, &st->o);
+    return MPISTORE_OK;
+}
 
+/* Collective: the store's window, with its hints.  0 or OPEN_FAILED_WINDOW
+ * (the reason, with the setting that fixes it, in this rank's message). */
+static int open_window(open_state_t *st)
+{
+    ms_core_t *c = st->c;
     MPI_Info info;
     MPI_Info_create(&info);
     MPI_Info_set(info, "accumulate_ordering", "none");
     MPI_Info_set(info, "same_size", "true");
     MPI_Info_set(info, "same_disp_unit", "true");
-    int nodes = count_nodes(dup);
-    rc = MPI_Win_allocate((MPI_Aint)c->win_bytes, 1, info, dup, &c->base, &c->win);
+    st->nodes = count_nodes(st->dup);
+    int rc = MPI_Win_allocate((MPI_Aint)c->win_bytes, 1, info, st->dup, &c->base, &c->win);
     MPI_Info_free(&info);
-    /* What failed here: 1 no window, 2 lock_all, 4 the progress thread.  The
-     * ranks agree on it below, so that none is left in a collective. */
-    int failed = 0, locked = 0, dlocked = 0;
     c->dwin = MPI_WIN_NULL;
-    if (rc != MPI_SUCCESS) {
-        c->win = MPI_WIN_NULL;
-        rc = window_fail(rc, c->win_bytes, nodes, level);
-        failed = 1;
-    } else {
-        /* the dynamic window for growth (design.md, "Growth"): collective
-         * once, here; memory is attached to it locally later */
-        MPI_Info dinfo;
-        MPI_Info_create(&dinfo);
-        MPI_Info_set(dinfo, "accumulate_ordering", "none");
-        int nr = 0;
-        MPI_Comm_size(dup, &nr);
-        /* one rank: Open MPI 4.1 cannot make a dynamic window on it, and
-         * every "collective" is local, so grown memory gets windows of its
-         * own (grow.c) */
-        rc = nr == 1 ? MPI_SUCCESS : MPI_Win_create_dynamic(dinfo, dup, &c->dwin);
-        MPI_Info_free(&dinfo);
-        if (rc == MPI_SUCCESS && nr > 1) {
-            MPI_Win_set_errhandler(c->dwin, MPI_ERRORS_RETURN);
-            rc = MPI_Win_lock_all(MPI_MODE_NOCHECK, c->dwin);
-            dlocked = rc == MPI_SUCCESS;
-        } else if (rc != MPI_SUCCESS) {
-            c->dwin = MPI_WIN_NULL;
-        }
-        if (rc != MPI_SUCCESS) {
-            rc = open_mpi_fail(rc, "MPI_Win_create_dynamic", 0);
-            failed = 8;
-        }
-    }
-    if (failed == 0) {
-        MPI_Win_set_errhandler(c->win, MPI_ERRORS_RETURN);
-        memset(c->base, 0, c->off_arena);
-        ms_alloc_init(&c->alloc, c->base + c->off_arena, c->off_arena, c->win_bytes - c->off_arena,
-                      c->alloc.shift);
-        c->rq_use = ms_rq_wanted(c, nodes); /* deadlines on reads: rma.c */
-        rc = MPI_Win_lock_all(MPI_MODE_NOCHECK, c->win);
-        locked = rc == MPI_SUCCESS;
-        if (rc == MPI_SUCCESS)
-            rc = MPI_Win_sync(c->win);
-        if (rc != MPI_SUCCESS) {
-            rc = open_mpi_fail(rc, "MPI_Win_lock_all", 0);
-            failed = 2;
-        }
-    }
-    c->progress_period_us = period;
-    if (!failed && progress && ms_progress_start(c) != 0) {
-        rc = open_fail(MPISTORE_ENOMEM, "%s",
-                       "mpistore_open: cannot start the progress thread (pthread_create failed)");
-        failed = 4;
-    }
-    /* The reduction doubles as the barrier that keeps every rank off the
-     * windows until all are zeroed. */
-    int anyfail = 0;
-    int arc = MPI_Allreduce(&failed, &anyfail, 1, MPI_INT, MPI_BOR, dup);
-    if (arc != MPI_SUCCESS || anyfail) {
-        ms_progress_stop(c);
-        if (locked)
-            MPI_Win_unlock_all(c->win);
-        if (dlocked)
-            MPI_Win_unlock_all(c->dwin);
-        if (arc != MPI_SUCCESS)
-            rc = open_mpi_fail(arc, "MPI_Allreduce", 0);
-        else if (!failed) /* this rank did fine: say what happened elsewhere */
-            rc = open_fail(anyfail & 11 ? MPISTORE_EMPI : MPISTORE_ENOMEM,
-                           "mpistore_open: %s failed on another rank",
-                           anyfail & 1   ? "MPI_Win_allocate"
-                           : anyfail & 8 ? "MPI_Win_create_dynamic"
-                           : anyfail & 2 ? "MPI_Win_lock_all"
-                                         : "starting the progress thread");
-        else /* same code on every rank, this rank's own message */
-            rc = anyfail & 11 ? -MPISTORE_EMPI : -MPISTORE_ENOMEM;
-        if (c->dwin != MPI_WIN_NULL && arc == MPI_SUCCESS && !(anyfail & 9))
-            MPI_Win_free(&c->dwin);
+    if (rc == MPI_SUCCESS)
+        return 0;
+    c->win = MPI_WIN_NULL;
+    (void)window_fail(rc, c->win_bytes, st->nodes, st->level);
+    return OPEN_FAILED_WINDOW;
+}
+
+/* Collective: the dynamic window for growth (design.md, "Growth"), created
+ * once, here; memory is attached to it locally later.  0 or
+ * OPEN_FAILED_DYNWIN. */
+static int open_dynamic_window(open_state_t *st)
+{
+    ms_core_t *c = st->c;
+    MPI_Info dinfo;
+    MPI_Info_create(&dinfo);
+    MPI_Info_set(dinfo, "accumulate_ordering", "none");
+    int nr = 0;
+    MPI_Comm_size(st->dup, &nr);
+    /* one rank: Open MPI 4.1 cannot make a dynamic window on it, and every
+     * "collective" is local, so grown memory gets windows of its own (grow.c) */
+    int rc = nr == 1 ? MPI_SUCCESS : MPI_Win_create_dynamic(dinfo, st->dup, &c->dwin);
+    MPI_Info_free(&dinfo);
+    if (rc == MPI_SUCCESS && nr > 1) {
+        MPI_Win_set_errhandler(c->dwin, MPI_ERRORS_RETURN);
+        rc = MPI_Win_lock_all(MPI_MODE_NOCHECK, c->dwin);
+        st->dlocked = rc == MPI_SUCCESS;
+    } else if (rc != MPI_SUCCESS) {
         c->dwin = MPI_WIN_NULL;
-        /* MPI_Win_free is collective: only if every rank has the window;
-         * otherwise this rank's window is leaked rather than hang. */
-        if (c->win != MPI_WIN_NULL && arc == MPI_SUCCESS && !(anyfail & 1))
-            MPI_Win_free(&c->win);
-        c->win = MPI_WIN_NULL;
-        goto fail;
     }
-    c->thread_multiple = level == MPI_THREAD_MULTIPLE;
+    if (rc == MPI_SUCCESS)
+        return 0;
+    (void)open_mpi_fail(rc, "MPI_Win_create_dynamic", 0);
+    return OPEN_FAILED_DYNWIN;
+}
+
+/* This rank's part of the window zeroed, its allocator set up, and the
+ * window locked for the store's lifetime.  0 or OPEN_FAILED_LOCK. */
+static int open_lock_window(open_state_t *st)
+{
+    ms_core_t *c = st->c;
+    MPI_Win_set_errhandler(c->win, MPI_ERRORS_RETURN);
+    memset(c->base, 0, c->off_arena);
+    ms_alloc_init(&c->alloc, c->base + c->off_arena, c->off_arena, c->win_bytes - c->off_arena,
+                  c->alloc.shift);
+    c->rq_use = ms_rq_wanted(c, st->nodes); /* deadlines on reads: rma.c */
+    int rc = MPI_Win_lock_all(MPI_MODE_NOCHECK, c->win);
+    st->locked = rc == MPI_SUCCESS;
+    if (rc == MPI_SUCCESS)
+        rc = MPI_Win_sync(c->win);
+    if (rc == MPI_SUCCESS)
+        return 0;
+    (void)open_mpi_fail(rc, "MPI_Win_lock_all", 0);
+    return OPEN_FAILED_LOCK;
+}
+
+/* The progress thread, if asked for.  0 or OPEN_FAILED_PROGRESS. */
+static int open_progress(open_state_t *st)
+{
+    if (!st->progress || ms_progress_start(st->c) == 0)
+        return 0;
+    (void)open_fail(MPISTORE_ENOMEM, "%s",
+                    "mpistore_open: cannot start the progress thread (pthread_create failed)");
+    return OPEN_FAILED_PROGRESS;
+}
+
+/* The step that failed on some rank, for the ranks where all went well. */
+static const char *open_failed_step(int anyfail)
+{
+    return anyfail & OPEN_FAILED_WINDOW   ? "MPI_Win_allocate"
+           : anyfail & OPEN_FAILED_DYNWIN ? "MPI_Win_create_dynamic"
+           : anyfail & OPEN_FAILED_LOCK   ? "MPI_Win_lock_all"
+                                          : "starting the progress thread";
+}
+
+/* Collective: every rank learns what failed anywhere (failed: this rank's
+ * OPEN_FAILED_*) in one reduction, which doubles as the barrier that keeps
+ * every rank off the windows until all are zeroed.  On any failure every
+ * rank unwinds the same way and returns the same code. */
+static int open_settle(open_state_t *st, int failed)
+{
+    ms_core_t *c = st->c;
+    int anyfail = 0, rc;
+    int arc = MPI_Allreduce(&failed, &anyfail, 1, MPI_INT, MPI_BOR, st->dup);
+    if (arc == MPI_SUCCESS && !anyfail)
+        return MPISTORE_OK;
+    ms_progress_stop(c);
+    if (st->locked)
+        MPI_Win_unlock_all(c->win);
+    if (st->dlocked)
+        MPI_Win_unlock_all(c->dwin);
+    if (arc != MPI_SUCCESS)
+        rc = open_mpi_fail(arc, "MPI_Allreduce", 0);
+    else if (!failed) /* this rank did fine: say what happened elsewhere */
+        rc = open_fail(anyfail & OPEN_FAILED_MPI ? MPISTORE_EMPI : MPISTORE_ENOMEM,
+                       "mpistore_open: %s failed on another rank", open_failed_step(anyfail));
+    else /* same code on every rank, this rank's own message */
+        rc = anyfail & OPEN_FAILED_MPI ? -MPISTORE_EMPI : -MPISTORE_ENOMEM;
+    /* MPI_Win_free is collective: only if every rank has the window;
+     * otherwise this rank's window is leaked rather than hang. */
+    if (c->dwin != MPI_WIN_NULL && arc == MPI_SUCCESS &&
+        !(anyfail & (OPEN_FAILED_WINDOW | OPEN_FAILED_DYNWIN)))
+        MPI_Win_free(&c->dwin);
+    c->dwin = MPI_WIN_NULL;
+    if (c->win != MPI_WIN_NULL && arc == MPI_SUCCESS && !(anyfail & OPEN_FAILED_WINDOW))
+        MPI_Win_free(&c->win);
+    c->win = MPI_WIN_NULL;
+    return rc;
+}
+
+/* Collective: the windows and the progress thread.  Each rank goes as far as
+ * its first failure, then all agree (open_settle). */
+static int open_windows(open_state_t *st)
+{
+    int failed = open_window(st);
+    if (!failed)
+        failed = open_dynamic_window(st);
+    if (!failed)
+        failed = open_lock_window(st);
+    st->c->progress_period_us = st->period;
+    if (!failed)
+        failed = open_progress(st);
+    return open_settle(st, failed);
+}
+
+/* The store is up: its mutex, first contact with every peer (now, not in a
+ * read with a deadline), and the handle. */
+static void open_finish(open_state_t *st, mpistore_t **out)
+{
+    ms_core_t *c = st->c;
+    c->thread_multiple = st->level == MPI_THREAD_MULTIPLE;
     if (c->thread_multiple)
         pthread_mutex_init(&c->mu, NULL);
-    if (c->rq_use) /* first contact with every peer now, not in a read with a deadline */
+    if (c->rq_use)
         ms_rq_warmup(c);
+    st->s->core = c;
+    st->s->timeout = st->o.timeout_s;
+    *out = st->s;
+}
 
-    s->core = c;
-    s->timeout = o.timeout_s;
-    *out = s;
-    return MPISTORE_OK;
-
-fail:
+/* What a failed open leaves: the communicator, the caches, the handle. */
+static void open_cleanup(open_state_t *st)
+{
+    ms_core_t *c = st->c;
     if (c && c->win != MPI_WIN_NULL && c->base)
         MPI_Win_free(&c->win);
-    if (dup != MPI_COMM_NULL)
-        MPI_Comm_free(&dup);
+    if (st->dup != MPI_COMM_NULL)
+        MPI_Comm_free(&st->dup);
     if (c)
         ms_grow_free(c);
     free(c);
-    free(s);
+    free(st->s);
+}
+
+/* Local checks first, then collective steps that every rank makes alike,
+ * whatever failed on it: the ranks agree on each failure before going on. */
+int mpistore_open(mpistore_t **out, MPI_Comm comm, const mpistore_options_t *opts)
+{
+    open_state_t st = {.comm = comm, .dup = MPI_COMM_NULL};
+    ms_orphan[0] = 0;
+    int rc = open_check_mpi(comm);
+    if (rc != MPISTORE_OK)
+        return rc;
+    open_options(&st, out, opts);
+    open_thread_policy(&st);
+    open_alloc(&st);
+    if ((rc = open_agree(&st)) != MPISTORE_OK)
+        goto fail;
+    if ((rc = open_layout(&st)) != MPISTORE_OK)
+        goto fail;
+    if ((rc = open_windows(&st)) != MPISTORE_OK)
+        goto fail;
+    open_finish(&st, out);
+    return MPISTORE_OK;
+
+fail:
+    open_cleanup(&st);
     return rc;
+}
+
+/* A new handle on parent's store, counted in parent's views until it is
+ * closed.  Its key prefix is parent's, plus add and '/' if add is not NULL
+ * (a prefix view; a clone has add NULL).  NULL if out of memory. */
+static mpistore_t *new_handle(mpistore_t *parent, const char *add, size_t addlen)
+{
+    size_t len = parent->prefix_len + (add ? addlen + 1 : 0);
+    mpistore_t *v = calloc(1, sizeof *v);
+    char *p = len ? malloc(len + 1) : NULL;
+    if (!v || (len && !p)) {
+        free(v);
+        free(p);
+        return NULL;
+    }
+    if (parent->prefix_len)
+        memcpy(p, parent->prefix, parent->prefix_len);
+    if (add) {
+        memcpy(p + parent->prefix_len, add, addlen);
+        p[len - 1] = '/';
+    }
+    if (p)
+        p[len] = 0;
+    v->core = parent->core;
+    v->parent = parent;
+    v->prefix = p;
+    v->prefix_len = len;
+    v->timeout = parent->timeout;
+    ms_enter(parent->core);
+    parent->nviews++;
+    ms_leave(parent->core);
+    return v;
 }
 
 int mpistore_prefix(mpistore_t **out, mpistore_t *store, const char *prefix)
@@ -465,26 +640,9 @@ int mpistore_prefix(mpistore_t **out, mpistore_t *store, const char *prefix)
         return ms_err(store, MPISTORE_EKEYTOOLONG,
                       "prefix '%.64s' makes keys of at least %zu bytes, max_key_len is %zu", prefix,
                       total + 1, store->core->max_key_len);
-    mpistore_t *v = calloc(1, sizeof *v);
-    char *p = malloc(total + 1);
-    if (!v || !p) {
-        free(v);
-        free(p);
+    mpistore_t *v = new_handle(store, prefix, plen);
+    if (!v)
         return ms_err(store, MPISTORE_ENOMEM, "prefix: out of memory");
-    }
-    if (store->prefix_len)
-        memcpy(p, store->prefix, store->prefix_len);
-    memcpy(p + store->prefix_len, prefix, plen);
-    p[total - 1] = '/';
-    p[total] = 0;
-    v->core = store->core;
-    v->parent = store;
-    v->prefix = p;
-    v->prefix_len = total;
-    v->timeout = store->timeout;
-    ms_enter(store->core);
-    store->nviews++;
-    ms_leave(store->core);
     *out = v;
     return MPISTORE_OK;
 }
@@ -496,23 +654,9 @@ int mpistore_clone(mpistore_t **out, mpistore_t *s)
         return ms_null_handle(__func__);
     if (!out)
         return ms_err(s, MPISTORE_EINVAL, "clone: out is NULL");
-    mpistore_t *v = calloc(1, sizeof *v);
-    char *p = s->prefix ? malloc(s->prefix_len + 1) : NULL;
-    if (!v || (s->prefix && !p)) {
-        free(v);
-        free(p);
+    mpistore_t *v = new_handle(s, NULL, 0);
+    if (!v)
         return ms_err(s, MPISTORE_ENOMEM, "clone: out of memory");
-    }
-    if (p)
-        memcpy(p, s->prefix, s->prefix_len + 1);
-    v->core = s->core;
-    v->parent = s;
-    v->prefix = p;
-    v->prefix_len = s->prefix_len;
-    v->timeout = s->timeout;
-    ms_enter(s->core);
-    s->nviews++;
-    ms_leave(s->core);
     *out = v;
     return MPISTORE_OK;
 }
