@@ -147,6 +147,15 @@ int ms_snapshot(mpistore_t *s, const ms_key_t *k, ms_snap_t *sn)
     return rc ? rc : ms_snapshot_fix(s, k, sn);
 }
 
+int ms_snapshot_until(mpistore_t *s, const ms_key_t *k, ms_snap_t *sn, double deadline)
+{
+    double saved = ms_rq_begin(s, deadline);
+    int rc = ms_snapshot(s, k, sn);
+    ms_rq_end(s, saved);
+    return ms_rq_context(s, rc, "timeout reading the slots of key '%.64s' (home rank %d)", k->full,
+                         k->rank);
+}
+
 /* Readers fetch a block from its klen field on: the dead word and the
  * allocator's boundary tags before it are never read remotely. */
 #define MS_BLK_SKIP 16u
@@ -347,13 +356,7 @@ static int build(mpistore_t *s, const ms_key_t *k, const void *a, size_t alen, c
     int rc = ms_alloc_block(s, need, &u);
     if (rc == -MPISTORE_ENOSPC) {
         size_t unit = (size_t)1 << c->alloc.shift, used = 0, have = 0;
-        used = (size_t)c->alloc.used_units * unit;
-        have = (size_t)c->alloc.nunits * unit;
-        for (unsigned i = 0; i < MS_MAX_SEGS; i++)
-            if (c->segmem[i]) {
-                used += (size_t)c->seg[i].used_units * unit;
-                have += (size_t)c->seg[i].nunits * unit;
-            }
+        ms_alloc_usage(c, &used, &have);
         ms_err(s, MPISTORE_ENOSPC,
                "value memory of rank %d is full: key '%.64s' needs %zu bytes, %zu of %zu bytes "
                "in use (bytes_per_rank=%zu, limit %zu bytes); %s",

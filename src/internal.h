@@ -219,7 +219,21 @@ long ms_progress_period_us(char *why, size_t n);
 int ms_progress_start(ms_core_t *c); /* 0, or -1 if the thread cannot start */
 void ms_progress_stop(ms_core_t *c); /* joins the thread; no-op if not running */
 
-/* ---- rma.c: counted RMA primitives, progress, backoff, deadlines ---- */
+/* ---- wait.c: the clock, deadlines, backoff ---- */
+typedef struct ms_backoff { /* initialise with {0} */
+    unsigned round;
+    unsigned sleeps; /* rounds spent sleeping */
+    double start;    /* time of the first round */
+} ms_backoff_t;
+/* Drive MPI progress, then yield (the first 500 us of a wait) or sleep a
+ * growing step (10 us .. 1 ms). */
+void ms_backoff(mpistore_t *s, ms_backoff_t *b);
+double ms_now(void);
+/* deadline for a timeout in seconds (0 = none -> +inf) */
+double ms_deadline(double timeout_s);
+int ms_expired(double deadline);
+
+/* ---- rma.c: counted RMA primitives, request-based reads, deadline scopes ---- */
 int ms_flush(mpistore_t *s, int target);
 int ms_flush2(mpistore_t *s, int a, int b);
 int ms_flush_all(mpistore_t *s); /* every rank, one by one (see rma.c) */
@@ -245,7 +259,7 @@ int ms_getacc_i64(mpistore_t *s, int target, size_t off, int64_t *buf);
 #define MS_OFF_COUNT 0u  /* window displacement of the rank's key count */
 #define MS_OFF_QCOUNT 8u /* ... and of how many of them are internal (queue) keys */
 #define MS_OFF_REG 16u   /* uint64: the counter bucket this rank is adding to (counters.c) */
-#define MS_OFF_FAIL 24u  /* uint64: a store-wide failure (grow.c) */
+#define MS_OFF_FAIL 24u  /* uint64: a store-wide failure (fail.c) */
 #define MS_OFF_NLEV 32u  /* uint32: grown index levels published for this home rank */
 #define MS_OFF_CLAIM 64u /* uint32[16]: level l claimed by host rank + 1 */
 #define MS_OFF_LADDR 128u /* uint64[16]: level l's address in its host's dynamic window */
@@ -289,19 +303,6 @@ void ms_rq_warmup(ms_core_t *c);
  * incomplete request could still write into. */
 void ms_rq_fini(ms_core_t *c);
 
-typedef struct ms_backoff { /* initialise with {0} */
-    unsigned round;
-    unsigned sleeps; /* rounds spent sleeping */
-    double start;    /* time of the first round */
-} ms_backoff_t;
-/* Drive MPI progress, then yield (the first 500 us of a wait) or sleep a
- * growing step (10 us .. 1 ms). */
-void ms_backoff(mpistore_t *s, ms_backoff_t *b);
-double ms_now(void);
-/* deadline for a timeout in seconds (0 = none -> +inf) */
-double ms_deadline(double timeout_s);
-int ms_expired(double deadline);
-
 /* ---- alloc.c ---- */
 void ms_alloc_init(ms_alloc_t *a, unsigned char *arena, size_t arena_off, size_t bytes,
                    unsigned shift);
@@ -315,12 +316,17 @@ ms_alloc_t *ms_alloc_of(ms_core_t *c, uint32_t uoff);
 /* this rank's block at unit uoff (which must be allocated) */
 ms_blk_t *ms_blk_at(ms_core_t *c, uint32_t uoff);
 
-/* ---- grow.c: the dynamic window, segments, levels, the failure word ---- */
+/* ---- window.c: the windows, grown memory, the dynamic window's flushes ---- */
 int ms_grow_init(ms_core_t *c);  /* caches (after rank and size are known) */
-void ms_grow_free(ms_core_t *c); /* after the dynamic window is freed */
+void ms_grow_free(ms_core_t *c); /* after the dynamic window is freed: unmaps grown memory */
 /* A page attached to the dynamic window for the first contact of
  * ms_rq_warmup (kept until ms_grow_free); its address, 0 on failure. */
-MPI_Aint ms_grow_warm_word(ms_core_t *c);
+MPI_Aint ms_win_warm_word(ms_core_t *c);
+/* Grown memory of n bytes (zeroed if zero): mapped pages attached to the
+ * dynamic window, or on a one-rank store a window of its own.  *addr is
+ * what goes after MS_DYN in a displacement.  0, -MPISTORE_ENOMEM (no
+ * message) or another error. */
+int ms_win_mem(mpistore_t *s, size_t n, int zero, unsigned char **mem, uint64_t *addr);
 static inline void ms_dyn_touch(ms_core_t *c, int r)
 {
     if (!c->dyn_mark[r]) {
@@ -352,6 +358,8 @@ static inline MPI_Aint ms_disp(size_t off)
 int ms_dyn_flush(mpistore_t *s);   /* flush the dynamic window where used */
 void ms_grow_detach(ms_core_t *c);  /* at close, after the last access */
 void ms_dyn_complete(ms_core_t *c); /* the same on an error path */
+
+/* ---- alloc.c (segments): value memory beyond the allocated arena ---- */
 /* Where unit uoff of rank r's unit space is: *off the displacement of the
  * unit (encoded), *room the bytes from there to the end of its arena or
  * segment (0: no such unit).  May read r's segment directory (one round
@@ -360,6 +368,10 @@ int ms_unit_addr(mpistore_t *s, int r, uint32_t uoff, size_t *off, size_t *room)
 /* Create this rank's arena segment i (owner only; publishes its address). */
 int ms_seg_create(mpistore_t *s, unsigned i);
 uint32_t ms_seg_base(const ms_core_t *c, unsigned i); /* == its size in units */
+/* bytes of value memory in use and in existence on this rank */
+void ms_alloc_usage(const ms_core_t *c, size_t *used, size_t *have);
+
+/* ---- levels.c: index levels ---- */
 /* Read home rank r's level directory into the cache (one round trip). */
 int ms_levels_refresh(mpistore_t *s, int r);
 /* Holding the level-0 home lock of a key of home rank r whose every level
@@ -372,6 +384,8 @@ size_t ms_level_probe(const ms_core_t *c, unsigned l);
 size_t ms_level_nphys(const ms_core_t *c, unsigned l);
 void ms_level_offsets(const ms_core_t *c, unsigned l, size_t *ctl, size_t *desc, size_t *cnt,
                       size_t *total);
+
+/* ---- fail.c: the store-wide failure word ---- */
 /* A write failed for lack of space (or memory to grow): tell every rank
  * (the fail word).  kind: MS_FAIL_*.  Returns code (negative). */
 #define MS_FAIL_KEYS 1u   /* max_keys_per_rank */
@@ -501,7 +515,7 @@ static inline int ms_snap_candidate(const ms_snap_t *sn, size_t i, uint32_t fp)
  * snapshot did not cover. */
 int ms_snapshot(mpistore_t *s, const ms_key_t *k, ms_snap_t *sn);
 int ms_snapshot_issue(mpistore_t *s, const ms_key_t *k, ms_snap_t *sn);
-/* ms_snapshot in a deadline scope (rma.c): a write's first look */
+/* ms_snapshot in a deadline scope (ms_rq_begin): a write's first look */
 int ms_snapshot_until(mpistore_t *s, const ms_key_t *k, ms_snap_t *sn, double deadline);
 int ms_snapshot_fix(mpistore_t *s, const ms_key_t *k, ms_snap_t *sn);
 
