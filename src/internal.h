@@ -549,6 +549,15 @@ const unsigned char *ms_block_value(const ms_block_t *b, size_t *vlen);
 const char *ms_block_key(const ms_block_t *b, size_t *klen); /* after ms_block_complete */
 void ms_block_release(ms_block_t *b);
 
+/* Reader validation (design.md, "Reader validation") of one candidate
+ * slot: block b (after ms_block_complete, torn as it said) was fetched for
+ * the descriptor read d1, the slot's counter word cnt was read after d1 and
+ * before the descriptor was read again as d3.  MS_SLOT_MOVED: a publication
+ * happened meanwhile (read again); MS_SLOT_OTHER: another key's block;
+ * MS_SLOT_KEY: k's block (a counter's value set from cnt); <0: corrupt. */
+enum { MS_SLOT_OTHER = 0, MS_SLOT_KEY = 1, MS_SLOT_MOVED = 2 };
+int ms_validate(mpistore_t *s, const ms_key_t *k, uint64_t d1, uint64_t d3, int torn, int64_t cnt,
+                ms_block_t *b);
 /* Validated read of key k from a snapshot (reader path).
  * Returns 0 and sets *found; on found, *b holds the block (caller releases).
  * Returns 1 when a concurrent change was seen (caller retries). */
