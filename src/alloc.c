@@ -8,7 +8,11 @@
  * reads or writes this metadata.  A used chunk whose `dead` word another rank
  * has set (it unpublished the block) is reclaimed by ms_reclaim() when an
  * allocation does not fit. */
-#include "internal.h"
+#include "errors.h"
+#include "core.h"
+#include "rma.h"
+#include "window.h"
+#include "alloc.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,7 +1,14 @@
 /* Value blocks: fetching a block named by a descriptor into local memory
  * (from any rank's arena or segment), reading its key and value, and
  * building a block in this rank's value memory before it is published. */
-#include "internal.h"
+#include "errors.h"
+#include "core.h"
+#include "rma.h"
+#include "window.h"
+#include "alloc.h"
+#include "fail.h"
+#include "block.h"
+#include "index.h"
 
 #include <inttypes.h>
 #include <stdio.h>

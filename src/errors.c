@@ -1,7 +1,8 @@
 /* Errors, the bottom layer: error codes, their names and texts (one table),
  * per-handle messages, the calling thread's handle-less ("orphan") message,
  * and the one formatter of MPI error codes.  Calls nothing of the library. */
-#include "internal.h"
+#include "errors.h"
+#include "core.h"
 
 #include <stdarg.h>
 #include <stdio.h>

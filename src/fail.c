@@ -1,7 +1,10 @@
 /* The store-wide failure word (docs/design.md, "Limits and a store that is
  * truly full"): a write that failed for lack of space tells every rank, so
  * that waits for keys that can never come end at once. */
-#include "internal.h"
+#include "errors.h"
+#include "core.h"
+#include "rma.h"
+#include "fail.h"
 
 #include <string.h>
 

@@ -1,10 +1,14 @@
 /* The index: keys (validation, hashing, placement), probe-window snapshots
  * of every index level, and the validated lookup of a key in a snapshot
  * (docs/design.md, "Snapshots and consistency").  Blocks are block.c's. */
-#include "internal.h"
+#include "errors.h"
+#include "core.h"
+#include "wait.h"
+#include "rma.h"
+#include "levels.h"
+#include "block.h"
+#include "index.h"
 
-#include <inttypes.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -2,7 +2,11 @@
  * hosted by the rank that needed them"): their geometry, the cache of a
  * home rank's level directory, and the creation of a level in memory
  * attached to the dynamic window (window.c). */
-#include "internal.h"
+#include "errors.h"
+#include "core.h"
+#include "rma.h"
+#include "window.h"
+#include "levels.h"
 
 #include <stdint.h>
 

@@ -1,6 +1,13 @@
 /* Reading operations: get, check, wait, multi_get, multi_set, num_keys.
  * Lookups are lock-free validated reads (docs/design.md, "Reader validation"). */
-#include "internal.h"
+#include "errors.h"
+#include "core.h"
+#include "wait.h"
+#include "rma.h"
+#include "fail.h"
+#include "block.h"
+#include "index.h"
+#include "ops.h"
 
 #include <math.h>
 #include <stdio.h>

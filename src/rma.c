@@ -7,7 +7,11 @@
  * stopped answering (unreachable host, or outside MPI with no progress)
  * costs the caller its deadline, not for ever.  design.md, "Deadlines when a
  * rank stops answering". */
-#include "internal.h"
+#include "errors.h"
+#include "core.h"
+#include "wait.h"
+#include "rma.h"
+#include "window.h"
 
 #include <math.h>
 #include <sched.h>

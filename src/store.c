@@ -1,6 +1,12 @@
 /* Store life cycle: options, open (window layout), prefix views, close,
  * timeouts, counters, version. */
-#include "internal.h"
+#include "errors.h"
+#include "core.h"
+#include "progress.h"
+#include "rma.h"
+#include "window.h"
+#include "alloc.h"
+#include "index.h"
 #include "mpistore_version.h"
 
 #include <errno.h>

@@ -1,7 +1,8 @@
 /* Waiting: the clock, deadlines, and the backoff of wait loops (which
  * releases the API mutex while it sleeps).  Above errors, below the RMA
  * layer: rma.c reads the clock here, and nothing here issues RMA. */
-#include "internal.h"
+#include "core.h"
+#include "wait.h"
 
 #include <math.h>
 #include <sched.h>

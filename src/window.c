@@ -5,7 +5,9 @@
  * here; the allocator (alloc.c) and the index levels (levels.c) get their
  * grown memory from here. */
 #define _DEFAULT_SOURCE 1 /* MAP_ANONYMOUS (not in POSIX 2008; Linux and the BSDs have it) */
-#include "internal.h"
+#include "errors.h"
+#include "core.h"
+#include "window.h"
 
 #include <stdlib.h>
 #include <string.h>

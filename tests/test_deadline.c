@@ -14,7 +14,7 @@
  * the abandoned requests complete into memory the library kept for them. */
 #include "mpitest.h"
 
-#include "internal.h" /* the home rank of a queue's internal key */
+#include "index.h" /* the home rank of a queue's internal key */
 #include "mpistore_elastic.h"
 
 #include <mpi.h>
