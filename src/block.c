@@ -8,7 +8,6 @@
 #include "alloc.h"
 #include "fail.h"
 #include "block.h"
-#include "index.h"
 
 #include <inttypes.h>
 #include <stdio.h>

@@ -5,8 +5,6 @@
 
 #include "core.h"
 
-typedef struct ms_key ms_key_t; /* index.h */
-
 /* A block fetched into local memory.  A counter's block holds only the key
  * (vlen == MS_VLEN_COUNTER); its value is the slot's int64 counter word,
  * read along with the block (cnt) and formatted as decimal (num). */

@@ -1,15 +1,17 @@
 /* The core of a store (docs/design.md, "Window layout"): layout constants,
  * the descriptor and lock words, the state of a store (ms_core_t) and of a
- * handle (struct mpistore), and the API mutex around public calls. */
+ * handle (struct mpistore), a prepared key (ms_key_t), and the API mutex.
+ * Types and inline helpers only: no .c file of its own. */
 #ifndef MPISTORE_CORE_H
 #define MPISTORE_CORE_H
 
-#include "errors.h"
+#include "mpistore.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
+#define MS_ERRMSG_LEN 512 /* a handle's message, with its NUL */
 #define MS_PROBE_MAX 64u /* probe window, in slots */
 #define MS_CTL_WORDS 4u  /* lock, fp, blen, kind */
 #define MS_CTL_LOCK 0u
@@ -197,6 +199,18 @@ struct mpistore {
     char errmsg[MS_ERRMSG_LEN];
 };
 
+/* A key of a handle, prepared for the store (index.c: ms_key_prepare). */
+typedef struct ms_key {
+    const char *full; /* prefix + key, NUL-terminated */
+    size_t len;
+    char *owned; /* heap copy when a prefix was added */
+    int rank;    /* home rank */
+    size_t home; /* home bucket */
+    uint32_t fp;
+    int internal; /* contains a NUL: a queue entry (queue.c), never a user key */
+    uint64_t hash; /* its bucket at level l is hash mod (nslots << l) */
+} ms_key_t;
+
 /* Displacements of level-0 slot words in a rank's allocated window. */
 static inline size_t ms_ctl_off(const ms_core_t *c, size_t slot, unsigned word)
 {
@@ -223,12 +237,5 @@ static inline void ms_leave(ms_core_t *c)
         pthread_mutex_unlock(&c->mu);
 }
 
-/* Start of a public call: a NULL handle is EINVAL, else enter the core. */
-#define MS_ENTER(s)                                                                                \
-    do {                                                                                           \
-        if (!(s))                                                                                  \
-            return ms_null_handle(__func__);                                                       \
-        ms_enter((s)->core);                                                                       \
-    } while (0)
 
 #endif /* MPISTORE_CORE_H */

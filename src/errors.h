@@ -1,14 +1,13 @@
 /* Errors, the bottom layer (errors.c): per-handle messages, the calling
- * thread's handle-less message, the one formatter of MPI error codes.
- * Depends on nothing of the library but the public header. */
+ * thread's handle-less message, the one formatter of MPI error codes, the
+ * start of a public call (MS_ENTER).  errors.c calls nothing else of the
+ * library; core.h gives it the handle's message buffer. */
 #ifndef MPISTORE_ERRORS_H
 #define MPISTORE_ERRORS_H
 
-#include "mpistore.h"
+#include "core.h"
 
 #include <stdarg.h>
-
-#define MS_ERRMSG_LEN 512
 
 int ms_err(mpistore_t *s, int code, const char *fmt, ...)
 #if defined(__GNUC__)
@@ -33,5 +32,13 @@ const char *ms_mpi_text(int mpirc, char text[MPI_MAX_ERROR_STRING]);
 /* A public call got a NULL handle: say so in the thread's handle-less message
  * (mpistore_errmsg(NULL)) and return -MPISTORE_EINVAL. */
 int ms_null_handle(const char *fn);
+
+/* Start of a public call: a NULL handle is EINVAL, else enter the core. */
+#define MS_ENTER(s)                                                                                \
+    do {                                                                                           \
+        if (!(s))                                                                                  \
+            return ms_null_handle(__func__);                                                       \
+        ms_enter((s)->core);                                                                       \
+    } while (0)
 
 #endif /* MPISTORE_ERRORS_H */

@@ -6,17 +6,7 @@
 #include "block.h"
 #include "core.h"
 
-typedef struct ms_key {
-    const char *full; /* prefix + key, NUL-terminated */
-    size_t len;
-    char *owned; /* heap copy when a prefix was added */
-    int rank;    /* home rank */
-    size_t home; /* home bucket */
-    uint32_t fp;
-    int internal; /* contains a NUL: a queue entry (queue.c), never a user key */
-    uint64_t hash; /* its bucket at level l is hash mod (nslots << l) */
-} ms_key_t;
-
+/* ---- keys (ms_key_t is in core.h) ---- */
 int ms_key_prepare(mpistore_t *s, const char *key, ms_key_t *k);
 /* An internal key: len bytes (containing a NUL) owned by the caller. */
 void ms_key_internal(mpistore_t *s, const char *bytes, size_t len, ms_key_t *k);
