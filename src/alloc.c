@@ -1,11 +1,18 @@
-/* The owner-only allocator of a rank's value arena.
+/* Value memory: the owner-only allocator of a rank's arena and of its arena
+ * segments, the segments themselves (memory mapped and attached through
+ * window.c, their addresses published in the header), and where any rank's
+ * unit lives (docs/design.md, "Memory management", "Value memory").
  *
  * Boundary tags live in the chunks' own 32-byte headers; free chunks sit in
  * 32 size-class lists (class = floor(log2(units))).  Only the owning rank
  * reads or writes this metadata.  A used chunk whose `dead` word another rank
  * has set (it unpublished the block) is reclaimed by ms_reclaim() when an
  * allocation does not fit. */
-#include "internal.h"
+#include "errors.h"
+#include "core.h"
+#include "rma.h"
+#include "window.h"
+#include "alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +29,8 @@ static unsigned bin_of(uint32_t units)
     return b;
 }
 
-static ms_blk_t *at(ms_alloc_t *a, uint32_t u)
+/* the chunk at unit u of arena or segment a (u relative to a) */
+static ms_blk_t *at(const ms_alloc_t *a, uint32_t u)
 {
     return (ms_blk_t *)(void *)(a->arena + ((size_t)u << a->shift));
 }
@@ -144,6 +152,120 @@ static void free_local(ms_alloc_t *a, uint32_t u)
     list_insert(a, u);
 }
 
+/* ---- value memory: unit space = arena [0, n0) + segment i [n0 2^i, n0 2^(i+1)) ---- */
+
+uint32_t ms_seg_base(const ms_core_t *c, unsigned i)
+{
+    uint64_t b = (uint64_t)c->alloc.nunits << i;
+    return b >= MS_UNIT_SPACE ? MS_UNIT_SPACE : (uint32_t)b;
+}
+
+/* segment holding unit u (u >= n0), or MS_MAX_SEGS */
+static unsigned seg_of(const ms_core_t *c, uint32_t u)
+{
+    unsigned i = 0;
+    while (i < MS_MAX_SEGS && ms_seg_base(c, i + 1) <= u && ms_seg_base(c, i + 1) < MS_UNIT_SPACE)
+        i++;
+    return i < MS_MAX_SEGS && u >= ms_seg_base(c, i) ? i : MS_MAX_SEGS;
+}
+
+/* Units of segment i, clipped to the unit space and to max_units (the
+ * same on every rank: the options are agreed on at open), so that a reader
+ * never reads past the end of another rank's segment. */
+static uint32_t seg_units(const ms_core_t *c, unsigned i)
+{
+    uint32_t b = ms_seg_base(c, i);
+    uint64_t e = (uint64_t)b * 2;
+    if (e > MS_UNIT_SPACE)
+        e = MS_UNIT_SPACE;
+    if (e > c->max_units)
+        e = c->max_units;
+    return e > b ? (uint32_t)(e - b) : 0;
+}
+
+ms_alloc_t *ms_alloc_of(ms_core_t *c, uint32_t u)
+{
+    if (u < c->alloc.nunits)
+        return &c->alloc;
+    unsigned i = seg_of(c, u);
+    return i < MS_MAX_SEGS && c->segmem[i] ? &c->seg[i] : NULL;
+}
+
+ms_blk_t *ms_blk_at(ms_core_t *c, uint32_t u)
+{
+    ms_alloc_t *a = ms_alloc_of(c, u);
+    return at(a, u - a->base);
+}
+
+void ms_alloc_usage(const ms_core_t *c, size_t *used, size_t *have)
+{
+    size_t unit = (size_t)1 << c->alloc.shift;
+    *used = (size_t)c->alloc.used_units * unit;
+    *have = (size_t)c->alloc.nunits * unit;
+    for (unsigned i = 0; i < MS_MAX_SEGS; i++)
+        if (c->segmem[i]) {
+            *used += (size_t)c->seg[i].used_units * unit;
+            *have += (size_t)c->seg[i].nunits * unit;
+        }
+}
+
+int ms_seg_create(mpistore_t *s, unsigned i)
+{
+    ms_core_t *c = s->core;
+    uint32_t base = ms_seg_base(c, i), n = seg_units(c, i);
+    uint64_t a64 = 0;
+    if (i >= MS_MAX_SEGS || base >= MS_UNIT_SPACE || n == 0)
+        return -MPISTORE_ENOSPC;
+    size_t bytes = (size_t)n << c->alloc.shift;
+    unsigned char *mem = NULL;
+    int rc = ms_win_mem(s, bytes, 0, &mem, &a64);
+    if (rc == -MPISTORE_ENOMEM)
+        return ms_err(s, MPISTORE_ENOMEM,
+                      "out of memory growing the value memory of rank %d by %zu bytes", c->rank,
+                      bytes);
+    if (rc)
+        return rc;
+    c->segmem[i] = mem;
+    ms_alloc_init(&c->seg[i], mem, MS_DYN | (size_t)a64, bytes, c->alloc.shift);
+    c->seg[i].base = base;
+    /* the address is in place before any descriptor can name the segment */
+    c->segaddr[(size_t)c->rank * MS_MAX_SEGS + i] = a64;
+    rc = ms_put_u64(s, c->rank, MS_OFF_SADDR + 8u * i, &a64);
+    if (rc == 0)
+        rc = ms_flush_self(s);
+    return rc;
+}
+
+int ms_unit_addr(mpistore_t *s, int r, uint32_t u, size_t *off, size_t *room)
+{
+    ms_core_t *c = s->core;
+    unsigned shift = c->alloc.shift;
+    *off = 0;
+    *room = 0;
+    if (u < c->alloc.nunits) {
+        *off = c->off_arena + ((size_t)u << shift);
+        *room = (size_t)(c->alloc.nunits - u) << shift;
+        return 0;
+    }
+    unsigned i = seg_of(c, u);
+    if (i >= MS_MAX_SEGS)
+        return 0;
+    uint64_t *a = &c->segaddr[(size_t)r * MS_MAX_SEGS + i];
+    if (*a == 0 && r != c->rank) { /* published before any descriptor named it */
+        int rc = ms_read_u64(s, r, MS_OFF_SADDR + 8u * i, a);
+        if (rc == 0)
+            rc = ms_flush(s, r);
+        if (rc)
+            return rc;
+    }
+    if (*a == 0)
+        return 0;
+    uint32_t b = ms_seg_base(c, i);
+    *off = MS_DYN | (size_t)(*a + ((uint64_t)(u - b) << shift));
+    *room = (size_t)(b + seg_units(c, i) - u) << shift;
+    return 0;
+}
+
 void ms_free_block(ms_core_t *c, uint32_t u)
 {
     ms_alloc_t *a = ms_alloc_of(c, u);
@@ -229,10 +351,7 @@ int ms_alloc_block(mpistore_t *s, size_t bytes, uint32_t *uoff)
         uint32_t base = ms_seg_base(c, i);
         if (base >= c->max_units || base >= MS_UNIT_SPACE)
             break;
-        uint64_t end = (uint64_t)base * 2 > MS_UNIT_SPACE ? MS_UNIT_SPACE : (uint64_t)base * 2;
-        if (end > c->max_units)
-            end = c->max_units;
-        if (c->segmem[i] || end - base < n)
+        if (c->segmem[i] || seg_units(c, i) < n)
             continue;
         int rc = ms_seg_create(s, i); /* sized within the limit */
         if (rc)

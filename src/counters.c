@@ -19,7 +19,13 @@
  * While an adder is registered and saw the slot stable at version v holding
  * K as a counter, no publication can happen on the slot, so its
  * Fetch_and_op lands on K's counter. */
-#include "internal.h"
+#include "errors.h"
+#include "core.h"
+#include "wait.h"
+#include "rma.h"
+#include "block.h"
+#include "index.h"
+#include "ops.h"
 
 #include <stdlib.h>
 

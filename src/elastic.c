@@ -4,7 +4,12 @@
  * shortcut: a member that must wait watches the num_members counter its own
  * add left (one round trip per look, counters.c) instead of polling for
  * last_member (design.md, "Elastic helpers"). */
-#include "internal.h"
+#include "errors.h"
+#include "core.h"
+#include "wait.h"
+#include "rma.h"
+#include "fail.h"
+#include "ops.h"
 #include "mpistore_elastic.h"
 
 #include <inttypes.h>

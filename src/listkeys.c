@@ -1,6 +1,12 @@
 /* list_keys: scan every rank's index through MPI atomics and validated block
  * reads (docs/design.md, "list_keys"). */
-#include "internal.h"
+#include "errors.h"
+#include "core.h"
+#include "wait.h"
+#include "rma.h"
+#include "levels.h"
+#include "block.h"
+#include "index.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,6 +1,13 @@
 /* Reading operations: get, check, wait, multi_get, multi_set, num_keys.
  * Lookups are lock-free validated reads (docs/design.md, "Reader validation"). */
-#include "internal.h"
+#include "errors.h"
+#include "core.h"
+#include "wait.h"
+#include "rma.h"
+#include "fail.h"
+#include "block.h"
+#include "index.h"
+#include "ops.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -27,6 +34,10 @@ static int find(mpistore_t *s, const ms_key_t *k, double deadline, int *found, m
     }
 }
 
+/* A wait for one key that ran out of time (get, wait, multi_get): seconds
+ * waited, key, home rank. */
+#define KEY_WAIT_TIMEOUT "timeout after %.3f s waiting for key '%.64s' (home rank %d)"
+
 /* Wait until key k exists; on success *b (if non-NULL) holds its block.
  * Without b (wait), a non-empty queue under the user key `qkey` counts too. */
 static int await(mpistore_t *s, const ms_key_t *k, const char *qkey, double t0, double deadline,
@@ -39,9 +50,7 @@ static int await(mpistore_t *s, const ms_key_t *k, const char *qkey, double t0, 
         if (rc == 0 && !found && !b)
             rc = ms_queue_nonempty(s, qkey, deadline, &found);
         if (rc)
-            return ms_rq_context(s, rc,
-                                 "timeout after %.3f s waiting for key '%.64s' (home rank %d)",
-                                 ms_now() - t0, k->full, k->rank);
+            return ms_rq_context(s, rc, KEY_WAIT_TIMEOUT, ms_now() - t0, k->full, k->rank);
         if (found) {
             if (b)
                 *b = blk;
@@ -52,9 +61,8 @@ static int await(mpistore_t *s, const ms_key_t *k, const char *qkey, double t0, 
         if ((rc = ms_fail_check(s, "a wait for an absent key"))) /* a full store: no waiting */
             return rc;
         if (ms_expired(deadline))
-            return ms_err(s, MPISTORE_ETIMEDOUT,
-                          "timeout after %.3f s waiting for key '%.64s' (home rank %d)",
-                          ms_now() - t0, k->full, k->rank);
+            return ms_err(s, MPISTORE_ETIMEDOUT, KEY_WAIT_TIMEOUT, ms_now() - t0, k->full,
+                          k->rank);
         ms_backoff(s, &bo);
     }
 }
@@ -216,9 +224,9 @@ int mpistore_wait(mpistore_t *s, const char *const *keys, size_t nkeys, double t
  * One round reads every pending key's probe window (one flush of the ranks
  * involved), then the block and counter word of each key's single
  * candidate (one flush), then their descriptors again (one flush): 3 round trips
- * for any number of keys instead of 3 per key.  The validation of each key
- * is exactly ms_lookup's.  A key whose window shows several candidates (a
- * fingerprint collision) is read alone with find(). */
+ * for any number of keys instead of 3 per key.  Each key's candidate is
+ * validated by ms_validate, as in ms_lookup.  A key whose window shows
+ * several candidates (a fingerprint collision) is read alone with find(). */
 #define MG_CHUNK 64 /* keys per round: bounds the snapshot memory */
 
 typedef struct mg {
@@ -319,15 +327,12 @@ static int mg_round(mpistore_t *s, mg_t *m, size_t n, double deadline, void **va
             continue;
         if (x->ncand > 1) { /* several candidates: the one-key path */
             rc = find(s, &x->k, deadline, &x->found, &x->blk);
-        } else if (x->cand != SIZE_MAX && x->d3 == x->sn.desc[x->cand]) {
-            if (x->torn)
-                rc = ms_err_corrupt(s, x->d3, &x->k);
-            else if (ms_block_is_key(&x->blk, &x->k))
-                x->found = 1;
+        } else if (x->cand != SIZE_MAX) { /* moved: not found, the next round reads again */
+            rc = ms_validate(s, &x->k, x->sn.desc[x->cand], x->d3, x->torn, x->cnt, &x->blk);
+            x->found = rc == MS_SLOT_KEY;
+            rc = rc < 0 ? rc : 0;
         }
         if (rc == 0 && x->found) {
-            if (x->blk.counter)
-                ms_block_set_counter(&x->blk, x->cnt);
             rc = block_to_value(s, &x->blk, &vals[i], &ls[i]);
             (*progress)++;
         }
@@ -387,9 +392,8 @@ static int mg_chunk(mpistore_t *s, const char *const *keys, size_t n, double t0,
             size_t i = 0;
             while (m[i].found)
                 i++;
-            rc = ms_err(s, MPISTORE_ETIMEDOUT,
-                        "timeout after %.3f s waiting for key '%.64s' (home rank %d)",
-                        ms_now() - t0, m[i].k.full, m[i].k.rank);
+            rc = ms_err(s, MPISTORE_ETIMEDOUT, KEY_WAIT_TIMEOUT, ms_now() - t0, m[i].k.full,
+                        m[i].k.rank);
             break;
         }
         ms_backoff(s, &bo);

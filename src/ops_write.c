@@ -1,7 +1,16 @@
 /* The write engine: set, add, compare_set, append and delete_key share one
  * lock / read / decide / publish path (docs/design.md, "Writer locking" and
  * "Inserts"). */
-#include "internal.h"
+#include "errors.h"
+#include "core.h"
+#include "wait.h"
+#include "rma.h"
+#include "alloc.h"
+#include "levels.h"
+#include "fail.h"
+#include "block.h"
+#include "index.h"
+#include "ops.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -218,7 +227,7 @@ static int retire(mpistore_t *s, uint64_t old)
 }
 
 /* The kind hint of a slot: one bit, set or cleared with an atomic OR / AND
- * so that the level mask beside it in level-0 slots stays (internal.h). */
+ * so that the level mask beside it in level-0 slots stays (core.h). */
 static int set_kind(mpistore_t *s, int target, size_t off, uint32_t kind)
 {
     static const uint32_t cnt_bit = MS_KIND_CNT, str_mask = ~(uint32_t)MS_KIND_CNT;

@@ -11,7 +11,8 @@
  * periods (requests and replies each need the target's progress).  It touches no store state, so
  * it needs no lock of ours; MPI_THREAD_MULTIPLE makes the concurrent MPI call
  * legal, and open refuses the option without it. */
-#include "internal.h"
+#include "core.h"
+#include "progress.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -9,7 +9,14 @@
  * fit in max_value_len; each push or pop copies the queue's bytes.  Why this
  * shape and not a counter pair with one entry per element: docs/design.md,
  * "Queues". */
-#include "internal.h"
+#include "errors.h"
+#include "core.h"
+#include "wait.h"
+#include "rma.h"
+#include "fail.h"
+#include "block.h"
+#include "index.h"
+#include "ops.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,5 +1,5 @@
-/* Counted RMA primitives on the store's window, progress and backoff.
- * Every origin buffer passed here must stay valid until the next flush.
+/* The RMA layer: counted RMA primitives on the store's windows, their
+ * flushes, request-based reads and deadline scopes.  Every origin buffer passed here must stay valid until the next flush.
  *
  * Inside a deadline scope (ms_rq_begin) the reads are request-based
  * (MPI_Rget, MPI_Rget_accumulate) into staging memory owned by the core, and
@@ -7,7 +7,11 @@
  * stopped answering (unreachable host, or outside MPI with no progress)
  * costs the caller its deadline, not for ever.  design.md, "Deadlines when a
  * rank stops answering". */
-#include "internal.h"
+#include "errors.h"
+#include "core.h"
+#include "wait.h"
+#include "rma.h"
+#include "window.h"
 
 #include <math.h>
 #include <sched.h>
@@ -291,7 +295,7 @@ static void warmup_dynamic(ms_core_t *c)
 {
     if (c->dwin == MPI_WIN_NULL)
         return;
-    MPI_Aint mine = ms_grow_warm_word(c), *all = calloc((size_t)c->nranks, sizeof *all);
+    MPI_Aint mine = ms_win_warm_word(c), *all = calloc((size_t)c->nranks, sizeof *all);
     int ok = all != NULL && mine != 0, all_ok = 0;
     if (MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, c->comm) != MPI_SUCCESS || !all_ok ||
         MPI_Allgather(&mine, 1, MPI_AINT, all, 1, MPI_AINT, c->comm) != MPI_SUCCESS) {
@@ -356,15 +360,6 @@ int ms_rq_context(mpistore_t *s, int rc, const char *fmt, ...)
     va_end(ap);
     snprintf(cause, sizeof cause, "%s", s->errmsg);
     return ms_err(s, MPISTORE_ETIMEDOUT, "%s: %s", what, cause);
-}
-
-int ms_snapshot_until(mpistore_t *s, const ms_key_t *k, ms_snap_t *sn, double deadline)
-{
-    double saved = ms_rq_begin(s, deadline);
-    int rc = ms_snapshot(s, k, sn);
-    ms_rq_end(s, saved);
-    return ms_rq_context(s, rc, "timeout reading the slots of key '%.64s' (home rank %d)", k->full,
-                         k->rank);
 }
 
 void ms_rq_fini(ms_core_t *c)
@@ -589,53 +584,6 @@ int ms_read_u64(mpistore_t *s, int target, size_t off, uint64_t *result)
                                  ms_win(s->core, off, target)),
                 target);
     return 0;
-}
-
-double ms_now(void)
-{
-    return MPI_Wtime();
-}
-
-double ms_deadline(double timeout_s)
-{
-    return timeout_s > 0 ? ms_now() + timeout_s : INFINITY;
-}
-
-int ms_expired(double deadline)
-{
-    return ms_now() >= deadline;
-}
-
-/* Waits first poll with sched_yield for up to MS_YIELD_S, then sleep from
- * 10 us doubling to 1 ms.  The yield phase matters: on Linux a nanosleep of
- * 10 us sleeps about 60 us (timer slack), which used to make a 2 us barrier
- * cost 60-300 us; and yielding, unlike spinning, hands the core to the ranks
- * we are waiting for when ranks outnumber cores.  Long waits still end up
- * sleeping (<= 1 ms a round), so an idle waiter costs little CPU. */
-#define MS_YIELD_S 500e-6
-
-void ms_backoff(mpistore_t *s, ms_backoff_t *b)
-{
-    int flag = 0;
-    /* Drive progress for requests aimed at this rank (osc/pt2pt, MPICH). */
-    MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, s->core->comm, &flag, MPI_STATUS_IGNORE);
-    ms_leave(s->core); /* let other threads of a shared handle run */
-    double now = ms_now();
-    if (b->round == 0)
-        b->start = now;
-    if (now - b->start < MS_YIELD_S) {
-        sched_yield();
-        b->sleeps = 0;
-    } else {
-        unsigned k = b->sleeps++;
-        long ns = 10000L << (k > 7 ? 7 : k); /* 10 us .. 1.28 ms */
-        if (ns > 1000000L)
-            ns = 1000000L;
-        struct timespec ts = {0, ns};
-        nanosleep(&ts, NULL);
-    }
-    ms_enter(s->core);
-    b->round++;
 }
 
 int ms_getacc_i64(mpistore_t *s, int target, size_t off, int64_t *buf)

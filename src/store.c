@@ -1,6 +1,12 @@
 /* Store life cycle: options, open (window layout), prefix views, close,
  * timeouts, counters, version. */
-#include "internal.h"
+#include "errors.h"
+#include "core.h"
+#include "progress.h"
+#include "rma.h"
+#include "window.h"
+#include "alloc.h"
+#include "index.h"
 #include "mpistore_version.h"
 
 #include <errno.h>
@@ -14,10 +20,6 @@
 
 #define KIB ((size_t)1024)
 #define MIB (KIB * KIB)
-
-/* Message of the calling thread's last failed open/close or call with a NULL
- * handle (no handle to keep it then). */
-static _Thread_local char ms_orphan[MS_ERRMSG_LEN];
 
 void mpistore_options_init(mpistore_options_t *opts)
 {
@@ -166,23 +168,19 @@ static int open_fail(int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(ms_orphan, sizeof ms_orphan, fmt, ap);
+    int rc = ms_orphan_verr(code, fmt, ap);
     va_end(ap);
-    return -code;
+    return rc;
 }
 
 static int open_mpi_fail(int mpirc, const char *call, size_t bytes)
 {
     char text[MPI_MAX_ERROR_STRING];
-    int len = 0;
-    if (MPI_Error_string(mpirc, text, &len) != MPI_SUCCESS)
-        snprintf(text, sizeof text, "MPI error %d", mpirc);
+    ms_mpi_text(mpirc, text);
     if (bytes)
-        snprintf(ms_orphan, sizeof ms_orphan, "%s of %zu bytes per rank failed: %.200s", call,
-                 bytes, text);
-    else
-        snprintf(ms_orphan, sizeof ms_orphan, "%s failed: %.200s", call, text);
-    return -MPISTORE_EMPI;
+        return ms_orphan_err(MPISTORE_EMPI, "%s of %zu bytes per rank failed: %.200s", call,
+                             bytes, text);
+    return ms_orphan_err(MPISTORE_EMPI, "%s failed: %.200s", call, text);
 }
 
 static int is_open_mpi(void)
@@ -196,32 +194,30 @@ static int is_open_mpi(void)
 static int window_fail(int mpirc, size_t bytes, int nodes, int level)
 {
     char text[MPI_MAX_ERROR_STRING];
-    int len = 0;
-    if (MPI_Error_string(mpirc, text, &len) != MPI_SUCCESS)
-        snprintf(text, sizeof text, "MPI error %d", mpirc);
+    ms_mpi_text(mpirc, text);
     int ompi = is_open_mpi(), multiple = level == MPI_THREAD_MULTIPLE;
     if (ompi && nodes > 1)
-        snprintf(ms_orphan, sizeof ms_orphan,
-                 "MPI_Win_allocate failed: %.96s. The job spans %d nodes and Open MPI 4.x's "
-                 "default one-sided component (osc/rdma) cannot use TCP between nodes: run with "
-                 "'--mca osc sm,pt2pt' (or export OMPI_MCA_osc=sm,pt2pt)%s",
-                 text, nodes,
-                 multiple ? "; osc/pt2pt refuses MPI_THREAD_MULTIPLE, so with that thread level "
-                            "use '--mca osc ucx' (plus UCX_TLS=tcp,self over plain TCP)"
-                          : "");
-    else if (ompi && multiple)
-        snprintf(ms_orphan, sizeof ms_orphan,
-                 "MPI_Win_allocate of %zu bytes per rank failed: %.96s. Under "
-                 "MPI_THREAD_MULTIPLE, Open MPI 4.x's osc/pt2pt (its TCP path) cannot create "
-                 "windows: run with '--mca osc ucx' (plus UCX_TLS=tcp,self over plain TCP) or "
-                 "initialise MPI with MPI_THREAD_SERIALIZED; else lower bytes_per_rank",
-                 bytes, text);
-    else
-        snprintf(ms_orphan, sizeof ms_orphan,
-                 "MPI_Win_allocate of %zu bytes per rank failed: %.96s (lower bytes_per_rank or "
-                 "keys_per_rank)",
-                 bytes, text);
-    return -MPISTORE_EMPI;
+        return ms_orphan_err(
+            MPISTORE_EMPI,
+            "MPI_Win_allocate failed: %.96s. The job spans %d nodes and Open MPI 4.x's "
+            "default one-sided component (osc/rdma) cannot use TCP between nodes: run with "
+            "'--mca osc sm,pt2pt' (or export OMPI_MCA_osc=sm,pt2pt)%s",
+            text, nodes,
+            multiple ? "; osc/pt2pt refuses MPI_THREAD_MULTIPLE, so with that thread level "
+                       "use '--mca osc ucx' (plus UCX_TLS=tcp,self over plain TCP)"
+                     : "");
+    if (ompi && multiple)
+        return ms_orphan_err(
+            MPISTORE_EMPI,
+            "MPI_Win_allocate of %zu bytes per rank failed: %.96s. Under "
+            "MPI_THREAD_MULTIPLE, Open MPI 4.x's osc/pt2pt (its TCP path) cannot create "
+            "windows: run with '--mca osc ucx' (plus UCX_TLS=tcp,self over plain TCP) or "
+            "initialise MPI with MPI_THREAD_SERIALIZED; else lower bytes_per_rank",
+            bytes, text);
+    return ms_orphan_err(MPISTORE_EMPI,
+                         "MPI_Win_allocate of %zu bytes per rank failed: %.96s (lower "
+                         "bytes_per_rank or keys_per_rank)",
+                         bytes, text);
 }
 
 /* Number of shared-memory nodes comm spans (collective), or -1. */
@@ -775,15 +771,4 @@ void mpistore_free(void *p)
 const char *mpistore_version(void)
 {
     return MPISTORE_VERSION_STRING;
-}
-
-const char *ms_orphan_errmsg(void)
-{
-    return ms_orphan;
-}
-
-int ms_null_handle(const char *fn)
-{
-    snprintf(ms_orphan, sizeof ms_orphan, "%s: the handle is NULL", fn);
-    return -MPISTORE_EINVAL;
 }

@@ -1,5 +1,5 @@
 #include "mpitest.h"
-#include "internal.h" /* mt_queue_on: the home rank of a queue's internal key */
+#include "index.h" /* mt_queue_on: the home rank of a queue's internal key */
 
 #include <mpi.h>
 #include <stdio.h>

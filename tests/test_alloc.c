@@ -5,7 +5,8 @@
  * another rank marked dead, growth into arena segments, and ms_blk_at /
  * ms_alloc_of agreeing with the allocator's own view. */
 #include "mpitest.h"
-#include "internal.h" /* white-box: ms_alloc_block, ms_free_block, ms_blk_at, ... */
+#include "alloc.h" /* white-box: ms_alloc_block, ms_free_block, ms_blk_at, ... */
+#include "rma.h"
 
 #include <mpi.h>
 #include <stdio.h>

@@ -1,8 +1,9 @@
 /* White-box tests: situations the public API cannot arrange on purpose
  * (fingerprint collisions, stale hints, a taken home bucket), built with the
- * library's internal header. */
+ * library's internal headers. */
 #include "mpitest.h"
-#include "internal.h"
+#include "core.h"
+#include "index.h"
 
 #include <mpi.h>
 #include <stdio.h>

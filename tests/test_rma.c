@@ -8,7 +8,8 @@
  * request-based ones (MPISTORE_RMA_REQUESTS=1); a scope that completes
  * normally leaves ms_rq_late() = -1 and restores the deadline. */
 #include "mpitest.h"
-#include "internal.h" /* white-box: ms_rget, ms_flush, ms_rq_begin, ... */
+#include "rma.h" /* white-box: ms_rget, ms_flush, ms_rq_begin, ... */
+#include "wait.h"
 
 #include <math.h>
 #include <mpi.h>

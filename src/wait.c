@@ -1,0 +1,56 @@
+/* Waiting: the clock, deadlines, and the backoff of wait loops (which
+ * releases the API mutex while it sleeps).  Above errors, below the RMA
+ * layer: rma.c reads the clock here, and nothing here issues RMA. */
+#include "core.h"
+#include "wait.h"
+
+#include <math.h>
+#include <sched.h>
+#include <time.h>
+
+double ms_now(void)
+{
+    return MPI_Wtime();
+}
+
+double ms_deadline(double timeout_s)
+{
+    return timeout_s > 0 ? ms_now() + timeout_s : INFINITY;
+}
+
+int ms_expired(double deadline)
+{
+    return ms_now() >= deadline;
+}
+
+/* Waits first poll with sched_yield for up to MS_YIELD_S, then sleep from
+ * 10 us doubling to 1 ms.  The yield phase matters: on Linux a nanosleep of
+ * 10 us sleeps about 60 us (timer slack), which used to make a 2 us barrier
+ * cost 60-300 us; and yielding, unlike spinning, hands the core to the ranks
+ * we are waiting for when ranks outnumber cores.  Long waits still end up
+ * sleeping (<= 1 ms a round), so an idle waiter costs little CPU. */
+#define MS_YIELD_S 500e-6
+
+void ms_backoff(mpistore_t *s, ms_backoff_t *b)
+{
+    int flag = 0;
+    /* Drive progress for requests aimed at this rank (osc/pt2pt, MPICH). */
+    MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, s->core->comm, &flag, MPI_STATUS_IGNORE);
+    ms_leave(s->core); /* let other threads of a shared handle run */
+    double now = ms_now();
+    if (b->round == 0)
+        b->start = now;
+    if (now - b->start < MS_YIELD_S) {
+        sched_yield();
+        b->sleeps = 0;
+    } else {
+        unsigned k = b->sleeps++;
+        long ns = 10000L << (k > 7 ? 7 : k); /* 10 us .. 1.28 ms */
+        if (ns > 1000000L)
+            ns = 1000000L;
+        struct timespec ts = {0, ns};
+        nanosleep(&ts, NULL);
+    }
+    ms_enter(s->core);
+    b->round++;
+}
