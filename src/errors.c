@@ -41,7 +41,7 @@ const char *mpistore_errname(int code)
 
 /* Message of the calling thread's last failed open/close or call with a NULL
  * handle (no handle to keep it then). */
-_Thread_local char ms_orphan[MS_ERRMSG_LEN];
+static _Thread_local char ms_orphan[MS_ERRMSG_LEN];
 
 const char *mpistore_errmsg(const mpistore_t *s)
 {
@@ -51,6 +51,11 @@ const char *mpistore_errmsg(const mpistore_t *s)
 const char *ms_orphan_errmsg(void)
 {
     return ms_orphan;
+}
+
+void ms_orphan_clear(void)
+{
+    ms_orphan[0] = 0;
 }
 
 int ms_orphan_verr(int code, const char *fmt, va_list ap)

@@ -16,9 +16,10 @@ int ms_err(mpistore_t *s, int code, const char *fmt, ...)
     ;
 int ms_mpierr(mpistore_t *s, int mpirc, const char *call, int target);
 /* The calling thread's handle-less message: its last failed open/close or
- * call with a NULL handle (mpistore_errmsg(NULL)).  mpistore_open clears it. */
-extern _Thread_local char ms_orphan[MS_ERRMSG_LEN];
+ * call with a NULL handle (mpistore_errmsg(NULL)).  mpistore_open clears it
+ * (ms_orphan_clear). */
 const char *ms_orphan_errmsg(void);
+void ms_orphan_clear(void);
 /* Write the handle-less message; return -code. */
 int ms_orphan_err(int code, const char *fmt, ...)
 #if defined(__GNUC__)

@@ -569,7 +569,7 @@ static void open_cleanup(open_state_t *st)
 int mpistore_open(mpistore_t **out, MPI_Comm comm, const mpistore_options_t *opts)
 {
     open_state_t st = {.comm = comm, .dup = MPI_COMM_NULL};
-    ms_orphan[0] = 0;
+    ms_orphan_clear();
     int rc = open_check_mpi(comm);
     if (rc != MPISTORE_OK)
         return rc;
