@@ -250,8 +250,8 @@ static int publish(mpistore_t *s, const ms_snap_t *sn, size_t i, uint32_t lockwo
     return rc ? rc : ms_flush2(s, t, home);
 }
 
-/* Update the key in slot i of the snapshot.  0 done, 1 retry, 2 the slot
- * holds another key, <0 error. */
+/* Update the key in slot i of the snapshot: MS_DONE, MS_RETRY, MS_OTHER_KEY
+ * or <0. */
 static int update_slot(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_snap_t *sn, size_t i,
                        double deadline)
 {
@@ -278,14 +278,14 @@ static int update_slot(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_sna
         if (rc && got == exp) /* locked, then failed: give the lock back */
             unlock_unchanged(s, t, lockoff, &exp);
         ms_block_release(&blk);
-        return rc ? rc : 1;
+        return rc ? rc : MS_RETRY;
     }
     /* locked: the block is current and stays so */
     rc = ms_block_complete(s, d, &blk, need_value, &torn);
     if (rc == 0 && torn)
         rc = ms_err_corrupt(s, d, k);
     if (rc == 0 && !ms_block_is_key(&blk, k))
-        rc = 2;
+        rc = MS_OTHER_KEY;
     if (rc == 0 && blk.counter) /* adders may be in flight: let them land */
         rc = ms_counter_drain(s, k, sn, i, deadline, &blk);
     size_t oldlen = 0;
@@ -333,14 +333,14 @@ static int stable_under_home(const ms_snap_t *sn, size_t j)
 }
 
 /* Under the home lock: is the key present in the re-read window?
- * 0 absent, 1 present or unsure (caller retries), <0 error. */
+ * MS_ABSENT, MS_RETRY (present or unsure), <0. */
 static int present_under_home(mpistore_t *s, const ms_key_t *k, const ms_snap_t *sn)
 {
     for (size_t j = 0; j < sn->n; j++) {
         if (!ms_snap_candidate(sn, j, k->fp))
             continue;
         if (!stable_under_home(sn, j))
-            return 1;
+            return MS_RETRY;
         /* fingerprint match: check the stored key (validated read) */
         ms_snap_t *one = malloc(sizeof *one);
         if (!one)
@@ -355,14 +355,14 @@ static int present_under_home(mpistore_t *s, const ms_key_t *k, const ms_snap_t 
         free(one);
         if (rc < 0)
             return rc;
-        if (rc == 1 || found)
-            return 1;
+        if (rc == MS_RETRY || found)
+            return MS_RETRY;
     }
-    return 0;
+    return MS_ABSENT;
 }
 
-/* The key is absent in sn: insert it.  0 done, 1 retry, 3 retry at once
- * (this rank just grew the index: not a wait), <0 error. */
+/* The key is absent in sn: insert it.  MS_DONE, MS_RETRY, MS_RETRY_NOW
+ * (this rank just grew the index) or <0. */
 static int insert(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_snap_t *sn)
 {
     ms_core_t *c = s->core;
@@ -373,7 +373,7 @@ static int insert(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_snap_t *
     if (rc || p.action == ACT_NONE)
         return rc;
     if (!ms_snap_stable(sn, 0))
-        return 1;
+        return MS_RETRY;
 
     /* a key created by add is a counter (design.md, "Counters") */
     int counter = w->kind == W_ADD && ms_counters_enabled(c);
@@ -406,12 +406,14 @@ static int insert(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_snap_t *
             unlock_unchanged(s, home, hlock, &exph);
         ms_free_block(c, uoff);
         free(sn2);
-        return rc ? rc : 1;
+        return rc ? rc : MS_RETRY;
     }
 
     /* holding the home lock: every completed insert of a key with this home
      * is visible in sn2; is ours among them? */
     int outcome = present_under_home(s, k, sn2);
+    if (outcome == MS_ABSENT)
+        outcome = 0;
 
     /* choose the slot: the home slot itself if empty, else try-claim the
      * first free one, level 0 first; all full: grow by one level */
@@ -443,7 +445,7 @@ static int insert(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_snap_t *
             }
         }
         if (outcome == -MPISTORE_ENOSPC && empties > 0)
-            outcome = 1; /* lost every race for a free slot: try again */
+            outcome = MS_RETRY; /* lost every race for a free slot: try again */
         else if (outcome == -MPISTORE_ENOSPC && sn2->nlev < MS_MAX_LEVELS) {
             /* every level full around this key: host the next one (or learn
              * that another rank does), then retry with it */
@@ -451,9 +453,9 @@ static int insert(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_snap_t *
             if (outcome == -MPISTORE_ENOMEM)
                 outcome = ms_fail_publish(s, outcome, MS_FAIL_MEMORY);
             else if (outcome == 0) /* another rank's: wait for its publication */
-                outcome = 1;
+                outcome = MS_RETRY;
             else if (outcome == 1) /* ours, published: retry at once */
-                outcome = 3;
+                outcome = MS_RETRY_NOW;
         }
         if (outcome == -MPISTORE_ENOSPC) {
             ms_err(s, MPISTORE_ENOSPC,
@@ -525,31 +527,34 @@ static int insert(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_snap_t *
     return rc;
 }
 
-/* One pass over a snapshot: write the key in its slot.  0 done, 1 retry,
- * 2 the key is absent, <0 error.  *registered: this add announced itself
- * before the snapshot (counters.c); cleared when it takes the locked path. */
+/* One pass over a snapshot: write the key in its slot.  MS_DONE, MS_RETRY,
+ * MS_ABSENT (no slot holds the key) or <0.  *registered: this add announced
+ * itself before the snapshot (counters.c); cleared when it takes the locked
+ * path. */
 static int try_slots(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_snap_t *sn,
                      int *registered, double deadline)
 {
-    int rc = 2;
-    for (size_t i = 0; i < sn->n && rc == 2; i++) {
+    for (size_t i = 0; i < sn->n; i++) {
         if (!ms_snap_candidate(sn, i, k->fp))
             continue;
         if (!ms_snap_stable(sn, i))
-            return 1;
-        if (*registered && ms_snap_kind(sn, i) == MS_KIND_CNT) {
+            return MS_RETRY;
+        int rc = MS_LOCKED_PATH;
+        if (*registered && ms_snap_kind(sn, i) == MS_KIND_CNT)
             rc = ms_counter_add(s, k, sn, i, w->delta, &w->sum, &w->watch);
-            if (rc != 3)
-                continue;
+        if (rc == MS_LOCKED_PATH) {
+            if (*registered) { /* the locked path would wait for ourselves */
+                *registered = 0;
+                int urc = ms_reg_clear(s);
+                if (urc)
+                    return urc;
+            }
+            rc = update_slot(s, k, w, sn, i, deadline);
         }
-        if (*registered) { /* the locked path would wait for ourselves */
-            *registered = 0;
-            if ((rc = ms_reg_clear(s)))
-                return rc;
-        }
-        rc = update_slot(s, k, w, sn, i, deadline);
+        if (rc != MS_OTHER_KEY)
+            return rc;
     }
-    return rc;
+    return MS_ABSENT;
 }
 
 /* No candidate slot of the key is locked or between versions. */
@@ -585,7 +590,7 @@ static int write_until(mpistore_t *s, const ms_key_t *kp, wreq_t *w, double dead
             watch = 0;
             if (candidates_stable(&sn, k.fp))
                 continue; /* register and look again at once */
-            rc = 1;
+            rc = MS_RETRY;
         } else if (rc == 0) {
             rc = try_slots(s, &k, w, &sn, &registered, deadline);
         }
@@ -594,17 +599,17 @@ static int write_until(mpistore_t *s, const ms_key_t *kp, wreq_t *w, double dead
             if (rc >= 0 && urc)
                 rc = urc;
         }
-        if (rc == 2)
+        if (rc == MS_ABSENT)
             rc = insert(s, &k, w, &sn);
-        if (rc != 0) { /* results of an attempt that did not complete */
+        if (rc != MS_DONE) { /* results of an attempt that did not complete */
             free(w->cur);
             w->cur = NULL;
         }
-        if (rc == 0 && w->deleted) /* room again: waits need not fail fast */
+        if (rc == MS_DONE && w->deleted) /* room again: waits need not fail fast */
             rc = ms_fail_clear(s);
-        if (rc <= 0)
+        if (rc < 0 || rc == MS_DONE)
             break;
-        if (rc == 3)
+        if (rc == MS_RETRY_NOW)
             continue; /* grown: the next look finds room (at most once per level) */
         watch = reg;
         if (ms_expired(deadline)) {
