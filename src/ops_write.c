@@ -75,6 +75,96 @@ static int parse_i64(const unsigned char *p, size_t n, int64_t *out)
     return 0;
 }
 
+/* add: the old value (absent: 0) plus delta, as decimal text. */
+static int plan_add(mpistore_t *s, const ms_key_t *k, const wreq_t *w, int present,
+                    const unsigned char *old, size_t oldlen, wplan_t *p)
+{
+    int64_t base = 0;
+    if (present && parse_i64(old, oldlen, &base) != 0)
+        return ms_err(s, MPISTORE_ENOTINT,
+                      "add on key '%.64s': value (%zu bytes) is not a decimal int64", k->full,
+                      oldlen);
+    if ((w->delta > 0 && base > INT64_MAX - w->delta) ||
+        (w->delta < 0 && base < INT64_MIN - w->delta))
+        return ms_err(s, MPISTORE_ENOTINT,
+                      "add on key '%.64s': %" PRId64 " + %" PRId64 " overflows int64", k->full,
+                      base, w->delta);
+    p->sum = base + w->delta;
+    p->action = ACT_WRITE;
+    p->alen = (size_t)snprintf(p->num, sizeof p->num, "%" PRId64, p->sum);
+    p->a = p->num;
+    if (p->alen > s->core->max_value_len) /* readers would reject the block as corrupt */
+        return ms_err(s, MPISTORE_ETOOBIG,
+                      "add on key '%.64s': result %" PRId64
+                      " needs %zu bytes, max_value_len is %zu",
+                      k->full, p->sum, p->alen, s->core->max_value_len);
+    return 0;
+}
+
+/* compare_set: write the desired value if the old one is the expected one
+ * (absent matches an empty expected value); return the value it leaves. */
+static void plan_cas(const wreq_t *w, int present, const unsigned char *old, size_t oldlen,
+                     wplan_t *p)
+{
+    if (!present && w->explen > 0) {
+        p->action = ACT_NONE;
+        p->ret = w->exp;
+        p->retlen = w->explen;
+    } else if (!present ||
+               (oldlen == w->explen && (oldlen == 0 || memcmp(old, w->exp, oldlen) == 0))) {
+        p->action = ACT_WRITE;
+        p->a = w->val;
+        p->alen = w->vlen;
+        p->ret = w->val;
+        p->retlen = w->vlen;
+    } else {
+        p->action = ACT_NONE;
+        p->ret = old;
+        p->retlen = oldlen;
+    }
+}
+
+/* append, and queue_push (which appends one length-prefixed record). */
+static int plan_append(mpistore_t *s, const ms_key_t *k, const wreq_t *w, int present,
+                       const unsigned char *old, size_t oldlen, wplan_t *p)
+{
+    if (present && oldlen + w->vlen > s->core->max_value_len)
+        return ms_err(s, MPISTORE_ETOOBIG,
+                      w->kind == W_QPUSH
+                          ? "queue_push on '%.64s': the queue holds %zu bytes, one more "
+                            "%zu-byte record exceeds max_value_len %zu"
+                          : "append on key '%.64s': %zu + %zu bytes exceeds max_value_len %zu",
+                      k->full, oldlen, w->vlen, s->core->max_value_len);
+    p->action = ACT_WRITE;
+    p->a = present ? old : w->val;
+    p->alen = present ? oldlen : w->vlen;
+    p->b = present ? w->val : NULL;
+    p->blen = present ? w->vlen : 0;
+    return 0;
+}
+
+/* queue_pop: return the first record, keep the rest (none left: delete the
+ * key); absent, the queue is empty. */
+static int plan_qpop(mpistore_t *s, const ms_key_t *k, int present, const unsigned char *old,
+                     size_t oldlen, wplan_t *p)
+{
+    uint32_t n = 0;
+    p->action = ACT_NONE; /* absent: the queue is empty */
+    if (!present)
+        return 0;
+    if (oldlen < sizeof n || (memcpy(&n, old, sizeof n), oldlen - sizeof n < n))
+        return ms_err(s, MPISTORE_EMPI, "queue '%.64s': corrupt queue value (internal error)",
+                      k->full);
+    p->ret = old + sizeof n;
+    p->retlen = n;
+    p->a = old + sizeof n + n;
+    p->alen = oldlen - sizeof n - n;
+    p->action = p->alen ? ACT_WRITE : ACT_DELETE;
+    return 0;
+}
+
+/* What request w does to the key's current state (present, with the value
+ * old): the action and the new value, in *p. */
 static int plan(mpistore_t *s, const ms_key_t *k, const wreq_t *w, int present,
                 const unsigned char *old, size_t oldlen, wplan_t *p)
 {
@@ -85,79 +175,19 @@ static int plan(mpistore_t *s, const ms_key_t *k, const wreq_t *w, int present,
         p->a = w->val;
         p->alen = w->vlen;
         return 0;
-    case W_ADD: {
-        int64_t base = 0;
-        if (present && parse_i64(old, oldlen, &base) != 0)
-            return ms_err(s, MPISTORE_ENOTINT,
-                          "add on key '%.64s': value (%zu bytes) is not a decimal int64", k->full,
-                          oldlen);
-        if ((w->delta > 0 && base > INT64_MAX - w->delta) ||
-            (w->delta < 0 && base < INT64_MIN - w->delta))
-            return ms_err(s, MPISTORE_ENOTINT,
-                          "add on key '%.64s': %" PRId64 " + %" PRId64 " overflows int64", k->full,
-                          base, w->delta);
-        p->sum = base + w->delta;
-        p->action = ACT_WRITE;
-        p->alen = (size_t)snprintf(p->num, sizeof p->num, "%" PRId64, p->sum);
-        p->a = p->num;
-        if (p->alen > s->core->max_value_len) /* readers would reject the block as corrupt */
-            return ms_err(s, MPISTORE_ETOOBIG,
-                          "add on key '%.64s': result %" PRId64
-                          " needs %zu bytes, max_value_len is %zu",
-                          k->full, p->sum, p->alen, s->core->max_value_len);
-        return 0;
-    }
+    case W_ADD:
+        return plan_add(s, k, w, present, old, oldlen, p);
     case W_CAS:
-        if (!present && w->explen > 0) {
-            p->action = ACT_NONE;
-            p->ret = w->exp;
-            p->retlen = w->explen;
-        } else if (!present ||
-                   (oldlen == w->explen && (oldlen == 0 || memcmp(old, w->exp, oldlen) == 0))) {
-            p->action = ACT_WRITE;
-            p->a = w->val;
-            p->alen = w->vlen;
-            p->ret = w->val;
-            p->retlen = w->vlen;
-        } else {
-            p->action = ACT_NONE;
-            p->ret = old;
-            p->retlen = oldlen;
-        }
+        plan_cas(w, present, old, oldlen, p);
         return 0;
     case W_APPEND:
-    case W_QPUSH: /* a queue push appends one length-prefixed record */
-        if (present && oldlen + w->vlen > s->core->max_value_len)
-            return ms_err(s, MPISTORE_ETOOBIG,
-                          w->kind == W_QPUSH
-                              ? "queue_push on '%.64s': the queue holds %zu bytes, one more "
-                                "%zu-byte record exceeds max_value_len %zu"
-                              : "append on key '%.64s': %zu + %zu bytes exceeds max_value_len %zu",
-                          k->full, oldlen, w->vlen, s->core->max_value_len);
-        p->action = ACT_WRITE;
-        p->a = present ? old : w->val;
-        p->alen = present ? oldlen : w->vlen;
-        p->b = present ? w->val : NULL;
-        p->blen = present ? w->vlen : 0;
-        return 0;
+    case W_QPUSH:
+        return plan_append(s, k, w, present, old, oldlen, p);
     case W_DELETE:
         p->action = present ? ACT_DELETE : ACT_NONE;
         return 0;
-    case W_QPOP: {
-        uint32_t n = 0;
-        p->action = ACT_NONE; /* absent: the queue is empty */
-        if (!present)
-            return 0;
-        if (oldlen < sizeof n || (memcpy(&n, old, sizeof n), oldlen - sizeof n < n))
-            return ms_err(s, MPISTORE_EMPI, "queue '%.64s': corrupt queue value (internal error)",
-                          k->full);
-        p->ret = old + sizeof n;
-        p->retlen = n;
-        p->a = old + sizeof n + n;
-        p->alen = oldlen - sizeof n - n;
-        p->action = p->alen ? ACT_WRITE : ACT_DELETE;
-        return 0;
-    }
+    case W_QPOP:
+        return plan_qpop(s, k, present, old, oldlen, p);
     }
     return ms_err(s, MPISTORE_EINVAL, "internal: unknown write kind");
 }
@@ -361,11 +391,207 @@ static int present_under_home(mpistore_t *s, const ms_key_t *k, const ms_snap_t 
     return MS_ABSENT;
 }
 
+/* An insert under way (design.md, "Inserts"): what it holds, so that
+ * rollback_insert can give it back. */
+typedef struct ins {
+    int home;             /* the home rank */
+    size_t h, hlock;      /* the home bucket, the displacement of its lock word */
+    uint32_t exph;        /* the home lock word we lock from */
+    ms_snap_t *sn2;       /* every level, re-read under the home lock */
+    size_t js;            /* the new key's slot, as an index of sn2 (0: the home slot) */
+    uint32_t slot_exp;    /* that slot's lock word before we locked it */
+    uint32_t uoff, total; /* the new block */
+    uint32_t kind;        /* MS_KIND_CNT: the new key is a counter */
+    int64_t count;        /* the home rank's key count before our reservation */
+    int reserved;         /* our +1 to the key count has landed */
+    int rma_failed;       /* one of our RMA calls failed: give back only the block */
+} ins_t;
+
+/* Lock the home slot and re-read every level in one round trip: see
+ * design.md "Inserts" and "Growth" for why a re-read that may run before
+ * the CAS lands still sees every completed insert.  MS_DONE (in->sn2 is
+ * set), else MS_RETRY or <0, the block freed. */
+static int lock_home(mpistore_t *s, const ms_key_t *k, ins_t *in)
+{
+    ms_core_t *c = s->core;
+    uint32_t wanth = in->exph | 1u, got = ~in->exph;
+    ms_snap_t *sn2 = malloc(sizeof *sn2);
+    if (!sn2) {
+        ms_free_block(c, in->uoff);
+        return ms_err(s, MPISTORE_ENOMEM, "out of memory inserting key '%.64s'", k->full);
+    }
+    int rc = ms_cas_u32(s, in->home, in->hlock, &wanth, &in->exph, &got);
+    if (rc == 0)
+        rc = ms_snapshot_issue(s, k, sn2);
+    if (rc == 0)
+        rc = ms_flush(s, in->home);
+    if (rc == 0 && got == in->exph) /* levels published since: read them too */
+        rc = ms_snapshot_fix(s, k, sn2);
+    if (rc || got != in->exph) {
+        if (rc && got == in->exph) /* locked, then failed: give the lock back */
+            unlock_unchanged(s, in->home, in->hlock, &in->exph);
+        ms_free_block(c, in->uoff);
+        free(sn2);
+        return rc ? rc : MS_RETRY;
+    }
+    in->sn2 = sn2;
+    return MS_DONE;
+}
+
+/* Claim the first free slot of the re-read window that is stable, level 0
+ * first: MS_DONE (in->js, in->slot_exp), MS_RETRY (lost every race for a
+ * free slot), MS_NO_ROOM (no slot is free) or <0. */
+static int claim_free_slot(mpistore_t *s, ins_t *in)
+{
+    const ms_snap_t *sn2 = in->sn2;
+    int empties = 0;
+    for (size_t j = 1; j < sn2->n; j++) {
+        if (ms_desc_valid(sn2->desc[j]))
+            continue;
+        empties++;
+        if (!ms_snap_stable(sn2, j))
+            continue;
+        uint32_t e = ms_snap_lock(sn2, j), wnt = e | 1u, g = 0;
+        int t = ms_snap_target(sn2, j);
+        int rc = ms_cas_u32(s, t, ms_snap_ctl_off(sn2, j, MS_CTL_LOCK), &wnt, &e, &g);
+        if (rc == 0)
+            rc = ms_flush(s, t);
+        if (rc) {
+            in->rma_failed = 1;
+            return rc;
+        }
+        if (g == e) {
+            in->js = j;
+            in->slot_exp = e;
+            return MS_DONE;
+        }
+    }
+    return empties > 0 ? MS_RETRY : MS_NO_ROOM;
+}
+
+/* Every level is full around the key: host the next level (or learn that
+ * another rank does).  MS_RETRY_NOW (ours, published), MS_RETRY (another
+ * rank's: wait for its publication) or <0. */
+static int grow_index(mpistore_t *s, const ins_t *in)
+{
+    int rc = ms_level_create(s, in->home, in->sn2->nlev);
+    if (rc == -MPISTORE_ENOMEM)
+        return ms_fail_publish(s, rc, MS_FAIL_MEMORY);
+    if (rc < 0)
+        return rc;
+    return rc == 1 ? MS_RETRY_NOW : MS_RETRY;
+}
+
+/* No free slot at any level, and no level left to add. */
+static int index_full(mpistore_t *s, const ms_key_t *k, const ins_t *in)
+{
+    ms_err(s, MPISTORE_ENOSPC,
+           "index of rank %d is full: no free slot around bucket %zu in any of its %u "
+           "levels (key '%.64s'); %s",
+           in->home, in->h, in->sn2->nlev, k->full, ms_fail_advice(MS_FAIL_LEVELS));
+    return ms_fail_publish(s, -MPISTORE_ENOSPC, MS_FAIL_LEVELS);
+}
+
+/* The new key's slot: the home slot itself if the first look found it
+ * empty, else the first free one, else one in a new level.  MS_DONE,
+ * MS_RETRY, MS_RETRY_NOW or <0. */
+static int choose_slot(mpistore_t *s, const ms_key_t *k, const ms_snap_t *sn, ins_t *in)
+{
+    in->js = 0;
+    in->slot_exp = in->exph;
+    if (!ms_desc_valid(sn->desc[0]))
+        return MS_DONE;
+    int st = claim_free_slot(s, in);
+    if (st == MS_NO_ROOM && in->sn2->nlev < MS_MAX_LEVELS)
+        st = grow_index(s, in);
+    return st == MS_NO_ROOM ? index_full(s, k, in) : st;
+}
+
+/* The hints of the new slot (fingerprint, length, kind; a counter's value in
+ * its word), then the key reservation, before the descriptor can be seen:
+ * one round trip.  MS_DONE (in->count) or <0. */
+static int reserve_slot(mpistore_t *s, const ms_key_t *k, int64_t counter_value, ins_t *in)
+{
+    const int64_t plus1 = 1;
+    const ms_snap_t *sn2 = in->sn2;
+    uint32_t fp = k->fp, nb = in->total;
+    int t = ms_snap_target(sn2, in->js);
+    int rc = ms_put_u32(s, t, ms_snap_ctl_off(sn2, in->js, MS_CTL_FP), &fp);
+    if (rc == 0)
+        rc = ms_put_u32(s, t, ms_snap_ctl_off(sn2, in->js, MS_CTL_BLEN), &nb);
+    if (rc == 0)
+        rc = set_kind(s, t, ms_snap_ctl_off(sn2, in->js, MS_CTL_KIND), in->kind);
+    if (rc == 0 && in->kind == MS_KIND_CNT) /* no adder can reach the word before the publication */
+        rc = ms_put_i64(s, t, ms_snap_cnt_off(sn2, in->js), &counter_value);
+    if (rc == 0)
+        rc = ms_fao_i64(s, in->home, MS_OFF_COUNT, &plus1, &in->count);
+    if (rc == 0 && k->internal)
+        rc = ms_add_i64(s, in->home, MS_OFF_QCOUNT, &plus1);
+    if (rc == 0)
+        rc = ms_flush2(s, in->home, t);
+    in->reserved = rc == 0;
+    in->rma_failed = rc != 0;
+    return rc;
+}
+
+/* Did the reservation take the home rank beyond max_keys_per_rank? */
+static int check_max_keys(mpistore_t *s, const ms_key_t *k, const ins_t *in)
+{
+    ms_core_t *c = s->core;
+    if (!c->max_keys || in->count < (int64_t)c->max_keys)
+        return MS_DONE;
+    ms_err(s, MPISTORE_ENOSPC,
+           "key slots of rank %d are full: %" PRId64 " keys, max_keys_per_rank=%zu "
+           "(key '%.64s'); %s",
+           in->home, in->count, c->max_keys, k->full, ms_fail_advice(MS_FAIL_KEYS));
+    return ms_fail_publish(s, -MPISTORE_ENOSPC, MS_FAIL_KEYS);
+}
+
+/* An insert that will not publish (outcome: a status to retry, or an error)
+ * gives back the block, the key reservation, the claimed slot and the home
+ * lock; after a failed RMA call of its own, only the block. */
+static int rollback_insert(mpistore_t *s, const ms_key_t *k, ins_t *in, int outcome)
+{
+    const int64_t minus1 = -1;
+    int rc = 0;
+    ms_free_block(s->core, in->uoff);
+    if (!in->rma_failed) {
+        if (in->reserved)
+            rc = ms_add_i64(s, in->home, MS_OFF_COUNT, &minus1);
+        if (rc == 0 && in->reserved && k->internal)
+            rc = ms_add_i64(s, in->home, MS_OFF_QCOUNT, &minus1);
+        if (rc == 0 && in->js != 0)
+            rc = ms_put_u32(s, ms_snap_target(in->sn2, in->js),
+                            ms_snap_ctl_off(in->sn2, in->js, MS_CTL_LOCK), &in->slot_exp);
+        if (rc == 0)
+            rc = unlock_unchanged(s, in->home, in->hlock, &in->exph);
+    }
+    free(in->sn2);
+    return rc ? rc : outcome;
+}
+
+/* Publish the new slot; then release the home lock, only now that the new
+ * slot is visible (design.md), and with a new version: a later inserter's
+ * CAS from the version it saw before this insert must fail.  After a failed
+ * publication nothing is given back: the block may be visible. */
+static int publish_insert(mpistore_t *s, const ms_key_t *k, wreq_t *w, ins_t *in)
+{
+    ms_core_t *c = s->core;
+    int rc = publish(s, in->sn2, in->js, in->slot_exp, 1, in->uoff, in->total, 0, 0, in->kind);
+    if (rc == 0 && in->kind == MS_KIND_CNT) /* the descriptor publish() wrote */
+        ms_watch_make(k, in->sn2, in->js,
+                      ms_desc_make(ms_lock_ver(in->slot_exp) + 1u, 1, (uint32_t)c->rank, in->uoff),
+                      &w->watch);
+    if (rc == 0 && in->js != 0)
+        rc = release_home(s, in->home, in->h, in->exph, in->sn2->desc[0]);
+    free(in->sn2);
+    return rc;
+}
+
 /* The key is absent in sn: insert it.  MS_DONE, MS_RETRY, MS_RETRY_NOW
  * (this rank just grew the index) or <0. */
 static int insert(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_snap_t *sn)
 {
-    ms_core_t *c = s->core;
     wplan_t p;
     int rc = plan(s, k, w, 0, NULL, 0, &p);
     if (rc == 0)
@@ -375,156 +601,30 @@ static int insert(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_snap_t *
     if (!ms_snap_stable(sn, 0))
         return MS_RETRY;
 
+    ins_t in = {.home = sn->rank, .h = sn->first, .exph = ms_snap_lock(sn, 0)};
+    in.hlock = ms_ctl_off(s->core, in.h, MS_CTL_LOCK);
     /* a key created by add is a counter (design.md, "Counters") */
-    int counter = w->kind == W_ADD && ms_counters_enabled(c);
-    uint32_t uoff = 0, total = 0;
-    rc = counter ? ms_block_build_counter(s, k, &uoff, &total)
-                 : ms_block_build(s, k, p.a, p.alen, p.b, p.blen, &uoff, &total);
+    in.kind = w->kind == W_ADD && ms_counters_enabled(s->core) ? MS_KIND_CNT : MS_KIND_STR;
+    if (in.kind == MS_KIND_CNT)
+        rc = ms_block_build_counter(s, k, &in.uoff, &in.total);
+    else
+        rc = ms_block_build(s, k, p.a, p.alen, p.b, p.blen, &in.uoff, &in.total);
+    if (rc == 0)
+        rc = lock_home(s, k, &in);
     if (rc)
         return rc;
-
-    int home = sn->rank;
-    size_t h = sn->first, hlock = ms_ctl_off(c, h, MS_CTL_LOCK);
-    uint32_t exph = ms_snap_lock(sn, 0), wanth = exph | 1u, got = ~exph;
-    /* the home lock and the re-read of every level in one round trip: see
-     * design.md "Inserts" and "Growth" for why a re-read that may run
-     * before the CAS lands still sees every completed insert */
-    ms_snap_t *sn2 = malloc(sizeof *sn2);
-    if (!sn2) {
-        ms_free_block(c, uoff);
-        return ms_err(s, MPISTORE_ENOMEM, "out of memory inserting key '%.64s'", k->full);
-    }
-    rc = ms_cas_u32(s, home, hlock, &wanth, &exph, &got);
-    if (rc == 0)
-        rc = ms_snapshot_issue(s, k, sn2);
-    if (rc == 0)
-        rc = ms_flush(s, home);
-    if (rc == 0 && got == exph) /* levels published since: read them too */
-        rc = ms_snapshot_fix(s, k, sn2);
-    if (rc || got != exph) {
-        if (rc && got == exph) /* locked, then failed: give the lock back */
-            unlock_unchanged(s, home, hlock, &exph);
-        ms_free_block(c, uoff);
-        free(sn2);
-        return rc ? rc : MS_RETRY;
-    }
-
     /* holding the home lock: every completed insert of a key with this home
      * is visible in sn2; is ours among them? */
-    int outcome = present_under_home(s, k, sn2);
-    if (outcome == MS_ABSENT)
-        outcome = 0;
-
-    /* choose the slot: the home slot itself if empty, else try-claim the
-     * first free one, level 0 first; all full: grow by one level */
-    size_t js = 0; /* the slot, as an index of sn2 */
-    uint32_t slot_exp = exph;
-    if (outcome == 0 && ms_desc_valid(sn->desc[0])) {
-        int empties = 0;
-        outcome = -MPISTORE_ENOSPC;
-        for (size_t j = 1; j < sn2->n; j++) {
-            if (ms_desc_valid(sn2->desc[j]))
-                continue;
-            empties++;
-            if (!ms_snap_stable(sn2, j))
-                continue;
-            uint32_t e = ms_snap_lock(sn2, j), wnt = e | 1u, g = 0;
-            int t = ms_snap_target(sn2, j);
-            rc = ms_cas_u32(s, t, ms_snap_ctl_off(sn2, j, MS_CTL_LOCK), &wnt, &e, &g);
-            if (rc == 0)
-                rc = ms_flush(s, t);
-            if (rc) {
-                outcome = rc;
-                break;
-            }
-            if (g == e) {
-                js = j;
-                slot_exp = e;
-                outcome = 0;
-                break;
-            }
-        }
-        if (outcome == -MPISTORE_ENOSPC && empties > 0)
-            outcome = MS_RETRY; /* lost every race for a free slot: try again */
-        else if (outcome == -MPISTORE_ENOSPC && sn2->nlev < MS_MAX_LEVELS) {
-            /* every level full around this key: host the next one (or learn
-             * that another rank does), then retry with it */
-            outcome = ms_level_create(s, home, sn2->nlev);
-            if (outcome == -MPISTORE_ENOMEM)
-                outcome = ms_fail_publish(s, outcome, MS_FAIL_MEMORY);
-            else if (outcome == 0) /* another rank's: wait for its publication */
-                outcome = MS_RETRY;
-            else if (outcome == 1) /* ours, published: retry at once */
-                outcome = MS_RETRY_NOW;
-        }
-        if (outcome == -MPISTORE_ENOSPC) {
-            ms_err(s, MPISTORE_ENOSPC,
-                   "index of rank %d is full: no free slot around bucket %zu in any of its %u "
-                   "levels (key '%.64s'); %s",
-                   home, h, sn2->nlev, k->full, ms_fail_advice(MS_FAIL_LEVELS));
-            outcome = ms_fail_publish(s, -MPISTORE_ENOSPC, MS_FAIL_LEVELS);
-        }
-    }
-
-    /* hints, then the key reservation, before the descriptor can be seen */
-    const int64_t plus1 = 1, minus1 = -1;
-    int64_t count = 0;
-    uint32_t fp = k->fp, nb = total, kind = counter ? MS_KIND_CNT : MS_KIND_STR;
-    int reserved = 0, t = ms_snap_target(sn2, js);
-    if (outcome == 0) {
-        rc = ms_put_u32(s, t, ms_snap_ctl_off(sn2, js, MS_CTL_FP), &fp);
-        if (rc == 0)
-            rc = ms_put_u32(s, t, ms_snap_ctl_off(sn2, js, MS_CTL_BLEN), &nb);
-        if (rc == 0)
-            rc = set_kind(s, t, ms_snap_ctl_off(sn2, js, MS_CTL_KIND), kind);
-        if (rc == 0 && counter) /* no adder can reach the word before the publication */
-            rc = ms_put_i64(s, t, ms_snap_cnt_off(sn2, js), &p.sum);
-        if (rc == 0)
-            rc = ms_fao_i64(s, home, MS_OFF_COUNT, &plus1, &count);
-        if (rc == 0 && k->internal)
-            rc = ms_add_i64(s, home, MS_OFF_QCOUNT, &plus1);
-        if (rc == 0)
-            rc = ms_flush2(s, home, t);
-        reserved = rc == 0;
-        outcome = rc;
-    }
-    if (outcome == 0 && c->max_keys && count >= (int64_t)c->max_keys) {
-        ms_err(s, MPISTORE_ENOSPC,
-               "key slots of rank %d are full: %" PRId64 " keys, max_keys_per_rank=%zu "
-               "(key '%.64s'); %s",
-               home, count, c->max_keys, k->full, ms_fail_advice(MS_FAIL_KEYS));
-        outcome = ms_fail_publish(s, -MPISTORE_ENOSPC, MS_FAIL_KEYS);
-    }
-    if (outcome == 0) {
-        rc = publish(s, sn2, js, slot_exp, 1, uoff, total, 0, 0, kind);
-        if (rc) { /* an MPI failure midway: the block may be visible, keep it */
-            free(sn2);
-            return rc;
-        }
-        if (counter) /* the descriptor publish() wrote */
-            ms_watch_make(k, sn2, js,
-                          ms_desc_make(ms_lock_ver(slot_exp) + 1u, 1, (uint32_t)c->rank, uoff),
-                          &w->watch);
-    }
-    if (outcome != 0) { /* give back the reservation, the slot and the home lock */
-        ms_free_block(c, uoff);
-        if (reserved)
-            rc = ms_add_i64(s, home, MS_OFF_COUNT, &minus1);
-        if (rc == 0 && reserved && k->internal)
-            rc = ms_add_i64(s, home, MS_OFF_QCOUNT, &minus1);
-        if (rc == 0 && js != 0)
-            rc = ms_put_u32(s, t, ms_snap_ctl_off(sn2, js, MS_CTL_LOCK), &slot_exp);
-        if (rc == 0)
-            rc = unlock_unchanged(s, home, hlock, &exph);
-        free(sn2);
-        return rc ? rc : outcome;
-    }
-    /* the home lock goes only after the new slot is visible (design.md),
-     * and with a new version: a later inserter's CAS from the version it saw
-     * before this insert must fail */
-    rc = js != 0 ? release_home(s, home, h, exph, sn2->desc[0]) : 0;
-    free(sn2);
-    return rc;
+    int st = present_under_home(s, k, in.sn2);
+    if (st == MS_ABSENT)
+        st = choose_slot(s, k, sn, &in);
+    if (st == MS_DONE)
+        st = reserve_slot(s, k, p.sum, &in);
+    if (st == MS_DONE)
+        st = check_max_keys(s, k, &in);
+    if (st != MS_DONE)
+        return rollback_insert(s, k, &in, st);
+    return publish_insert(s, k, w, &in);
 }
 
 /* One pass over a snapshot: write the key in its slot.  MS_DONE, MS_RETRY,
