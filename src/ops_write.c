@@ -280,75 +280,149 @@ static int publish(mpistore_t *s, const ms_snap_t *sn, size_t i, uint32_t lockwo
     return rc ? rc : ms_flush2(s, t, home);
 }
 
-/* Update the key in slot i of the snapshot: MS_DONE, MS_RETRY, MS_OTHER_KEY
- * or <0. */
-static int update_slot(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_snap_t *sn, size_t i,
-                       double deadline)
+/* ---- The counter decision (design.md, "Counters") ----
+ * The one place where a write asks "is this a counter, and what must I do
+ * about adders?".  The engine asks it at three moments, and only acts on
+ * the answer: before it looks at the window (write_until), holding the lock
+ * of the key's slot (decide_update), and inserting the key (insert). */
+typedef struct crule {
+    int announce; /* an add in a store that keeps counters: register before each
+                     look, and add without the lock where the kind hint says
+                     counter (try_slots, ms_counter_add) */
+    int drain;    /* the locked slot holds a counter: wait until no adder is
+                     registered on its bucket, then take the counter word as
+                     the value (ms_counter_drain), before planning */
+    int counter;  /* the new state is a counter: its value goes in the slot's
+                     counter word, kind hint MS_KIND_CNT, and the add says
+                     where it is (w->watch) */
+} crule_t;
+
+/* cur: the block of the slot the write holds locked; NULL when the write
+ * holds no slot of the key (before its look, or inserting the key). */
+static crule_t counter_rule(const mpistore_t *s, const wreq_t *w, const ms_block_t *cur)
+{
+    crule_t r = {0};
+    r.announce = w->kind == W_ADD && ms_counters_enabled(s->core);
+    r.drain = cur && cur->counter;
+    /* a key created by add is a counter; a locked add on a counter (a stale
+     * kind hint, or beyond the lock-free bounds) keeps it one; every other
+     * write to a counter makes it a string */
+    r.counter = cur ? w->kind == W_ADD && cur->counter : r.announce;
+    return r;
+}
+
+/* ---- Updating a key in its slot: lock, decide, publish ---- */
+
+/* SET and DELETE replace the value without reading it (the locked fetch
+ * then reads the key only); the others extend, compare or split it. */
+static int needs_value(const wreq_t *w)
+{
+    return w->kind != W_SET && w->kind != W_DELETE;
+}
+
+/* Lock slot i of sn and fetch its block, in one round trip.  MS_DONE (the
+ * lock is ours, *blk is current and stays so), MS_RETRY (the slot changed
+ * since the snapshot) or <0. */
+static int lock_slot(mpistore_t *s, const ms_key_t *k, const wreq_t *w, const ms_snap_t *sn,
+                     size_t i, ms_block_t *blk)
 {
     int t = ms_snap_target(sn, i);
     size_t lockoff = ms_snap_ctl_off(sn, i, MS_CTL_LOCK);
     uint64_t d = sn->desc[i];
     uint32_t exp = ms_snap_lock(sn, i), want = exp | 1u, got = ~exp;
-    int need_value = w->kind != W_SET && w->kind != W_DELETE;
-    /* (W_QPUSH and W_QPOP need the value: it is extended or split) */
-    ms_block_t blk = {0};
-    wplan_t p;
-    int rc, torn = 0;
-
     /* the buffer first: nothing may fail between the CAS and its flush */
-    rc = ms_block_alloc(s, d, need_value ? ms_snap_blen(sn, i) : MS_BLK_HDR + k->len, &blk);
+    int rc = ms_block_alloc(s, d, needs_value(w) ? ms_snap_blen(sn, i) : MS_BLK_HDR + k->len, blk);
     if (rc)
         return rc;
     rc = ms_cas_u32(s, t, lockoff, &want, &exp, &got);
     if (rc == 0)
-        rc = ms_block_fetch(s, d, &blk);
+        rc = ms_block_fetch(s, d, blk);
     if (rc == 0)
         rc = ms_flush2(s, t, ms_desc_rank(d));
     if (rc || got != exp) {
         if (rc && got == exp) /* locked, then failed: give the lock back */
             unlock_unchanged(s, t, lockoff, &exp);
-        ms_block_release(&blk);
+        ms_block_release(blk);
         return rc ? rc : MS_RETRY;
     }
-    /* locked: the block is current and stays so */
-    rc = ms_block_complete(s, d, &blk, need_value, &torn);
+    return MS_DONE;
+}
+
+/* Holding slot i locked with its block fetched: is it our key; the counter
+ * decision (and the wait for adders it may ask for); what the request makes
+ * of the value (plan, results recorded).  MS_DONE (*cr, *p), MS_OTHER_KEY or
+ * <0; the caller unlocks but for MS_DONE. */
+static int decide_update(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_snap_t *sn,
+                         size_t i, double deadline, ms_block_t *blk, crule_t *cr, wplan_t *p)
+{
+    uint64_t d = sn->desc[i];
+    int torn = 0, need_value = needs_value(w);
+    int rc = ms_block_complete(s, d, blk, need_value, &torn);
     if (rc == 0 && torn)
         rc = ms_err_corrupt(s, d, k);
-    if (rc == 0 && !ms_block_is_key(&blk, k))
+    if (rc == 0 && !ms_block_is_key(blk, k))
         rc = MS_OTHER_KEY;
-    if (rc == 0 && blk.counter) /* adders may be in flight: let them land */
-        rc = ms_counter_drain(s, k, sn, i, deadline, &blk);
+    if (rc)
+        return rc;
+    *cr = counter_rule(s, w, blk);
+    if (cr->drain) /* adders may be in flight: let them land */
+        rc = ms_counter_drain(s, k, sn, i, deadline, blk);
     size_t oldlen = 0;
-    const unsigned char *old = rc == 0 && need_value ? ms_block_value(&blk, &oldlen) : NULL;
+    const unsigned char *old = rc == 0 && need_value ? ms_block_value(blk, &oldlen) : NULL;
     if (rc == 0)
-        rc = plan(s, k, w, 1, old, oldlen, &p);
+        rc = plan(s, k, w, 1, old, oldlen, p);
     if (rc == 0)
-        rc = finish(s, w, &p);
-    if (rc == 0 && w->kind == W_ADD && blk.counter) {
-        /* a locked add on a counter (a stale kind hint, or beyond the
-         * lock-free bounds) keeps it a counter: the adders are drained and
-         * the lock is held, so the word is replaced, not summed */
+        rc = finish(s, w, p);
+    return rc;
+}
+
+/* Publish a counter's new value, holding its slot: the adders are drained
+ * and the lock is held, so the word is replaced, not summed; then unlock,
+ * the descriptor unchanged. */
+static int publish_counter(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_snap_t *sn,
+                           size_t i, int64_t value)
+{
+    int t = ms_snap_target(sn, i);
+    uint32_t exp = ms_snap_lock(sn, i);
+    int rc = ms_put_i64(s, t, ms_snap_cnt_off(sn, i), &value);
+    if (rc == 0)
+        rc = ms_flush(s, t);
+    if (rc == 0)
+        ms_watch_make(k, sn, i, sn->desc[i], &w->watch);
+    int urc = unlock_unchanged(s, t, ms_snap_ctl_off(sn, i, MS_CTL_LOCK), &exp);
+    return rc ? rc : urc;
+}
+
+/* Update the key in slot i of the snapshot: lock, decide, publish (a
+ * counter's word, a new block, or nothing).  MS_DONE, MS_RETRY, MS_OTHER_KEY
+ * or <0. */
+static int update_slot(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_snap_t *sn, size_t i,
+                       double deadline)
+{
+    ms_block_t blk = {0};
+    crule_t cr = {0};
+    wplan_t p;
+    int rc = lock_slot(s, k, w, sn, i, &blk);
+    if (rc != MS_DONE)
+        return rc;
+    rc = decide_update(s, k, w, sn, i, deadline, &blk, &cr, &p);
+    if (rc == MS_DONE && cr.counter) {
         ms_block_release(&blk);
-        rc = ms_put_i64(s, t, ms_snap_cnt_off(sn, i), &p.sum);
-        if (rc == 0)
-            rc = ms_flush(s, t);
-        if (rc == 0)
-            ms_watch_make(k, sn, i, d, &w->watch);
-        int urc = unlock_unchanged(s, t, lockoff, &exp);
-        return rc ? rc : urc;
+        return publish_counter(s, k, w, sn, i, p.sum);
     }
-    uint32_t uoff = 0, total = 0;
-    if (rc == 0 && p.action == ACT_WRITE)
+    uint32_t uoff = 0, total = 0, exp = ms_snap_lock(sn, i);
+    if (rc == MS_DONE && p.action == ACT_WRITE)
         rc = ms_block_build(s, k, p.a, p.alen, p.b, p.blen, &uoff, &total);
     ms_block_release(&blk); /* only now: p.ret and p.a may point into the old block */
-    if (rc || p.action == ACT_NONE) {
-        int urc = unlock_unchanged(s, t, lockoff, &exp);
+    if (rc != MS_DONE || p.action == ACT_NONE) {
+        int urc = unlock_unchanged(s, ms_snap_target(sn, i), ms_snap_ctl_off(sn, i, MS_CTL_LOCK),
+                                   &exp);
         return urc ? urc : rc;
     }
     rc = publish(s, sn, i, exp, p.action == ACT_WRITE, uoff, total,
                  p.action == ACT_DELETE ? -1 : 0, k->internal, MS_KIND_STR);
     if (rc == 0)
-        (void)retire(s, d); /* the write is done even if the old block leaks */
+        (void)retire(s, sn->desc[i]); /* the write is done even if the old block leaks */
     return rc;
 }
 
@@ -603,8 +677,7 @@ static int insert(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_snap_t *
 
     ins_t in = {.home = sn->rank, .h = sn->first, .exph = ms_snap_lock(sn, 0)};
     in.hlock = ms_ctl_off(s->core, in.h, MS_CTL_LOCK);
-    /* a key created by add is a counter (design.md, "Counters") */
-    in.kind = w->kind == W_ADD && ms_counters_enabled(s->core) ? MS_KIND_CNT : MS_KIND_STR;
+    in.kind = counter_rule(s, w, NULL).counter ? MS_KIND_CNT : MS_KIND_STR;
     if (in.kind == MS_KIND_CNT)
         rc = ms_block_build_counter(s, k, &in.uoff, &in.total);
     else
@@ -679,7 +752,7 @@ static int write_until(mpistore_t *s, const ms_key_t *kp, wreq_t *w, double dead
      * slot locked it watches without registering until the slot is free:
      * the lock holder may be waiting for registrations to end, and an adder
      * that registered for every look could keep it waiting for ever. */
-    int reg = w->kind == W_ADD && ms_counters_enabled(s->core), watch = 0;
+    int reg = counter_rule(s, w, NULL).announce, watch = 0;
     for (;;) {
         int registered = 0;
         rc = reg && !watch ? ms_reg_set(s, &k) : 0;
