@@ -556,7 +556,6 @@ static inline void ms_leave(ms_core_t *c)
 void *ms_dup_value(const void *v, size_t len); /* malloc len+1, NUL-terminated */
 
 /* ---- shared by the operation files (called with the core entered) ---- */
-int ms_set_locked(mpistore_t *s, const char *key, const void *value, size_t len);
 
 /* Write-engine operations on a queue's internal key, for queue.c: append
  * one record (4-byte length + bytes; creates the key), and take the first

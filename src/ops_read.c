@@ -441,28 +441,6 @@ int mpistore_multi_get(mpistore_t *s, const char *const *keys, size_t nkeys, voi
     return rc;
 }
 
-int mpistore_multi_set(mpistore_t *s, const char *const *keys, const void *const *values,
-                       const size_t *lens, size_t nkeys)
-{
-    MS_ENTER(s);
-    int rc = check_keys_arg(s, keys, nkeys, "multi_set");
-    if (rc == 0 && nkeys > 0 && (!values || !lens))
-        rc = ms_err(s, MPISTORE_EINVAL, "multi_set: values or lens is NULL");
-    for (size_t i = 0; rc == 0 && i < nkeys; i++) {
-        if (!values[i] && lens[i] > 0)
-            rc = ms_err(s, MPISTORE_EINVAL, "multi_set: value %zu is NULL with length %zu", i,
-                        lens[i]);
-        else if (lens[i] > s->core->max_value_len)
-            rc = ms_err(s, MPISTORE_ETOOBIG,
-                        "multi_set: value %zu is %zu bytes, max_value_len is %zu", i, lens[i],
-                        s->core->max_value_len);
-    }
-    for (size_t i = 0; rc == 0 && i < nkeys; i++)
-        rc = ms_set_locked(s, keys[i], values[i], lens[i]);
-    ms_leave(s->core);
-    return rc;
-}
-
 int mpistore_num_keys(mpistore_t *s, int64_t *count)
 {
     MS_ENTER(s);

@@ -821,7 +821,7 @@ static int check_value(mpistore_t *s, const void *v, size_t len, const char *wha
     return 0;
 }
 
-int ms_set_locked(mpistore_t *s, const char *key, const void *value, size_t len)
+static int set_locked(mpistore_t *s, const char *key, const void *value, size_t len)
 {
     int rc = check_value(s, value, len, "value");
     if (rc)
@@ -833,7 +833,42 @@ int ms_set_locked(mpistore_t *s, const char *key, const void *value, size_t len)
 int mpistore_set(mpistore_t *s, const char *key, const void *value, size_t len)
 {
     MS_ENTER(s);
-    int rc = ms_set_locked(s, key, value, len);
+    int rc = set_locked(s, key, value, len);
+    ms_leave(s->core);
+    return rc;
+}
+
+/* Every key of a multi-key write valid, before anything is written.  (The
+ * same check as ops_read.c's check_keys_arg for check and multi_get.) */
+static int check_keys(mpistore_t *s, const char *const *keys, size_t nkeys, const char *op)
+{
+    if (nkeys > 0 && !keys)
+        return ms_err(s, MPISTORE_EINVAL, "%s: keys is NULL with nkeys=%zu", op, nkeys);
+    for (size_t i = 0; i < nkeys; i++) {
+        ms_key_t k;
+        int rc = ms_key_prepare(s, keys[i], &k);
+        ms_key_release(&k);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* multi_set: every key and value is checked before the first set. */
+int mpistore_multi_set(mpistore_t *s, const char *const *keys, const void *const *values,
+                       const size_t *lens, size_t nkeys)
+{
+    MS_ENTER(s);
+    int rc = check_keys(s, keys, nkeys, "multi_set");
+    if (rc == 0 && nkeys > 0 && (!values || !lens))
+        rc = ms_err(s, MPISTORE_EINVAL, "multi_set: values or lens is NULL");
+    for (size_t i = 0; rc == 0 && i < nkeys; i++) {
+        char what[48];
+        snprintf(what, sizeof what, "multi_set: value %zu", i);
+        rc = check_value(s, values[i], lens[i], what);
+    }
+    for (size_t i = 0; rc == 0 && i < nkeys; i++)
+        rc = set_locked(s, keys[i], values[i], lens[i]);
     ms_leave(s->core);
     return rc;
 }
