@@ -1,6 +1,32 @@
-/* The write engine: set, add, compare_set, append and delete_key share one
- * lock / read / decide / publish path (docs/design.md, "Writer locking" and
- * "Inserts"). */
+/* The write engine.  set, add, compare_set, append, delete_key, multi_set
+ * and the queues' push and pop (queue.c) are requests (wreq_t) on one path
+ * (docs/design.md, "Writer locking", "Inserts", "Counters").  A write reads
+ * plan, lock, decide, publish; in call order (the file defines callees
+ * first, so read it from the bottom up):
+ *
+ *   write_until              look (the window snapshot), try, back off, again
+ *     try_slots              each slot that may hold the key:
+ *       ms_counter_add         an announced add on a counter: no lock (counters.c)
+ *       update_slot            else:
+ *         lock_slot              lock the slot, fetch its block (one round trip)
+ *         decide_update          our key?  counter_rule; plan the new value
+ *         publish_counter        publish: the counter word, or
+ *         publish                a new block (then retire the old one),
+ *                                or unlock unchanged if there is nothing to write
+ *     insert                 no slot holds the key:
+ *       plan, counter_rule     the value, and whether the key is a counter
+ *       lock_home              lock the home slot, re-read every level
+ *       present_under_home     still absent?
+ *       choose_slot            the home slot, a free one, or a new level
+ *       reserve_slot           hints and the key count
+ *       check_max_keys
+ *       publish_insert         publish, release the home lock (or rollback_insert)
+ *
+ * The counter decision is made in ONE place, counter_rule: does the write
+ * announce itself to adders (an add in a store that keeps counters), must it
+ * wait out the adders of the slot it locked (the slot holds a counter), is
+ * the new state a counter.  The engine only acts on the answer; counters.c
+ * does the RMA of the counter protocol.  Statuses: ops_status.h. */
 #include "internal.h"
 
 #include <errno.h>
@@ -420,7 +446,7 @@ static int update_slot(mpistore_t *s, const ms_key_t *k, wreq_t *w, const ms_sna
         return urc ? urc : rc;
     }
     rc = publish(s, sn, i, exp, p.action == ACT_WRITE, uoff, total,
-                 p.action == ACT_DELETE ? -1 : 0, k->internal, MS_KIND_STR);
+                 p.action == ACT_DELETE ? -1 : 0, k->internal, MS_KIND_STR); /* !cr.counter */
     if (rc == 0)
         (void)retire(s, sn->desc[i]); /* the write is done even if the old block leaks */
     return rc;
