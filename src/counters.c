@@ -82,7 +82,7 @@ int ms_counter_add(mpistore_t *s, const ms_key_t *k, const ms_snap_t *sn, size_t
     int torn = 0;
     ms_block_t blk = {0};
     if (abs64(delta) > DELTA_MAX_ABS)
-        return 3;
+        return MS_LOCKED_PATH;
     /* the key (is it ours, is it a counter?) and a sample of the value */
     int rc = ms_block_issue(s, d, MS_BLK_HDR + k->len, &blk);
     if (rc == 0)
@@ -92,11 +92,11 @@ int ms_counter_add(mpistore_t *s, const ms_key_t *k, const ms_snap_t *sn, size_t
     if (rc == 0)
         rc = ms_block_complete(s, d, &blk, 0, &torn);
     if (rc == 0 && torn)
-        rc = 3; /* impossible for a published block: let the locked path report it */
+        rc = MS_LOCKED_PATH; /* impossible for a published block: the locked path reports it */
     if (rc == 0 && !ms_block_is_key(&blk, k))
-        rc = 2;
+        rc = MS_OTHER_KEY;
     if (rc == 0 && (!blk.counter || abs64(cur) > CNT_MAX_ABS))
-        rc = 3;
+        rc = MS_LOCKED_PATH;
     ms_block_release(&blk);
     if (rc)
         return rc;
@@ -149,13 +149,13 @@ int ms_counter_watch(mpistore_t *s, const ms_watch_t *w, int peek, int64_t *valu
     if (rc || urc)
         return rc ? rc : urc;
     if (desc != w->desc)
-        return 1; /* another publication (or the home slot's version moved) */
+        return MS_GONE; /* another publication (or the home slot's version moved) */
     if (ms_lock_held(lock) || (ms_lock_ver(lock) & MS_DESC_VER_MASK) != ms_desc_ver(desc))
-        return 2; /* a writer holds it, or a publication is landing */
+        return MS_BUSY; /* a writer holds it, or a publication is landing */
     if (peek)
-        return 3;
+        return MS_STABLE;
     *value = v;
-    return 0;
+    return MS_DONE;
 }
 
 int ms_counter_drain(mpistore_t *s, const ms_key_t *k, const ms_snap_t *sn, size_t i,

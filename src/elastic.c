@@ -151,7 +151,7 @@ static int await_members(mpistore_t *s, const ms_watch_t *w, int64_t arrived, in
 {
     double t0 = ms_now(), timeout = mpistore_timeout(s), deadline = ms_deadline(timeout);
     int64_t v = 0;
-    int rc = 1, peek = 0;
+    int rc = MS_GONE, peek = 0; /* no counter to watch: wait for last_member */
     /* only a member that saw the count below world_size watches it: one
      * that saw more (a stale num_members) waits for last_member as PyTorch */
     if (w->valid && arrived >= 1 && arrived < world_size) {
@@ -160,10 +160,10 @@ static int await_members(mpistore_t *s, const ms_watch_t *w, int64_t arrived, in
         double saved = ms_rq_begin(s, deadline); /* a rank that stops answering: ETIMEDOUT */
         for (;;) {
             rc = ms_counter_watch(s, w, peek, &v);
-            if ((rc == 0 && v >= world_size) || rc == 1 || rc < 0)
+            if ((rc == MS_DONE && v >= world_size) || rc == MS_GONE || rc < 0)
                 break;
-            peek = rc == 2;
-            if (rc == 3)
+            peek = rc == MS_BUSY;
+            if (rc == MS_STABLE)
                 continue; /* free again: look registered at once */
             if ((rc = ms_fail_check(s, "the barrier"))) /* a full store: no waiting */
                 break;
@@ -181,7 +181,7 @@ static int await_members(mpistore_t *s, const ms_watch_t *w, int64_t arrived, in
                            ms_now() - t0, world_size, v);
         ms_leave(s->core);
     }
-    if (rc != 1)
+    if (rc != MS_GONE)
         return rc;
     if (timeout > 0) { /* what is left of the timeout */
         double left = deadline - ms_now();

@@ -85,6 +85,20 @@ void ms_key_release(ms_key_t *k)
     k->owned = NULL;
 }
 
+int ms_keys_check(mpistore_t *s, const char *const *keys, size_t nkeys, const char *op)
+{
+    if (nkeys > 0 && !keys)
+        return ms_err(s, MPISTORE_EINVAL, "%s: keys is NULL with nkeys=%zu", op, nkeys);
+    for (size_t i = 0; i < nkeys; i++) {
+        ms_key_t k;
+        int rc = ms_key_prepare(s, keys[i], &k);
+        ms_key_release(&k);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 /* Level 0 (whose home slot's kind word carries the home rank's level mask)
  * from the allocated window, every grown level this rank knows of from its
  * host's dynamic window: all in flight together (design.md, "Growth"). */

@@ -11,6 +11,10 @@ int ms_key_prepare(mpistore_t *s, const char *key, ms_key_t *k);
 /* An internal key: len bytes (containing a NUL) owned by the caller. */
 void ms_key_internal(mpistore_t *s, const char *bytes, size_t len, ms_key_t *k);
 void ms_key_release(ms_key_t *k);
+/* Every key of an array argument: keys may be NULL only when nkeys is 0;
+ * each must be a valid key (ms_key_prepare).  0 or <0 with the message
+ * ("<op>: ..."). */
+int ms_keys_check(mpistore_t *s, const char *const *keys, size_t nkeys, const char *op);
 
 /* A snapshot: the key's probe window at every index level known, level 0
  * first (slots lstart[l] .. lstart[l+1]-1 are level l's).  Slot 0 is the

@@ -6,9 +6,7 @@
 
 #include "block.h"
 #include "index.h"
-
-/* ---- shared by the operation files (called with the core entered) ---- */
-int ms_set_locked(mpistore_t *s, const char *key, const void *value, size_t len);
+#include "ops_status.h"
 
 /* Write-engine operations on a queue's internal key, for queue.c: append
  * one record (4-byte length + bytes; creates the key), and take the first
@@ -30,10 +28,10 @@ typedef struct ms_watch {
 } ms_watch_t;
 void ms_watch_make(const ms_key_t *k, const ms_snap_t *sn, size_t i, uint64_t desc,
                    ms_watch_t *w);
-/* Registered read of a watched counter (1 round trip): 0 and *value; 1 the
- * slot no longer holds that publication; 2 it is locked or a publication is
- * landing (peek next time).  peek: an unregistered look at lock and
- * descriptor only, 3 when the slot is stable again. */
+/* Registered read of a watched counter (1 round trip): MS_DONE and *value;
+ * MS_GONE the slot no longer holds that publication; MS_BUSY it is locked or
+ * a publication is landing (peek next time).  peek: an unregistered look at
+ * lock and descriptor only, MS_STABLE when the slot is stable again. */
 int ms_counter_watch(mpistore_t *s, const ms_watch_t *w, int peek, int64_t *value);
 /* add (the public call's semantics, core entered) that also says where the
  * counter is (*watch valid only for counters). */
@@ -46,8 +44,7 @@ int ms_counters_enabled(const ms_core_t *c);
 int ms_reg_set(mpistore_t *s, const ms_key_t *k);
 int ms_reg_clear(mpistore_t *s);
 /* The registered add on the counter in slot i of sn (taken after ms_reg_set).
- * 0 done (*sum), 2 the slot holds another key, 3 not possible here (use
- * the locked path), <0 error. */
+ * MS_DONE (*sum), MS_OTHER_KEY, MS_LOCKED_PATH (not possible here), <0. */
 int ms_counter_add(mpistore_t *s, const ms_key_t *k, const ms_snap_t *sn, size_t i, int64_t delta,
                    int64_t *sum, ms_watch_t *watch);
 /* Holding the lock of counter slot i of sn (key k): wait until no rank is

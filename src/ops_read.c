@@ -1,4 +1,4 @@
-/* Reading operations: get, check, wait, multi_get, multi_set, num_keys.
+/* Reading operations: get, check, wait, multi_get, num_keys.
  * Lookups are lock-free validated reads (docs/design.md, "Reader validation"). */
 #include "errors.h"
 #include "core.h"
@@ -109,20 +109,6 @@ int mpistore_get(mpistore_t *s, const char *key, void **value, size_t *len)
     return rc;
 }
 
-static int check_keys_arg(mpistore_t *s, const char *const *keys, size_t nkeys, const char *op)
-{
-    if (nkeys > 0 && !keys)
-        return ms_err(s, MPISTORE_EINVAL, "%s: keys is NULL with nkeys=%zu", op, nkeys);
-    for (size_t i = 0; i < nkeys; i++) {
-        ms_key_t k;
-        int rc = ms_key_prepare(s, keys[i], &k);
-        ms_key_release(&k);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
 static int present(mpistore_t *s, const char *key, double deadline, int *found)
 {
     ms_key_t k;
@@ -142,7 +128,7 @@ static int present(mpistore_t *s, const char *key, double deadline, int *found)
 int mpistore_check(mpistore_t *s, const char *const *keys, size_t nkeys, bool *all_present)
 {
     MS_ENTER(s);
-    int rc = all_present ? check_keys_arg(s, keys, nkeys, "check")
+    int rc = all_present ? ms_keys_check(s, keys, nkeys, "check")
                          : ms_err(s, MPISTORE_EINVAL, "check: all_present is NULL");
     int found = 1;
     double deadline = ms_deadline(s->timeout), saved = ms_rq_begin(s, deadline);
@@ -198,7 +184,7 @@ static int wait_timeout(mpistore_t *s, const char *const *keys, size_t nkeys, si
 int mpistore_wait(mpistore_t *s, const char *const *keys, size_t nkeys, double timeout_s)
 {
     MS_ENTER(s);
-    int rc = check_keys_arg(s, keys, nkeys, "wait");
+    int rc = ms_keys_check(s, keys, nkeys, "wait");
     if (rc == 0 &&
         !(timeout_s == MPISTORE_TIMEOUT_DEFAULT || (timeout_s >= 0 && isfinite(timeout_s))))
         rc = ms_err(s, MPISTORE_EINVAL,
@@ -410,7 +396,7 @@ int mpistore_multi_get(mpistore_t *s, const char *const *keys, size_t nkeys, voi
                        size_t *lens)
 {
     MS_ENTER(s);
-    int rc = check_keys_arg(s, keys, nkeys, "multi_get");
+    int rc = ms_keys_check(s, keys, nkeys, "multi_get");
     if (rc == 0 && nkeys > 0 && (!values || !lens))
         rc = ms_err(s, MPISTORE_EINVAL, "multi_get: values or lens is NULL");
     void **vals = NULL;
@@ -441,28 +427,6 @@ int mpistore_multi_get(mpistore_t *s, const char *const *keys, size_t nkeys, voi
     }
     free(vals);
     free(ls);
-    ms_leave(s->core);
-    return rc;
-}
-
-int mpistore_multi_set(mpistore_t *s, const char *const *keys, const void *const *values,
-                       const size_t *lens, size_t nkeys)
-{
-    MS_ENTER(s);
-    int rc = check_keys_arg(s, keys, nkeys, "multi_set");
-    if (rc == 0 && nkeys > 0 && (!values || !lens))
-        rc = ms_err(s, MPISTORE_EINVAL, "multi_set: values or lens is NULL");
-    for (size_t i = 0; rc == 0 && i < nkeys; i++) {
-        if (!values[i] && lens[i] > 0)
-            rc = ms_err(s, MPISTORE_EINVAL, "multi_set: value %zu is NULL with length %zu", i,
-                        lens[i]);
-        else if (lens[i] > s->core->max_value_len)
-            rc = ms_err(s, MPISTORE_ETOOBIG,
-                        "multi_set: value %zu is %zu bytes, max_value_len is %zu", i, lens[i],
-                        s->core->max_value_len);
-    }
-    for (size_t i = 0; rc == 0 && i < nkeys; i++)
-        rc = ms_set_locked(s, keys[i], values[i], lens[i]);
     ms_leave(s->core);
     return rc;
 }

@@ -37,7 +37,7 @@ static void q_close(q_t *q)
 }
 
 /* Prepare the queue under key.  With soft, a key too long to be a queue
- * gives 1 (no such queue can exist) instead of EKEYTOOLONG. */
+ * gives MS_NO_QUEUE (no such queue can exist) instead of EKEYTOOLONG. */
 static int q_open(mpistore_t *s, const char *key, const char *op, int soft, q_t *q)
 {
     memset(q, 0, sizeof *q);
@@ -46,7 +46,7 @@ static int q_open(mpistore_t *s, const char *key, const char *op, int soft, q_t 
         return rc;
     size_t max = s->core->max_key_len;
     if (q->user.len + Q_SUFFIX > max) {
-        rc = soft ? 1
+        rc = soft ? MS_NO_QUEUE
                   : ms_err(s, MPISTORE_EKEYTOOLONG,
                            "%s: queue key '%.64s' is %zu bytes, queue keys may have at most "
                            "max_key_len - %u = %zu bytes",
@@ -122,7 +122,7 @@ int ms_queue_nonempty(mpistore_t *s, const char *key, double deadline, int *none
     q_t q;
     int64_t count = 0;
     int found = 0, rc = q_open(s, key, "check", 1, &q);
-    if (rc == 1) { /* too long to be a queue key */
+    if (rc == MS_NO_QUEUE) {
         *nonempty = 0;
         return 0;
     }
