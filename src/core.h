@@ -153,7 +153,7 @@ typedef struct ms_core {
     size_t off_ctl, off_desc, off_cnt, off_arena, win_bytes;
     size_t max_key_len, max_value_len, keys_per_rank, bytes_per_rank;
     ms_alloc_t alloc;
-    /* growth (grow.c): the dynamic window, this rank's arena segments, the
+    /* growth (window.c, alloc.c, levels.c): the dynamic window, this rank's arena segments, the
      * memory hosting index levels, caches of other ranks' directories */
     MPI_Win dwin;          /* MPI_WIN_NULL on a one-rank store: xwin instead */
     MPI_Win xwin[MS_MAX_XWIN];

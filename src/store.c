@@ -430,7 +430,7 @@ static int open_dynamic_window(open_state_t *st)
     int nr = 0;
     MPI_Comm_size(st->dup, &nr);
     /* one rank: Open MPI 4.1 cannot make a dynamic window on it, and every
-     * "collective" is local, so grown memory gets windows of its own (grow.c) */
+     * "collective" is local, so grown memory gets windows of its own (window.c) */
     int rc = nr == 1 ? MPI_SUCCESS : MPI_Win_create_dynamic(dinfo, st->dup, &c->dwin);
     MPI_Info_free(&dinfo);
     if (rc == MPI_SUCCESS && nr > 1) {
