@@ -420,8 +420,9 @@ static int open_window(open_state_t *st)
 
 /* Collective: the dynamic window for growth (design.md, "Growth"), created
  * once, here; memory is attached to it locally later.  0 or
- * OPEN_FAILED_DYNWIN. */
-static int open_dynamic_window(open_state_t *st)
+ * OPEN_FAILED_DYNWIN (quiet: the allocated window failed on this rank
+ * already, whose message is kept). */
+static int open_dynamic_window(open_state_t *st, int quiet)
 {
     ms_core_t *c = st->c;
     MPI_Info dinfo;
@@ -442,7 +443,8 @@ static int open_dynamic_window(open_state_t *st)
     }
     if (rc == MPI_SUCCESS)
         return 0;
-    (void)open_mpi_fail(rc, "MPI_Win_create_dynamic", 0);
+    if (!quiet)
+        (void)open_mpi_fail(rc, "MPI_Win_create_dynamic", 0);
     return OPEN_FAILED_DYNWIN;
 }
 
@@ -510,8 +512,7 @@ static int open_settle(open_state_t *st, int failed)
         rc = anyfail & OPEN_FAILED_MPI ? -MPISTORE_EMPI : -MPISTORE_ENOMEM;
     /* MPI_Win_free is collective: only if every rank has the window;
      * otherwise this rank's window is leaked rather than hang. */
-    if (c->dwin != MPI_WIN_NULL && arc == MPI_SUCCESS &&
-        !(anyfail & (OPEN_FAILED_WINDOW | OPEN_FAILED_DYNWIN)))
+    if (c->dwin != MPI_WIN_NULL && arc == MPI_SUCCESS && !(anyfail & OPEN_FAILED_DYNWIN))
         MPI_Win_free(&c->dwin);
     c->dwin = MPI_WIN_NULL;
     if (c->win != MPI_WIN_NULL && arc == MPI_SUCCESS && !(anyfail & OPEN_FAILED_WINDOW))
@@ -524,9 +525,13 @@ static int open_settle(open_state_t *st, int failed)
  * its first failure, then all agree (open_settle). */
 static int open_windows(open_state_t *st)
 {
+    /* Both windows are collective: every rank creates the dynamic window,
+     * also one whose allocated window failed (keeping that message), so
+     * that the calls of all ranks match.  A rank that skipped it left the
+     * others inside it until the job was killed (test_errors,
+     * errors_empi_one_rank). */
     int failed = open_window(st);
-    if (!failed)
-        failed = open_dynamic_window(st);
+    failed |= open_dynamic_window(st, failed);
     if (!failed)
         failed = open_lock_window(st);
     st->c->progress_period_us = st->period;

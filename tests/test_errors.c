@@ -21,6 +21,23 @@ void *__wrap_malloc(size_t n)
     return __real_malloc(n);
 }
 
+/* ---- MPI_Win_allocate failing on one rank only (--wrap=MPI_Win_allocate):
+ * the rank takes part in the collective call, then reports an error, as an
+ * implementation does when only its own part of the window failed. ---- */
+int __real_MPI_Win_allocate(MPI_Aint size, int disp_unit, MPI_Info info, MPI_Comm comm,
+                            void *baseptr, MPI_Win *win);
+int __wrap_MPI_Win_allocate(MPI_Aint size, int disp_unit, MPI_Info info, MPI_Comm comm,
+                            void *baseptr, MPI_Win *win);
+static int fail_win_allocate_on = -1; /* the rank whose next allocation fails, -1: none */
+int __wrap_MPI_Win_allocate(MPI_Aint size, int disp_unit, MPI_Info info, MPI_Comm comm,
+                            void *baseptr, MPI_Win *win)
+{
+    int rc = __real_MPI_Win_allocate(size, disp_unit, info, comm, baseptr, win);
+    if (rc == MPI_SUCCESS && fail_win_allocate_on == mt_rank)
+        return MPI_ERR_NO_MEM; /* this rank's window is leaked: a test only */
+    return rc;
+}
+
 #define S mt_store
 
 static void expect_absent(mpistore_t *s, const char *key)
@@ -419,6 +436,31 @@ static void errors_empi(void **state)
     mt_barrier();
 }
 
+/* The window fails on one rank only: every rank's open returns the same
+ * error (the failing rank its own message, the others "failed on another
+ * rank"), none hangs in a collective the failing rank skipped, and the next
+ * open works. */
+static void errors_empi_one_rank(void **state)
+{
+    (void)state;
+    if (mt_size < 2)
+        skip();
+    mpistore_t *s = (mpistore_t *)0x1;
+    fail_win_allocate_on = mt_size - 1;
+    int rc = mpistore_open(&s, MPI_COMM_WORLD, NULL);
+    fail_win_allocate_on = -1;
+    assert_int_equal(rc, -MPISTORE_EMPI);
+    assert_ptr_equal(s, (mpistore_t *)0x1);
+    const char *want = mt_rank == mt_size - 1 ? "MPI_Win_allocate" : "on another rank";
+    if (!strstr(mpistore_errmsg(NULL), want))
+        fail_msg("rank %d: open's message \"%s\" does not say \"%s\"", mt_rank,
+                 mpistore_errmsg(NULL), want);
+    MT_OK(NULL, mpistore_open(&s, MPI_COMM_WORLD, NULL));
+    MT_OK(s, mpistore_set(s, mt_unique("one_rank"), "x", 1));
+    MT_OK(NULL, mpistore_close(s));
+    mt_barrier();
+}
+
 static void errors_estate(void **state)
 {
     (void)state;
@@ -440,6 +482,7 @@ static const struct CMUnitTest tests[] = {
     MT_TEST(errors_enotint),
     MT_TEST(errors_enomem),
     cmocka_unit_test(errors_empi),
+    cmocka_unit_test(errors_empi_one_rank),
     MT_TEST(errors_estate),
 };
 
