@@ -112,7 +112,7 @@ int ms_snapshot_fix(mpistore_t *s, const ms_key_t *k, ms_snap_t *sn);
  * before the descriptor was read again as d3.  MS_SLOT_MOVED: a publication
  * happened meanwhile (read again); MS_SLOT_OTHER: another key's block;
  * MS_SLOT_KEY: k's block (a counter's value set from cnt); <0: corrupt. */
-enum { MS_SLOT_OTHER = 0, MS_SLOT_KEY = 1, MS_SLOT_MOVED = 2 };
+enum { MS_SLOT_OTHER = 1, MS_SLOT_KEY, MS_SLOT_MOVED }; /* never 0: compare by name */
 int ms_validate(mpistore_t *s, const ms_key_t *k, uint64_t d1, uint64_t d3, int torn, int64_t cnt,
                 ms_block_t *b);
 /* Validated read of key k from a snapshot (reader path).

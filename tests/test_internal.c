@@ -10,15 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Two keys with the same fingerprint and home bucket stay distinct */
-static void internal_fingerprint_collision(void **state)
+/* Two keys with the same fingerprint and home bucket in store s (a and b,
+ * 32 bytes each). */
+static void find_collision(mpistore_t *s, char *a, char *b)
 {
-    (void)state;
-    mpistore_t *s = mt_open_self(2, 65536, 1024);
     enum { N = 1 << 19 };
     uint64_t *tab = calloc(N, sizeof *tab); /* (fp<<32 | home) -> i+1 */
     uint32_t *idx = calloc(N, sizeof *idx);
-    char a[32] = "", b[32] = "";
+    a[0] = b[0] = 0;
     for (uint32_t i = 0; i < N && !a[0]; i++) {
         char key[32];
         ms_key_t k;
@@ -29,8 +28,8 @@ static void internal_fingerprint_collision(void **state)
         while (tab[h] && tab[h] != tag)
             h = (h + 1) & (N - 1);
         if (tab[h]) {
-            snprintf(a, sizeof a, "fp%u", idx[h]);
-            snprintf(b, sizeof b, "%s", key);
+            snprintf(a, 32, "fp%u", idx[h]);
+            snprintf(b, 32, "%s", key);
         } else {
             tab[h] = tag;
             idx[h] = i;
@@ -40,6 +39,15 @@ static void internal_fingerprint_collision(void **state)
     free(tab);
     free(idx);
     assert_true(a[0]);
+}
+
+/* Two keys with the same fingerprint and home bucket stay distinct */
+static void internal_fingerprint_collision(void **state)
+{
+    (void)state;
+    mpistore_t *s = mt_open_self(2, 65536, 1024);
+    char a[32], b[32];
+    find_collision(s, a, b);
     MT_OK(s, mpistore_set(s, a, "A", 1));
     MT_OK(s, mpistore_set(s, b, "B", 1));
     MT_OK(s, mpistore_set_timeout(s, 1.0));
@@ -48,6 +56,36 @@ static void internal_fingerprint_collision(void **state)
     int64_t n = 0;
     MT_OK(s, mpistore_num_keys(s, &n));
     assert_int_equal(n, 2);
+    MT_OK(s, mpistore_close(s));
+}
+
+/* multi_get of a counter whose probe window holds a second candidate (same
+ * fingerprint and home bucket): its value is the counter's, as get says.
+ * multi_get used to return the counter word of a read it had not made (0). */
+static void internal_multi_get_collision_counter(void **state)
+{
+    (void)state;
+    mpistore_t *s = mt_open_self(2, 65536, 1024);
+    char a[32], b[32];
+    find_collision(s, a, b);
+    int64_t sum = 0;
+    MT_OK(s, mpistore_set(s, a, "A", 1));
+    MT_OK(s, mpistore_add(s, b, 10, &sum));
+    MT_OK(s, mpistore_add(s, b, 32, &sum));
+    assert_int_equal(sum, 42);
+    MT_OK(s, mpistore_set_timeout(s, 5.0));
+    const char *keys[] = {b, a};
+    void *vals[2] = {NULL, NULL};
+    size_t lens[2] = {0, 0};
+    MT_OK(s, mpistore_multi_get(s, keys, 2, vals, lens));
+    if (lens[0] != 2 || memcmp(vals[0], "42", 2) != 0)
+        fail_msg("multi_get of counter %s (colliding with %s) returned '%.*s', expected '42'", b, a,
+                 (int)lens[0], (const char *)vals[0]);
+    assert_int_equal(lens[1], 1);
+    assert_memory_equal(vals[1], "A", 1);
+    mpistore_free(vals[0]);
+    mpistore_free(vals[1]);
+    mt_expect_str(s, b, "42");
     MT_OK(s, mpistore_close(s));
 }
 
@@ -129,6 +167,7 @@ static void internal_same_key_home_taken(void **state)
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(internal_fingerprint_collision),
+    cmocka_unit_test(internal_multi_get_collision_counter),
     cmocka_unit_test(internal_stale_length_hint),
     cmocka_unit_test(internal_same_key_home_taken),
 };
