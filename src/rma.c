@@ -9,7 +9,7 @@
  * rank stops answering". */
 #include "errors.h"
 #include "core.h"
-#include "wait.h"
+#include "clock.h"
 #include "rma.h"
 #include "window.h"
 

@@ -1,27 +1,12 @@
-/* Waiting: the clock, deadlines, and the backoff of wait loops (which
- * releases the API mutex while it sleeps).  Above errors, below the RMA
- * layer: rma.c reads the clock here, and nothing here issues RMA. */
+/* Waiting: the backoff of the operations' wait loops, which drives MPI
+ * progress and releases the API mutex while it sleeps.  Above the RMA layer
+ * (which never touches the mutex), below the index and the operations. */
 #include "core.h"
+#include "clock.h"
 #include "wait.h"
 
-#include <math.h>
 #include <sched.h>
 #include <time.h>
-
-double ms_now(void)
-{
-    return MPI_Wtime();
-}
-
-double ms_deadline(double timeout_s)
-{
-    return timeout_s > 0 ? ms_now() + timeout_s : INFINITY;
-}
-
-int ms_expired(double deadline)
-{
-    return ms_now() >= deadline;
-}
 
 /* Waits first poll with sched_yield for up to MS_YIELD_S, then sleep from
  * 10 us doubling to 1 ms.  The yield phase matters: on Linux a nanosleep of

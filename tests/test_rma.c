@@ -9,7 +9,7 @@
  * normally leaves ms_rq_late() = -1 and restores the deadline. */
 #include "mpitest.h"
 #include "rma.h" /* white-box: ms_rget, ms_flush, ms_rq_begin, ... */
-#include "wait.h"
+#include "clock.h"
 
 #include <math.h>
 #include <mpi.h>

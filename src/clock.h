@@ -1,0 +1,11 @@
+/* The clock and deadlines (clock.c): the bottom layer beside errors, used by
+ * the RMA layer's deadline scopes and by every wait loop. */
+#ifndef MPISTORE_CLOCK_H
+#define MPISTORE_CLOCK_H
+
+double ms_now(void); /* seconds, MPI_Wtime */
+/* deadline for a timeout in seconds (0 = none -> +inf) */
+double ms_deadline(double timeout_s);
+int ms_expired(double deadline);
+
+#endif /* MPISTORE_CLOCK_H */
