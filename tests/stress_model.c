@@ -785,22 +785,27 @@ static void final_phase(run_t *R, st_local *L, st_global *g)
     if (nk != 0)
         st_violation(&R->c, "delete", "num_keys() is %lld after the final deletion sweep",
                      (long long)nk);
-    timeout_to(R, 0.01);
     bool any = true;
     for (int k = 0; k < ST_NK; k++) {
         void *v = NULL;
         size_t len = 0;
+        timeout_to(R, 0.01); /* the key is absent: get waits out its timeout */
         int rc = mpistore_get(R->s, keyname[k], &v, &len);
         if (rc != -MPISTORE_ETIMEDOUT)
             st_violation(&R->c, "delete", "get('%s') after the sweep -> %s (%zu bytes)", keyname[k],
                          mpistore_errname(rc), len);
         mpistore_free(v);
+        /* check does not wait for the key, but its reads are bounded by
+         * the handle's timeout too: on a busy machine the home rank may not
+         * answer within 0.01 s (or the 0.5 s a request gets at least) */
+        timeout_to(R, WRITE_TO);
         MT_OK(R->s, mpistore_check(R->s, &keyname[k], 1, &any));
         if (any)
             st_violation(&R->c, "delete", "check('%s') is true after the sweep", keyname[k]);
     }
     void *vals[ST_NK];
     size_t lens[ST_NK];
+    timeout_to(R, 0.01);
     int rc = mpistore_multi_get(R->s, keyname, ST_NK, vals, lens);
     if (rc != -MPISTORE_ETIMEDOUT)
         st_violation(&R->c, "delete", "multi_get(all keys) after the sweep -> %s",
