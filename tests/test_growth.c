@@ -96,7 +96,8 @@ static void growth_values_beyond_arena(void **state)
     mpistore_t *s = open_small(64, 512, 0, 0);
     static char big[4000];
     char key[64];
-    for (int i = 0; i < 300; i++) {
+    const int n = mt_slow() ? 100 : 300; /* values up to 1.4 KiB / 4 KiB, arena 512 B */
+    for (int i = 0; i < n; i++) {
         memset(big, 'a' + (i + mt_rank) % 26, sizeof big);
         snprintf(key, sizeof key, "big/%d/%d", mt_rank, i);
         MT_OK(s, mpistore_set(s, key, big, (size_t)(100 + i * 13)));
@@ -104,7 +105,7 @@ static void growth_values_beyond_arena(void **state)
     }
     mt_barrier();
     int r = (mt_rank + 1) % mt_size;
-    for (int i = 0; i < 300; i++) {
+    for (int i = 0; i < n; i++) {
         void *v = NULL;
         size_t len = 0;
         snprintf(key, sizeof key, "big/%d/%d", r, i);
@@ -156,14 +157,15 @@ static void growth_round_trips_unchanged(void **state)
     (void)state;
     mpistore_t *s = open_small(4, 1024, 0, 0);
     char key[64];
-    for (int i = 0; i < 400; i++) {
+    const int n = mt_slow() ? 100 : 400; /* level 0 holds 4 keys per rank */
+    for (int i = 0; i < n; i++) {
         snprintf(key, sizeof key, "rt/%d/%d", mt_rank, i);
         MT_OK(s, mpistore_add(s, key, 1, NULL));
     }
     mt_barrier();
     mpistore_stats_t st;
     int other = (mt_rank + 1) % mt_size;
-    for (int i = 390; i < 400; i++) { /* the last keys: in the newest levels */
+    for (int i = n - 10; i < n; i++) { /* the last keys: in the newest levels */
         snprintf(key, sizeof key, "rt/%d/%d", other, i);
         void *v = NULL;
         size_t len = 0;
