@@ -154,7 +154,8 @@ static void remember(run_t *R, int key, const void *v, size_t len)
     free(R->last[key]);
     R->last[key] = malloc(len + 1);
     assert_non_null(R->last[key]);
-    memcpy(R->last[key], v, len);
+    if (len > 0) /* an empty value may come as NULL: memcpy(.., NULL, 0) is undefined */
+        memcpy(R->last[key], v, len);
     R->lastlen[key] = len;
 }
 
