@@ -11,6 +11,7 @@
 #include "core.h"
 #include "clock.h"
 #include "rma.h"
+#include "mpienv.h"
 #include "window.h"
 
 #include <math.h>
@@ -276,16 +277,20 @@ int ms_rq_wanted(const ms_core_t *c, int nodes)
     const char *env = getenv("MPISTORE_RMA_REQUESTS");
     if (env && (env[0] == '0' || env[0] == '1') && env[1] == 0)
         return env[0] == '1';
-    /* Open MPI names a window after its one-sided component; osc/rdma on
-     * one node reads and does atomics in shared memory from the origin:
-     * measured, a flush returns while the target sleeps outside MPI.  A
-     * request costs osc/rdma a malloc and a free (+0.17 us on a 0.46 us get). */
-    char name[MPI_MAX_OBJECT_NAME] = "";
+    /* Open MPI names a window after its one-sided component, but for
+     * osc/sm (Open MPI 5's one-node default), which leaves it unnamed.
+     * osc/rdma and osc/sm on one node read and do atomics in shared memory
+     * from the origin: measured, a flush returns while the target sleeps
+     * outside MPI.  A request costs osc/rdma a malloc and a free (+0.17 us
+     * on a 0.46 us get).  MPICH leaves its windows unnamed too: ask which
+     * MPI this is. */
+    char name[MPI_MAX_OBJECT_NAME] = "", lib[64];
     int len = 0;
-    if (nodes == 1 && MPI_Win_get_name(c->win, name, &len) == MPI_SUCCESS &&
-        strncmp(name, "rdma window ", 12) == 0)
+    if (nodes != 1 || MPI_Win_get_name(c->win, name, &len) != MPI_SUCCESS)
+        return 1;
+    if (strncmp(name, "rdma window ", 12) == 0)
         return 0;
-    return 1;
+    return !(name[0] == 0 && strncmp(ms_mpi_library(lib, sizeof lib), "Open MPI", 8) == 0);
 }
 
 /* The dynamic window is a window of its own: its first operation towards a

@@ -7,6 +7,7 @@
 #include "window.h"
 #include "alloc.h"
 #include "index.h"
+#include "mpienv.h"
 #include "mpistore_version.h"
 
 #include <errno.h>
@@ -183,11 +184,13 @@ static int open_mpi_fail(int mpirc, const char *call, size_t bytes)
     return ms_orphan_err(MPISTORE_EMPI, "%s failed: %.200s", call, text);
 }
 
-static int is_open_mpi(void)
+/* Open MPI before 5.0: osc/rdma cannot use TCP, osc/pt2pt is the network
+ * path and refuses MPI_THREAD_MULTIPLE (5.0 has neither limit). */
+static int is_open_mpi4(void)
 {
-    char lib[MPI_MAX_LIBRARY_VERSION_STRING];
-    int len = 0;
-    return MPI_Get_library_version(lib, &len) == MPI_SUCCESS && strstr(lib, "Open MPI") != NULL;
+    char lib[96];
+    ms_mpi_library(lib, sizeof lib);
+    return strncmp(lib, "Open MPI v", 10) == 0 && atoi(lib + 10) < 5;
 }
 
 /* MPI_Win_allocate failed: say which setting fixes the known causes. */
@@ -195,7 +198,7 @@ static int window_fail(int mpirc, size_t bytes, int nodes, int level)
 {
     char text[MPI_MAX_ERROR_STRING];
     ms_mpi_text(mpirc, text);
-    int ompi = is_open_mpi(), multiple = level == MPI_THREAD_MULTIPLE;
+    int ompi = is_open_mpi4(), multiple = level == MPI_THREAD_MULTIPLE;
     if (ompi && nodes > 1)
         return ms_orphan_err(
             MPISTORE_EMPI,
@@ -220,20 +223,30 @@ static int window_fail(int mpirc, size_t bytes, int nodes, int level)
                          bytes, text);
 }
 
-/* Number of shared-memory nodes comm spans (collective), or -1. */
-static int count_nodes(MPI_Comm comm)
+/* Collective: the shared-memory nodes comm spans (or -1) and the ranks of
+ * comm on this rank's node, and whether every rank's windows fit its host
+ * (ms_window_fits): 0, or 1 with why set on the ranks whose host is too
+ * small, 2 on the others. */
+static int host_check(MPI_Comm comm, size_t win_bytes, int *nodes, int *local, char *why,
+                      size_t n)
 {
-    MPI_Comm local = MPI_COMM_NULL;
-    int lrank = 0, first = 0, nodes = -1;
+    MPI_Comm node = MPI_COMM_NULL;
+    int lrank = 0, mine[2] = {0, 0}, sum[2] = {0, 0};
+    *local = 1;
     /* the reduction runs on every rank, even if the split failed here */
-    if (MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local) == MPI_SUCCESS) {
-        MPI_Comm_rank(local, &lrank);
-        first = lrank == 0;
-        MPI_Comm_free(&local);
+    if (MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+        MPI_Comm_rank(node, &lrank);
+        MPI_Comm_size(node, local);
+        MPI_Comm_free(&node);
     }
-    if (MPI_Allreduce(&first, &nodes, 1, MPI_INT, MPI_SUM, comm) != MPI_SUCCESS)
-        nodes = -1;
-    return nodes;
+    mine[0] = lrank == 0;
+    mine[1] = ms_window_fits(win_bytes, *local, why, n) != 0;
+    if (MPI_Allreduce(mine, sum, 2, MPI_INT, MPI_SUM, comm) != MPI_SUCCESS) {
+        *nodes = -1;
+        return 0;
+    }
+    *nodes = sum[0];
+    return mine[1] ? 1 : sum[1] ? 2 : 0;
 }
 
 static const char *thread_level_name(int level)
@@ -251,10 +264,12 @@ static const char *thread_level_name(int level)
 }
 
 /* What is wrong on a rank before any window exists.  agree() reduces it with
- * MPI_MAX, so OPEN_BAD_NOMEM (the high bit) reaches every rank. */
+ * MPI_MAX, so the highest bit set anywhere reaches every rank: a launcher
+ * of another MPI first, then memory, then arguments. */
 enum {
-    OPEN_BAD_ARGS = 1,  /* arguments, environment or thread level (why says which) */
-    OPEN_BAD_NOMEM = 2, /* the handle or growth's per-rank caches */
+    OPEN_BAD_ARGS = 1,   /* arguments, environment or thread level (why says which) */
+    OPEN_BAD_NOMEM = 2,  /* the handle or growth's per-rank caches */
+    OPEN_BAD_LAUNCH = 4, /* started by another MPI's launcher (ms_launch_check) */
 };
 
 /* What failed on a rank while the windows were built.  One MPI_BOR reduction
@@ -274,7 +289,7 @@ enum {
 typedef struct {
     MPI_Comm comm;        /* the caller's */
     mpistore_options_t o; /* the caller's options, completed and overridden */
-    char why[200];        /* this rank's reason for OPEN_BAD_ARGS */
+    char why[400];        /* this rank's reason for OPEN_BAD_ARGS or _LAUNCH */
     int bad;              /* OPEN_BAD_* of this rank */
     int level;            /* MPI's thread level */
     int progress;         /* > 0: start the progress thread */
@@ -342,6 +357,14 @@ static void open_thread_policy(open_state_t *st)
     }
 }
 
+/* Local: a process started by another MPI's launcher is a singleton job of
+ * its own; say so (OPEN_BAD_LAUNCH) instead of opening a one-rank store. */
+static void open_launcher(open_state_t *st)
+{
+    if (ms_launch_check(st->why, sizeof st->why) != 0)
+        st->bad |= OPEN_BAD_LAUNCH;
+}
+
 /* The handle, its core and growth's per-rank caches (OPEN_BAD_NOMEM: agreed
  * on like the arguments). */
 static void open_alloc(open_state_t *st)
@@ -369,6 +392,11 @@ static int open_agree(open_state_t *st)
         return open_mpi_fail(rc, "MPI_Comm_dup/MPI_Allreduce", 0);
     if (!differ)
         return MPISTORE_OK;
+    if (anybad & OPEN_BAD_LAUNCH)
+        return open_fail(MPISTORE_EMPI, "mpistore_open: %s",
+                         st->bad & OPEN_BAD_LAUNCH
+                             ? st->why
+                             : "another rank was started by another MPI's launcher");
     if (anybad & OPEN_BAD_NOMEM)
         return open_fail(MPISTORE_ENOMEM, "%s",
                          st->bad & OPEN_BAD_NOMEM ? "mpistore_open: out of memory"
@@ -397,6 +425,25 @@ static int open_layout(open_state_t *st)
     return MPISTORE_OK;
 }
 
+/* Collective: the nodes the store spans, and whether its windows fit every
+ * rank's host.  A window that does not fit is refused here, on every rank,
+ * before MPI_Win_allocate: Open MPI 5's osc/sm fails it on one rank and
+ * leaves the others waiting for ever, MPICH 5 "succeeds" and the first
+ * touch of the memory is a SIGBUS. */
+static int open_host(open_state_t *st)
+{
+    char why[300];
+    int local = 1;
+    int fit = host_check(st->dup, st->c->win_bytes, &st->nodes, &local, why, sizeof why);
+    if (fit == 1)
+        return open_fail(MPISTORE_ENOMEM, "mpistore_open: %s", why);
+    if (fit == 2)
+        return open_fail(MPISTORE_ENOMEM, "%s",
+                         "mpistore_open: the store's window does not fit another rank's host "
+                         "(lower bytes_per_rank or keys_per_rank)");
+    return MPISTORE_OK;
+}
+
 /* Collective: the store's window, with its hints.  0 or OPEN_FAILED_WINDOW
  * (the reason, with the setting that fixes it, in this rank's message). */
 static int open_window(open_state_t *st)
@@ -407,7 +454,6 @@ static int open_window(open_state_t *st)
     MPI_Info_set(info, "accumulate_ordering", "none");
     MPI_Info_set(info, "same_size", "true");
     MPI_Info_set(info, "same_disp_unit", "true");
-    st->nodes = count_nodes(st->dup);
     int rc = MPI_Win_allocate((MPI_Aint)c->win_bytes, 1, info, st->dup, &c->base, &c->win);
     MPI_Info_free(&info);
     c->dwin = MPI_WIN_NULL;
@@ -580,10 +626,11 @@ int mpistore_open(mpistore_t **out, MPI_Comm comm, const mpistore_options_t *opt
         return rc;
     open_options(&st, out, opts);
     open_thread_policy(&st);
+    open_launcher(&st);
     open_alloc(&st);
     if ((rc = open_agree(&st)) != MPISTORE_OK)
         goto fail;
-    if ((rc = open_layout(&st)) != MPISTORE_OK)
+    if ((rc = open_layout(&st)) != MPISTORE_OK || (rc = open_host(&st)) != MPISTORE_OK)
         goto fail;
     if ((rc = open_windows(&st)) != MPISTORE_OK)
         goto fail;
