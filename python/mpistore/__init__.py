@@ -22,7 +22,11 @@ import os
 import threading
 from typing import Any, Iterable, List, Optional, Sequence, Union
 
-from mpi4py import MPI
+from . import _mpienv
+
+_mpienv.before_mpi_init()  # before mpi4py initialises MPI
+
+from mpi4py import MPI  # noqa: E402
 
 from . import _lib
 from ._lib import lib
