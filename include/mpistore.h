@@ -142,8 +142,13 @@ MPISTORE_EXTERN void mpistore_options_init(mpistore_options_t *opts);
  * the window memory (MPI_Win_allocate).
  * Errors: EINVAL (NULL out, MPI_COMM_NULL, bad or differing options, a
  * progress thread without MPI_THREAD_MULTIPLE), ESTATE (MPI not initialised),
- * ENOMEM, EMPI (window allocation failed; the message names the MPI setting
- * that fixes known transport problems).
+ * ENOMEM (out of memory, or the window does not fit a rank's host: the
+ * windows of the ranks that share a host must fit its /dev/shm and memory;
+ * checked before MPI is asked, the message names the sizes), EMPI (window
+ * allocation failed, the message names the MPI setting that fixes known
+ * transport problems; or the process was started by another MPI's launcher,
+ * so that MPI_COMM_WORLD is not the job the launcher started: the message
+ * names both MPIs; MPISTORE_LAUNCHER_CHECK=0 skips that check).
  * On error *out is untouched and, except for EINVAL on a NULL comm, every
  * rank returns the same code.
  */
