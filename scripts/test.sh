@@ -82,7 +82,7 @@ fi
 # A build against an MPI from pip: the venv's mpicc and mpiexec.
 pip_mpi_stage() { # stage venv build-dir ctest-jobs
   local v=$PWD/$2
-  echo "== $1: $("$v/bin/mpiexec" --version 2>&1 | head -n 1) from PyPI in $2: build (-Werror) + test"
+  echo "== $1: $("$v/bin/mpiexec" --version 2>&1 | grep -m 1 -E 'Open MPI|Version:' | tr -s ' \t' ' ') from PyPI in $2: build (-Werror) + test"
   cmake -S . -B "$3" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMPISTORE_WERROR=ON \
         -DMPI_C_COMPILER="$v/bin/mpicc" -DMPIEXEC_EXECUTABLE="$v/bin/mpiexec" \
         -DMPISTORE_PYTHON="$v/bin/python" -DMPISTORE_SYSTEM_PYTHON=/usr/bin/python3 &&
