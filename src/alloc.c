@@ -6,12 +6,9 @@
  * Boundary tags live in the chunks' own 32-byte headers; free chunks sit in
  * 32 size-class lists (class = floor(log2(units))).  Only the owning rank
  * reads or writes this metadata.  A used chunk whose `dead` word another rank
- * has set (it unpublished the block) is reclaimed by ms_reclaim() when an
+ * has set (it unpublished the block) is reclaimed by reclaim() when an
  * allocation does not fit. */
 #include "errors.h"
-#include "core.h"
-#include "rma.h"
-#include "window.h"
 #include "alloc.h"
 
 #include <stdlib.h>
@@ -30,27 +27,27 @@ static unsigned bin_of(uint32_t units)
 }
 
 /* the chunk at unit u of arena or segment a (u relative to a) */
-static ms_blk_t *at(const ms_alloc_t *a, uint32_t u)
+static mpistore__blk_t *at(const mpistore__alloc_t *a, uint32_t u)
 {
-    return (ms_blk_t *)(void *)(a->arena + ((size_t)u << a->shift));
+    return (mpistore__blk_t *)(void *)(a->arena + ((size_t)u << a->shift));
 }
 
-static uint32_t link_next(const ms_blk_t *h)
+static uint32_t link_next(const mpistore__blk_t *h)
 {
     return (uint32_t)h->vlen;
 }
-static uint32_t link_prev(const ms_blk_t *h)
+static uint32_t link_prev(const mpistore__blk_t *h)
 {
     return (uint32_t)(h->vlen >> 32);
 }
-static void set_links(ms_blk_t *h, uint32_t next, uint32_t prev)
+static void set_links(mpistore__blk_t *h, uint32_t next, uint32_t prev)
 {
     h->vlen = ((uint64_t)prev << 32) | next;
 }
 
-static void list_insert(ms_alloc_t *a, uint32_t u)
+static void list_insert(mpistore__alloc_t *a, uint32_t u)
 {
-    ms_blk_t *h = at(a, u);
+    mpistore__blk_t *h = at(a, u);
     unsigned b = bin_of(h->units);
     uint32_t head = a->bins[b];
     h->flags = CHUNK_FREE;
@@ -60,9 +57,9 @@ static void list_insert(ms_alloc_t *a, uint32_t u)
     a->bins[b] = u;
 }
 
-static void list_remove(ms_alloc_t *a, uint32_t u)
+static void list_remove(mpistore__alloc_t *a, uint32_t u)
 {
-    ms_blk_t *h = at(a, u);
+    mpistore__blk_t *h = at(a, u);
     uint32_t next = link_next(h), prev = link_prev(h);
     if (prev != NONE)
         set_links(at(a, prev), next, link_prev(at(a, prev)));
@@ -73,15 +70,15 @@ static void list_remove(ms_alloc_t *a, uint32_t u)
 }
 
 /* fix the prev_units tag of the chunk that follows u */
-static void tag_follower(ms_alloc_t *a, uint32_t u)
+static void tag_follower(mpistore__alloc_t *a, uint32_t u)
 {
     uint32_t nxt = u + at(a, u)->units;
     if (nxt < a->nunits)
         at(a, nxt)->prev_units = at(a, u)->units;
 }
 
-void ms_alloc_init(ms_alloc_t *a, unsigned char *arena, size_t arena_off, size_t bytes,
-                   unsigned shift)
+void mpistore__alloc_init(mpistore__alloc_t *a, unsigned char *arena, size_t arena_off,
+                          size_t bytes, unsigned shift)
 {
     memset(a, 0, sizeof *a);
     a->arena = arena;
@@ -91,20 +88,20 @@ void ms_alloc_init(ms_alloc_t *a, unsigned char *arena, size_t arena_off, size_t
     for (unsigned b = 0; b < MS_NBINS; b++)
         a->bins[b] = NONE;
     if (a->nunits > 0) {
-        ms_blk_t *h = at(a, 0);
+        mpistore__blk_t *h = at(a, 0);
         memset(h, 0, sizeof *h);
         h->units = a->nunits;
         list_insert(a, 0);
     }
 }
 
-static uint32_t take(ms_alloc_t *a, uint32_t u, uint32_t n)
+static uint32_t take(mpistore__alloc_t *a, uint32_t u, uint32_t n)
 {
-    ms_blk_t *h = at(a, u);
+    mpistore__blk_t *h = at(a, u);
     list_remove(a, u);
     if (h->units > n) {
         uint32_t rest = u + n;
-        ms_blk_t *r = at(a, rest);
+        mpistore__blk_t *r = at(a, rest);
         r->units = h->units - n;
         r->prev_units = n;
         r->dead = 0;
@@ -118,7 +115,7 @@ static uint32_t take(ms_alloc_t *a, uint32_t u, uint32_t n)
     return u;
 }
 
-static uint32_t try_alloc(ms_alloc_t *a, uint32_t n)
+static uint32_t try_alloc(mpistore__alloc_t *a, uint32_t n)
 {
     unsigned b = bin_of(n);
     for (uint32_t u = a->bins[b]; u != NONE; u = link_next(at(a, u)))
@@ -130,9 +127,9 @@ static uint32_t try_alloc(ms_alloc_t *a, uint32_t n)
     return NONE;
 }
 
-static void free_local(ms_alloc_t *a, uint32_t u)
+static void free_local(mpistore__alloc_t *a, uint32_t u)
 {
-    ms_blk_t *h = at(a, u);
+    mpistore__blk_t *h = at(a, u);
     a->used_units -= h->units;
     uint32_t nxt = u + h->units;
     if (nxt < a->nunits && at(a, nxt)->flags == CHUNK_FREE) {
@@ -154,128 +151,127 @@ static void free_local(ms_alloc_t *a, uint32_t u)
 
 /* ---- value memory: unit space = arena [0, n0) + segment i [n0 2^i, n0 2^(i+1)) ---- */
 
-uint32_t ms_seg_base(const ms_core_t *c, unsigned i)
+uint32_t mpistore__seg_base(const mpistore__mem_t *m, unsigned i)
 {
-    uint64_t b = (uint64_t)c->alloc.nunits << i;
+    uint64_t b = (uint64_t)m->alloc.nunits << i;
     return b >= MS_UNIT_SPACE ? MS_UNIT_SPACE : (uint32_t)b;
 }
 
 /* segment holding unit u (u >= n0), or MS_MAX_SEGS */
-static unsigned seg_of(const ms_core_t *c, uint32_t u)
+static unsigned seg_of(const mpistore__mem_t *m, uint32_t u)
 {
     unsigned i = 0;
-    while (i < MS_MAX_SEGS && ms_seg_base(c, i + 1) <= u && ms_seg_base(c, i + 1) < MS_UNIT_SPACE)
+    while (i < MS_MAX_SEGS && mpistore__seg_base(m, i + 1) <= u &&
+           mpistore__seg_base(m, i + 1) < MS_UNIT_SPACE)
         i++;
-    return i < MS_MAX_SEGS && u >= ms_seg_base(c, i) ? i : MS_MAX_SEGS;
+    return i < MS_MAX_SEGS && u >= mpistore__seg_base(m, i) ? i : MS_MAX_SEGS;
 }
 
 /* Units of segment i, clipped to the unit space and to max_units (the
  * same on every rank: the options are agreed on at open), so that a reader
  * never reads past the end of another rank's segment. */
-static uint32_t seg_units(const ms_core_t *c, unsigned i)
+static uint32_t seg_units(const mpistore__mem_t *m, unsigned i)
 {
-    uint32_t b = ms_seg_base(c, i);
+    uint32_t b = mpistore__seg_base(m, i);
     uint64_t e = (uint64_t)b * 2;
     if (e > MS_UNIT_SPACE)
         e = MS_UNIT_SPACE;
-    if (e > c->max_units)
-        e = c->max_units;
+    if (e > m->max_units)
+        e = m->max_units;
     return e > b ? (uint32_t)(e - b) : 0;
 }
 
-ms_alloc_t *ms_alloc_of(ms_core_t *c, uint32_t u)
+mpistore__alloc_t *mpistore__alloc_of(mpistore__mem_t *m, uint32_t u)
 {
-    if (u < c->alloc.nunits)
-        return &c->alloc;
-    unsigned i = seg_of(c, u);
-    return i < MS_MAX_SEGS && c->segmem[i] ? &c->seg[i] : NULL;
+    if (u < m->alloc.nunits)
+        return &m->alloc;
+    unsigned i = seg_of(m, u);
+    return i < MS_MAX_SEGS && m->segmem[i] ? &m->seg[i] : NULL;
 }
 
-ms_blk_t *ms_blk_at(ms_core_t *c, uint32_t u)
+mpistore__blk_t *mpistore__blk_at(mpistore__mem_t *m, uint32_t u)
 {
-    ms_alloc_t *a = ms_alloc_of(c, u);
+    mpistore__alloc_t *a = mpistore__alloc_of(m, u);
     return at(a, u - a->base);
 }
 
-void ms_alloc_usage(const ms_core_t *c, size_t *used, size_t *have)
+void mpistore__alloc_usage(const mpistore__mem_t *m, size_t *used, size_t *have)
 {
-    size_t unit = (size_t)1 << c->alloc.shift;
-    *used = (size_t)c->alloc.used_units * unit;
-    *have = (size_t)c->alloc.nunits * unit;
+    size_t unit = (size_t)1 << m->alloc.shift;
+    *used = (size_t)m->alloc.used_units * unit;
+    *have = (size_t)m->alloc.nunits * unit;
     for (unsigned i = 0; i < MS_MAX_SEGS; i++)
-        if (c->segmem[i]) {
-            *used += (size_t)c->seg[i].used_units * unit;
-            *have += (size_t)c->seg[i].nunits * unit;
+        if (m->segmem[i]) {
+            *used += (size_t)m->seg[i].used_units * unit;
+            *have += (size_t)m->seg[i].nunits * unit;
         }
 }
 
-int ms_seg_create(mpistore_t *s, unsigned i)
+int mpistore__seg_create(mpistore__mem_t *m, mpistore__rma_t *r, unsigned i)
 {
-    ms_core_t *c = s->core;
-    uint32_t base = ms_seg_base(c, i), n = seg_units(c, i);
+    uint32_t base = mpistore__seg_base(m, i), n = seg_units(m, i);
     uint64_t a64 = 0;
     if (i >= MS_MAX_SEGS || base >= MS_UNIT_SPACE || n == 0)
         return -MPISTORE_ENOSPC;
-    size_t bytes = (size_t)n << c->alloc.shift;
+    size_t bytes = (size_t)n << m->alloc.shift;
     unsigned char *mem = NULL;
-    int rc = ms_win_mem(s, bytes, 0, &mem, &a64);
+    int rc = mpistore__win_mem(&r->w, bytes, 0, &mem, &a64);
     if (rc == -MPISTORE_ENOMEM)
-        return ms_err(s, MPISTORE_ENOMEM,
-                      "out of memory growing the value memory of rank %d by %zu bytes", c->rank,
-                      bytes);
+        return mpistore__err(r->w.err, MPISTORE_ENOMEM,
+                             "out of memory growing the value memory of rank %d by %zu bytes",
+                             r->w.rank, bytes);
     if (rc)
         return rc;
-    c->segmem[i] = mem;
-    ms_alloc_init(&c->seg[i], mem, MS_DYN | (size_t)a64, bytes, c->alloc.shift);
-    c->seg[i].base = base;
+    m->segmem[i] = mem;
+    mpistore__alloc_init(&m->seg[i], mem, MS_DYN | (size_t)a64, bytes, m->alloc.shift);
+    m->seg[i].base = base;
     /* the address is in place before any descriptor can name the segment */
-    c->segaddr[(size_t)c->rank * MS_MAX_SEGS + i] = a64;
-    rc = ms_put_u64(s, c->rank, MS_OFF_SADDR + 8u * i, &a64);
+    m->segaddr[(size_t)r->w.rank * MS_MAX_SEGS + i] = a64;
+    rc = mpistore__replace_u64(r, r->w.rank, MS_OFF_SADDR + 8u * i, &a64);
     if (rc == 0)
-        rc = ms_flush_self(s);
+        rc = mpistore__flush_self(r);
     return rc;
 }
 
-int ms_unit_addr(mpistore_t *s, int r, uint32_t u, size_t *off, size_t *room)
+int mpistore__unit_addr(mpistore__mem_t *m, mpistore__rma_t *r, int rank, uint32_t u, size_t *off,
+                        size_t *room)
 {
-    ms_core_t *c = s->core;
-    unsigned shift = c->alloc.shift;
+    unsigned shift = m->alloc.shift;
     *off = 0;
     *room = 0;
-    if (u < c->alloc.nunits) {
-        *off = c->off_arena + ((size_t)u << shift);
-        *room = (size_t)(c->alloc.nunits - u) << shift;
+    if (u < m->alloc.nunits) {
+        *off = m->alloc.arena_off + ((size_t)u << shift);
+        *room = (size_t)(m->alloc.nunits - u) << shift;
         return 0;
     }
-    unsigned i = seg_of(c, u);
+    unsigned i = seg_of(m, u);
     if (i >= MS_MAX_SEGS)
         return 0;
-    uint64_t *a = &c->segaddr[(size_t)r * MS_MAX_SEGS + i];
-    if (*a == 0 && r != c->rank) { /* published before any descriptor named it */
-        int rc = ms_read_u64(s, r, MS_OFF_SADDR + 8u * i, a);
+    uint64_t *a = &m->segaddr[(size_t)rank * MS_MAX_SEGS + i];
+    if (*a == 0 && rank != r->w.rank) { /* published before any descriptor named it */
+        int rc = mpistore__read_u64(r, rank, MS_OFF_SADDR + 8u * i, a);
         if (rc == 0)
-            rc = ms_flush(s, r);
+            rc = mpistore__flush(r, rank);
         if (rc)
             return rc;
     }
     if (*a == 0)
         return 0;
-    uint32_t b = ms_seg_base(c, i);
+    uint32_t b = mpistore__seg_base(m, i);
     *off = MS_DYN | (size_t)(*a + ((uint64_t)(u - b) << shift));
-    *room = (size_t)(b + seg_units(c, i) - u) << shift;
+    *room = (size_t)(b + seg_units(m, i) - u) << shift;
     return 0;
 }
 
-void ms_free_block(ms_core_t *c, uint32_t u)
+void mpistore__free_block(mpistore__mem_t *m, uint32_t u)
 {
-    ms_alloc_t *a = ms_alloc_of(c, u);
+    mpistore__alloc_t *a = mpistore__alloc_of(m, u);
     free_local(a, u - a->base);
 }
 
 /* Free every used chunk of arena a whose dead word another rank has set. */
-static int ms_reclaim(mpistore_t *s, ms_alloc_t *a, int *freed)
+static int reclaim(mpistore__rma_t *r, mpistore__alloc_t *a, int *freed)
 {
-    ms_core_t *c = s->core;
     size_t n = 0, i = 0;
     int rc = 0;
     *freed = 0;
@@ -286,18 +282,19 @@ static int ms_reclaim(mpistore_t *s, ms_alloc_t *a, int *freed)
     uint64_t *dead = calloc(n, sizeof *dead);
     uint32_t *where = calloc(n, sizeof *where);
     if (!dead || !where) {
-        rc = ms_err(s, MPISTORE_ENOMEM, "out of memory while reclaiming value memory");
+        rc =
+            mpistore__err(r->w.err, MPISTORE_ENOMEM, "out of memory while reclaiming value memory");
         goto out;
     }
     for (uint32_t u = 0; u < a->nunits && rc == 0; u += at(a, u)->units) {
         if (at(a, u)->flags != CHUNK_USED)
             continue;
         where[i] = u;
-        rc = ms_read_u64(s, c->rank, a->arena_off + ((size_t)u << a->shift), &dead[i]);
+        rc = mpistore__read_u64(r, r->w.rank, a->arena_off + ((size_t)u << a->shift), &dead[i]);
         i++;
     }
     if (rc == 0)
-        rc = ms_flush(s, c->rank);
+        rc = mpistore__flush(r, r->w.rank);
     for (size_t j = 0; rc == 0 && j < i; j++) {
         if (dead[j]) {
             free_local(a, where[j]);
@@ -312,19 +309,18 @@ out:
 
 /* The arena, then every segment that exists; after a reclamation pass
  * over all of them, again; then a new segment (design.md, "Growth"). */
-int ms_alloc_block(mpistore_t *s, size_t bytes, uint32_t *uoff)
+int mpistore__alloc_block(mpistore__mem_t *m, mpistore__rma_t *r, size_t bytes, uint32_t *uoff)
 {
-    ms_core_t *c = s->core;
-    ms_alloc_t *arenas[1 + MS_MAX_SEGS];
+    mpistore__alloc_t *arenas[1 + MS_MAX_SEGS];
     unsigned na = 0;
-    size_t unit = (size_t)1 << c->alloc.shift;
+    size_t unit = (size_t)1 << m->alloc.shift;
     size_t n = (bytes + unit - 1) / unit;
     if (n == 0 || n >= MS_UNIT_SPACE)
         return -MPISTORE_ENOSPC;
-    arenas[na++] = &c->alloc;
+    arenas[na++] = &m->alloc;
     for (unsigned i = 0; i < MS_MAX_SEGS; i++)
-        if (c->segmem[i])
-            arenas[na++] = &c->seg[i];
+        if (m->segmem[i])
+            arenas[na++] = &m->seg[i];
     for (int pass = 0; pass < 2; pass++) {
         int freed = 0;
         for (unsigned i = 0; i < na; i++) {
@@ -337,7 +333,7 @@ int ms_alloc_block(mpistore_t *s, size_t bytes, uint32_t *uoff)
             }
         }
         for (unsigned i = 0; pass == 0 && i < na; i++) {
-            int f = 0, rc = ms_reclaim(s, arenas[i], &f);
+            int f = 0, rc = reclaim(r, arenas[i], &f);
             if (rc)
                 return rc;
             freed += f;
@@ -348,19 +344,34 @@ int ms_alloc_block(mpistore_t *s, size_t bytes, uint32_t *uoff)
     /* grow: the first segment not made yet that can hold the block and lies
      * within the limit */
     for (unsigned i = 0; i < MS_MAX_SEGS; i++) {
-        uint32_t base = ms_seg_base(c, i);
-        if (base >= c->max_units || base >= MS_UNIT_SPACE)
+        uint32_t base = mpistore__seg_base(m, i);
+        if (base >= m->max_units || base >= MS_UNIT_SPACE)
             break;
-        if (c->segmem[i] || seg_units(c, i) < n)
+        if (m->segmem[i] || seg_units(m, i) < n)
             continue;
-        int rc = ms_seg_create(s, i); /* sized within the limit */
+        int rc = mpistore__seg_create(m, r, i); /* sized within the limit */
         if (rc)
             return rc;
-        uint32_t u = try_alloc(&c->seg[i], (uint32_t)n);
+        uint32_t u = try_alloc(&m->seg[i], (uint32_t)n);
         if (u == NONE)
             return -MPISTORE_ENOSPC;
         *uoff = base + u;
         return 0;
     }
     return -MPISTORE_ENOSPC;
+}
+
+int mpistore__mem_init(mpistore__mem_t *m, int nranks)
+{
+    m->segaddr = calloc((size_t)nranks * MS_MAX_SEGS, sizeof *m->segaddr);
+    return m->segaddr ? 0 : -1;
+}
+
+void mpistore__mem_free(mpistore__mem_t *m, const mpistore__wins_t *w)
+{
+    for (unsigned i = 0; i < MS_MAX_SEGS; i++)
+        if (m->segmem[i])
+            mpistore__win_unmap(w, m->segmem[i], (size_t)m->seg[i].nunits << m->seg[i].shift);
+    free(m->segaddr);
+    m->segaddr = NULL;
 }

@@ -4,17 +4,17 @@
 #include <math.h>
 #include <mpi.h>
 
-double ms_now(void)
+double mpistore__now(void)
 {
     return MPI_Wtime();
 }
 
-double ms_deadline(double timeout_s)
+double mpistore__deadline(double timeout_s)
 {
-    return timeout_s > 0 ? ms_now() + timeout_s : INFINITY;
+    return timeout_s > 0 ? mpistore__now() + timeout_s : INFINITY;
 }
 
-int ms_expired(double deadline)
+int mpistore__expired(double deadline)
 {
-    return ms_now() >= deadline;
+    return mpistore__now() >= deadline;
 }

@@ -3,9 +3,9 @@
 #ifndef MPISTORE_CLOCK_H
 #define MPISTORE_CLOCK_H
 
-double ms_now(void); /* seconds, MPI_Wtime */
+double mpistore__now(void); /* seconds, MPI_Wtime */
 /* deadline for a timeout in seconds (0 = none -> +inf) */
-double ms_deadline(double timeout_s);
-int ms_expired(double deadline);
+double mpistore__deadline(double timeout_s);
+int mpistore__expired(double deadline);
 
 #endif /* MPISTORE_CLOCK_H */

@@ -1,13 +1,14 @@
-/* Elastic helpers (barrier, synchronize, get_all, store_timeout) on the public
- * store API; a port of torch/distributed/elastic/utils/store.py with its key
- * names.  These functions call public mpistore functions, except for one
- * shortcut: a member that must wait watches the num_members counter its own
- * add left (one round trip per look, counters.c) instead of polling for
- * last_member (design.md, "Elastic helpers"). */
+/* Elastic helpers (barrier, synchronize, get_all, store_timeout); a port of
+ * torch/distributed/elastic/utils/store.py with its key names.  Each public
+ * helper enters the core once and runs the operations layer's calls with
+ * deadlines of its own: PyTorch's helpers set the store's timeout for their
+ * duration (store_timeout), these give each step that timeout without
+ * touching the handle's, which another thread may be using.  One shortcut:
+ * a member that must wait watches the num_members counter its own add left
+ * (one round trip per look, counters.c) instead of polling for last_member
+ * (design.md, "Elastic helpers"). */
 #include "errors.h"
-#include "core.h"
 #include "wait.h"
-#include "rma.h"
 #include "fail.h"
 #include "ops.h"
 #include "mpistore_elastic.h"
@@ -63,14 +64,15 @@ static int valid_timeout(double t)
 static int check_prefix(mpistore_t *s, const char *prefix, const char *op, size_t suffix_len)
 {
     if (!prefix)
-        return ms_err(s, MPISTORE_EINVAL, "%s: key prefix is NULL", op);
+        return mpistore__err(mpistore__sink(s), MPISTORE_EINVAL, "%s: key prefix is NULL", op);
     if (!prefix[0])
-        return ms_err(s, MPISTORE_EINVAL, "%s: key prefix is empty", op);
+        return mpistore__err(mpistore__sink(s), MPISTORE_EINVAL, "%s: key prefix is empty", op);
     size_t total = s->prefix_len + strlen(prefix) + suffix_len;
-    if (total > s->core->max_key_len)
-        return ms_err(s, MPISTORE_EKEYTOOLONG,
-                      "%s: key prefix '%.64s' makes keys of up to %zu bytes, max_key_len is %zu",
-                      op, prefix, total, s->core->max_key_len);
+    if (total > s->core->lay.max_key_len)
+        return mpistore__err(
+            mpistore__sink(s), MPISTORE_EKEYTOOLONG,
+            "%s: key prefix '%.64s' makes keys of up to %zu bytes, max_key_len is %zu", op, prefix,
+            total, s->core->lay.max_key_len);
     return 0;
 }
 
@@ -78,17 +80,18 @@ static int check_group(mpistore_t *s, int rank, int world_size, int rank_may_be_
                        const char *op)
 {
     if (world_size < 1)
-        return ms_err(s, MPISTORE_EINVAL, "%s: world_size %d < 1", op, world_size);
+        return mpistore__err(mpistore__sink(s), MPISTORE_EINVAL, "%s: world_size %d < 1", op,
+                             world_size);
     if (rank >= world_size || (!rank_may_be_negative && rank < 0))
-        return ms_err(s, MPISTORE_EINVAL, "%s: rank %d outside [0, world_size=%d)", op, rank,
-                      world_size);
+        return mpistore__err(mpistore__sink(s), MPISTORE_EINVAL,
+                             "%s: rank %d outside [0, world_size=%d)", op, rank, world_size);
     return 0;
 }
 
 int mpistore_swap_timeout(mpistore_t *s, double seconds, double *previous)
 {
     if (!s)
-        return ms_null_handle(__func__);
+        return mpistore__null_handle(__func__);
     double old = mpistore_timeout(s);
     int rc = mpistore_set_timeout(s, seconds);
     if (rc == 0 && previous)
@@ -96,48 +99,54 @@ int mpistore_swap_timeout(mpistore_t *s, double seconds, double *previous)
     return rc;
 }
 
-/* *was_last (may be NULL) tells whether this caller was the last member, i.e.
- * the one that set last_member: it need not wait for a key it has just set.
- * *watch (may be NULL) says where the num_members counter is. */
-static int barrier_nonblocking(mpistore_t *s, int world_size, const char *prefix, char **out,
-                               int *was_last, ms_watch_t *watch, int64_t *arrived)
+/* What a member's arrival at a barrier told it. */
+typedef struct arrival {
+    int was_last;            /* it set last_member: it need not wait for a key it set */
+    mpistore__watch_t watch; /* where the num_members counter is */
+    int64_t arrived;         /* the count its add saw */
+} arrival_t;
+
+/* The arrival: add 1 to num_members; the last member sets last_member.
+ * Each step has its own deadline, timeout seconds from its start.  *out
+ * receives the last_member key (the caller frees it). */
+static int barrier_arrive(mpistore_t *s, int world_size, const char *prefix, double timeout,
+                          char **out, arrival_t *a)
 {
     char *num = join(prefix, NUM_MEMBERS), *last = join(prefix, LAST_MEMBER);
     int64_t n = 0;
     int rc = 0;
     if (!num || !last)
-        rc = ms_err(s, MPISTORE_ENOMEM, "barrier: out of memory");
-    if (rc == 0) {
-        ms_enter(s->core);
-        rc = ms_add_locked(s, num, 1, &n, watch);
-        ms_leave(s->core);
-    }
-    if (rc == 0 && n == world_size)
-        rc = mpistore_set(s, last, VAL_IGNORED, strlen(VAL_IGNORED));
-    free(num);
-    if (rc == 0 && was_last)
-        *was_last = n == world_size;
-    if (rc == 0 && arrived)
-        *arrived = n;
+        rc = mpistore__err(mpistore__sink(s), MPISTORE_ENOMEM, "barrier: out of memory");
     if (rc == 0)
+        rc = mpistore__add_until(s, num, 1, mpistore__deadline(timeout), &n, &a->watch);
+    if (rc == 0 && n == world_size)
+        rc = mpistore__set_until(s, last, VAL_IGNORED, strlen(VAL_IGNORED),
+                                 mpistore__deadline(timeout));
+    free(num);
+    if (rc == 0) {
+        a->was_last = n == world_size;
+        a->arrived = n;
         *out = last;
-    else
+    } else {
         free(last);
+    }
     return rc;
 }
 
 int mpistore_barrier_nonblocking(mpistore_t *s, int world_size, const char *key_prefix,
                                  char **last_member_key)
 {
-    if (!s)
-        return ms_null_handle(__func__);
+    MS_ENTER(s);
+    arrival_t a = {0};
     int rc = check_group(s, 0, world_size, 1, "barrier_nonblocking");
     if (rc == 0)
         rc = check_prefix(s, key_prefix, "barrier_nonblocking", strlen(NUM_MEMBERS));
     if (rc == 0 && !last_member_key)
-        rc = ms_err(s, MPISTORE_EINVAL, "barrier_nonblocking: last_member_key is NULL");
-    return rc ? rc
-              : barrier_nonblocking(s, world_size, key_prefix, last_member_key, NULL, NULL, NULL);
+        rc = mpistore__err(mpistore__sink(s), MPISTORE_EINVAL,
+                           "barrier_nonblocking: last_member_key is NULL");
+    if (rc == 0)
+        rc = barrier_arrive(s, world_size, key_prefix, s->timeout, last_member_key, &a);
+    return mpistore__api_leave(s, rc);
 }
 
 /* A member that did not arrive last: wait until every member has arrived.
@@ -145,66 +154,65 @@ int mpistore_barrier_nonblocking(mpistore_t *s, int world_size, const char *key_
  * (one round trip per look) until it reaches world_size; if it stops being
  * that counter (overwritten, deleted), wait for last_member as PyTorch does.
  * The last member sets last_member before its own barrier returns, so the
- * keys end up exactly as PyTorch leaves them. */
-static int await_members(mpistore_t *s, const ms_watch_t *w, int64_t arrived, int world_size,
-                         const char *last)
+ * keys end up exactly as PyTorch leaves them.  One deadline, timeout from
+ * now, for the whole wait. */
+static int await_members(mpistore_t *s, const arrival_t *a, int world_size, const char *last,
+                         double timeout)
 {
-    double t0 = ms_now(), timeout = mpistore_timeout(s), deadline = ms_deadline(timeout);
+    mpistore__core_t *c = s->core;
+    double t0 = mpistore__now(), deadline = mpistore__deadline(timeout);
     int64_t v = 0;
     int rc = MS_GONE, peek = 0; /* no counter to watch: wait for last_member */
     /* only a member that saw the count below world_size watches it: one
      * that saw more (a stale num_members) waits for last_member as PyTorch */
-    if (w->valid && arrived >= 1 && arrived < world_size) {
-        ms_backoff_t bo = {0};
-        ms_enter(s->core);
-        double saved = ms_rq_begin(s, deadline); /* a rank that stops answering: ETIMEDOUT */
+    if (a->watch.valid && a->arrived >= 1 && a->arrived < world_size) {
+        mpistore__backoff_t bo = {0};
+        double saved = mpistore__rq_begin(&c->rma.rq, deadline); /* a rank that stops answering */
         for (;;) {
-            rc = ms_counter_watch(s, w, peek, &v);
+            rc = mpistore__counter_watch(c, &a->watch, peek, &v);
             if ((rc == MS_DONE && v >= world_size) || rc == MS_GONE || rc < 0)
                 break;
             peek = rc == MS_BUSY;
             if (rc == MS_STABLE)
                 continue; /* free again: look registered at once */
-            if ((rc = ms_fail_check(s, "the barrier"))) /* a full store: no waiting */
+            if ((rc = mpistore__fail_check(&c->rma, "the barrier"))) /* a full store: no waiting */
                 break;
-            if (ms_expired(deadline)) {
-                rc = ms_err(s, MPISTORE_ETIMEDOUT,
-                            "timeout after %.3f s waiting for all %d members (%" PRId64 " arrived)",
-                            ms_now() - t0, world_size, v);
+            if (mpistore__expired(deadline)) {
+                rc = mpistore__err(&c->err, MPISTORE_ETIMEDOUT,
+                                   "timeout after %.3f s waiting for all %d members (%" PRId64
+                                   " arrived)",
+                                   mpistore__now() - t0, world_size, v);
                 break;
             }
-            ms_backoff(s, &bo);
+            mpistore__backoff(c->rma.w.comm, &c->lock, &bo);
         }
-        ms_rq_end(s, saved);
-        rc = ms_rq_context(s, rc,
-                           "timeout after %.3f s waiting for all %d members (%" PRId64 " arrived)",
-                           ms_now() - t0, world_size, v);
-        ms_leave(s->core);
+        mpistore__rq_end(&c->rma.rq, saved);
+        rc = mpistore__late_prefix(
+            c, rc, "timeout after %.3f s waiting for all %d members (%" PRId64 " arrived)",
+            mpistore__now() - t0, world_size, v);
     }
     if (rc != MS_GONE)
         return rc;
-    if (timeout > 0) { /* what is left of the timeout */
-        double left = deadline - ms_now();
-        mpistore_set_timeout(s, left > 1e-6 ? left : 1e-6);
-    }
+    /* what is left of the deadline (a moment at least) for last_member */
+    double now = mpistore__now();
     void *val = NULL;
     size_t len = 0;
-    rc = mpistore_get(s, last, &val, &len);
-    mpistore_free(val);
-    if (timeout > 0)
-        mpistore_set_timeout(s, timeout);
+    rc = mpistore__get_until(s, last, timeout > 0 && deadline < now + 1e-6 ? now + 1e-6 : deadline,
+                             &val, &len);
+    free(val);
     return rc;
 }
 
-/* Does key exist within `seconds` (0: check once)? */
+/* Does key exist within `seconds` (0: check once, reads bounded by
+ * GATE_WAIT_S)? */
 static int appears(mpistore_t *s, const char *key, double seconds)
 {
     const char *keys[] = {key};
     if (seconds <= 0) {
         bool all = false;
-        return mpistore_check(s, keys, 1, &all) == 0 && all;
+        return mpistore__check_keys(s, keys, 1, mpistore__deadline(GATE_WAIT_S), &all) == 0 && all;
     }
-    return mpistore_wait(s, keys, 1, seconds) == 0;
+    return mpistore__wait_until(s, keys, 1, mpistore__deadline(seconds)) == 0;
 }
 
 /* Rank 0: which members never set their TRACE key?  Writes "[a, b]" to list.
@@ -212,12 +220,12 @@ static int appears(mpistore_t *s, const char *key, double seconds)
  * at most MAX_TRACE_MISSING names. */
 static void find_missing(mpistore_t *s, const char *prefix, int world_size, char *list, size_t n)
 {
-    double grace_end = ms_now() + TRACE_GRACE_S;
+    double grace_end = mpistore__now() + TRACE_GRACE_S;
     int missing = 0;
     size_t used = (size_t)snprintf(list, n, "[");
     for (int i = 1; i < world_size && missing < MAX_TRACE_MISSING; i++) {
         char *key = join_int(prefix, i, TRACE);
-        double left = grace_end - ms_now();
+        double left = grace_end - mpistore__now();
         int here = key && appears(s, key, missing == 0 && left > 0.001 ? left : 0);
         free(key);
         if (!here && used < n) {
@@ -229,85 +237,89 @@ static void find_missing(mpistore_t *s, const char *prefix, int world_size, char
         snprintf(list + used, n - used, "]");
 }
 
-/* After a barrier timeout: the TRACE / TRACING_GATE exchange.  Always
- * returns -MPISTORE_ETIMEDOUT with the message. */
+/* After a barrier timeout: the TRACE / TRACING_GATE exchange, every step
+ * bounded by GATE_WAIT_S.  Always returns -MPISTORE_ETIMEDOUT with the
+ * message. */
 static int diagnose(mpistore_t *s, int rank, int world_size, const char *prefix, double waited)
 {
+    mpistore__core_t *c = s->core;
     char list[200] = "unknown";
     char *trace = join_int(prefix, rank, TRACE), *gate = join(prefix, TRACING_GATE);
-    double prev = 0;
-    mpistore_swap_timeout(s, GATE_WAIT_S, &prev); /* bounds every step below */
-    ms_enter(s->core);
-    int full = ms_fail_check(s, "the barrier") != 0;
-    ms_leave(s->core);
+    int full = mpistore__fail_check(&c->rma, "the barrier") != 0;
     if (full) /* members that arrived may have failed to write TRACE: name none */
         snprintf(list, sizeof list, "unknown: the store is full");
     if (trace && gate && !full) {
-        int trc = mpistore_set(s, trace, VAL_IGNORED, strlen(VAL_IGNORED));
-        if (trc == -MPISTORE_ETIMEDOUT && ms_rq_late(s) >= 0) { /* no gate through a lost rank */
-            snprintf(list, sizeof list, "unknown: rank %d did not answer", ms_rq_late(s));
+        int trc = mpistore__set_until(s, trace, VAL_IGNORED, strlen(VAL_IGNORED),
+                                      mpistore__deadline(GATE_WAIT_S));
+        if (trc == -MPISTORE_ETIMEDOUT &&
+            mpistore__rq_late(&c->rma.rq) >= 0) { /* a lost rank: no gate */
+            snprintf(list, sizeof list, "unknown: rank %d did not answer",
+                     mpistore__rq_late(&c->rma.rq));
         } else if (rank == 0) {
             find_missing(s, prefix, world_size, list, sizeof list);
-            mpistore_set(s, gate, list, strlen(list));
+            mpistore__set_until(s, gate, list, strlen(list), mpistore__deadline(GATE_WAIT_S));
         } else if (appears(s, gate, GATE_WAIT_S)) {
             void *v = NULL;
             size_t len = 0;
-            if (mpistore_get(s, gate, &v, &len) == 0 && len > 0 && len < sizeof list &&
-                ((char *)v)[0] == '[') {
+            if (mpistore__get_until(s, gate, mpistore__deadline(GATE_WAIT_S), &v, &len) == 0 &&
+                len > 0 && len < sizeof list && ((char *)v)[0] == '[') {
                 memcpy(list, v, len);
                 list[len] = 0;
             }
-            mpistore_free(v);
+            free(v);
         } else {
             snprintf(list, sizeof list, "unknown: rank 0 published no %s", TRACING_GATE);
         }
     }
-    mpistore_set_timeout(s, prev);
     free(trace);
     free(gate);
-    return ms_err(s, MPISTORE_ETIMEDOUT,
-                  "barrier timeout on rank %d for key prefix '%s' after %.1f s (world_size=%d, "
-                  "missing_ranks=%s)",
-                  rank, prefix, waited, world_size, list);
+    return mpistore__err(
+        &c->err, MPISTORE_ETIMEDOUT,
+        "barrier timeout on rank %d for key prefix '%s' after %.1f s (world_size=%d, "
+        "missing_ranks=%s)",
+        rank, prefix, waited, world_size, list);
+}
+
+static int barrier(mpistore_t *s, int rank, int world_size, const char *prefix, double timeout)
+{
+    char *last = NULL;
+    double t0 = mpistore__now();
+    arrival_t a = {0};
+    int rc = barrier_arrive(s, world_size, prefix, timeout, &last, &a);
+    if (rc == 0 && !a.was_last) /* the last member has just set the key itself */
+        rc = await_members(s, &a, world_size, last, timeout);
+    free(last);
+    if (rc == -MPISTORE_ETIMEDOUT &&
+        mpistore__rq_late(&s->core->rma.rq) >= 0) /* a rank that is gone: */
+        return mpistore__late_prefix(s->core, rc, /* no diagnosis */
+                                     "barrier timeout on rank %d for key prefix '%s' after %.1f s "
+                                     "(world_size=%d)",
+                                     rank, prefix, mpistore__now() - t0, world_size);
+    if (rc == -MPISTORE_ETIMEDOUT && rank >= 0)
+        return diagnose(s, rank, world_size, prefix, mpistore__now() - t0);
+    return rc;
 }
 
 int mpistore_barrier(mpistore_t *s, int rank, int world_size, const char *key_prefix,
                      double timeout_s)
 {
-    if (!s)
-        return ms_null_handle(__func__);
-    char *last = NULL;
-    double prev = 0, t0 = ms_now();
+    MS_ENTER(s);
     /* the diagnosis keys are the longest: prefix "<rank>/TRACE" */
     int rc = check_group(s, rank, world_size, 1, "barrier");
     if (rc == 0)
         rc = check_prefix(s, key_prefix, "barrier", 11 + strlen(TRACING_GATE));
     if (rc == 0 && !valid_timeout(timeout_s))
-        rc = ms_err(s, MPISTORE_EINVAL, "barrier: timeout %g s must be finite and >= 0", timeout_s);
-    if (rc)
-        return rc;
-    mpistore_swap_timeout(s, timeout_s, &prev);
-    int setter = 0;
-    ms_watch_t watch = {0};
-    int64_t arrived = 0;
-    rc = barrier_nonblocking(s, world_size, key_prefix, &last, &setter, &watch, &arrived);
-    if (rc == 0 && !setter) /* the last member has just set the key itself */
-        rc = await_members(s, &watch, arrived, world_size, last);
-    free(last);
-    mpistore_set_timeout(s, prev);
-    if (rc == -MPISTORE_ETIMEDOUT &&
-        ms_rq_late(s) >= 0) /* no diagnosis through a rank that is gone */
-        rc = ms_rq_context(s, rc,
-                           "barrier timeout on rank %d for key prefix '%s' after %.1f s "
-                           "(world_size=%d)",
-                           rank, key_prefix, ms_now() - t0, world_size);
-    else if (rc == -MPISTORE_ETIMEDOUT && rank >= 0)
-        rc = diagnose(s, rank, world_size, key_prefix, ms_now() - t0);
-    return rc;
+        rc = mpistore__err(mpistore__sink(s), MPISTORE_EINVAL,
+                           "barrier: timeout %g s must be finite and >= 0", timeout_s);
+    if (rc == 0)
+        rc = barrier(s, rank, world_size, key_prefix, timeout_s);
+    return mpistore__api_leave(s, rc);
 }
 
-static int get_all(mpistore_t *s, int rank, const char *prefix, int world_size, void **values,
-                   size_t *lens)
+/* Every member's value, in rank order, then the "finished" barrier (rank 0
+ * waits for it, as PyTorch), each step timeout seconds from its start. */
+static int get_all(mpistore_t *s, int rank, const char *prefix, int world_size, double timeout,
+                   void **values, size_t *lens)
 {
     size_t n = (size_t)world_size;
     char **keys = calloc(n, sizeof *keys);
@@ -316,27 +328,27 @@ static int get_all(mpistore_t *s, int rank, const char *prefix, int world_size, 
     char *fin = join(prefix, FINISHED), *last = NULL;
     int rc = 0;
     if (!keys || !vals || !ls || !fin)
-        rc = ms_err(s, MPISTORE_ENOMEM, "get_all: out of memory for %d members", world_size);
+        rc = mpistore__err(mpistore__sink(s), MPISTORE_ENOMEM,
+                           "get_all: out of memory for %d members", world_size);
     for (size_t i = 0; rc == 0 && i < n; i++)
         if (!(keys[i] = join_int(prefix, (int)i, "")))
-            rc = ms_err(s, MPISTORE_ENOMEM, "get_all: out of memory");
+            rc = mpistore__err(mpistore__sink(s), MPISTORE_ENOMEM, "get_all: out of memory");
     int have = 0;
     if (rc == 0)
-        rc = mpistore_multi_get(s, (const char *const *)keys, n, vals, ls);
+        rc = mpistore__multi_get_until(s, (const char *const *)keys, n, mpistore__deadline(timeout),
+                                       vals, ls);
     have = rc == 0;
-    int setter = 0;
-    ms_watch_t watch = {0};
-    int64_t arrived = 0;
+    arrival_t a = {0};
     if (rc == 0)
-        rc = barrier_nonblocking(s, world_size, fin, &last, &setter, &watch, &arrived);
-    if (rc == 0 && rank == 0 && !setter) /* as PyTorch: rank 0 returns after everyone read */
-        rc = await_members(s, &watch, arrived, world_size, last);
+        rc = barrier_arrive(s, world_size, fin, timeout, &last, &a);
+    if (rc == 0 && rank == 0 && !a.was_last) /* as PyTorch: rank 0 returns after everyone read */
+        rc = await_members(s, &a, world_size, last, timeout);
     for (size_t i = 0; i < n; i++) {
         if (rc == 0) {
             values[i] = vals[i];
             lens[i] = ls[i];
         } else if (have) {
-            mpistore_free(vals[i]);
+            free(vals[i]);
         }
         if (keys)
             free(keys[i]);
@@ -352,51 +364,49 @@ static int get_all(mpistore_t *s, int rank, const char *prefix, int world_size, 
 static int check_outputs(mpistore_t *s, void **values, size_t *lens, const char *op)
 {
     if (!values || !lens)
-        return ms_err(s, MPISTORE_EINVAL, "%s: values or lens is NULL", op);
+        return mpistore__err(mpistore__sink(s), MPISTORE_EINVAL, "%s: values or lens is NULL", op);
     return 0;
 }
 
 int mpistore_get_all(mpistore_t *s, int rank, const char *prefix, int world_size, void **values,
                      size_t *lens)
 {
-    if (!s)
-        return ms_null_handle(__func__);
+    MS_ENTER(s);
     int rc = check_group(s, rank, world_size, 0, "get_all");
     if (rc == 0)
         rc = check_prefix(s, prefix, "get_all", strlen(FINISHED) + strlen(NUM_MEMBERS));
     if (rc == 0)
         rc = check_outputs(s, values, lens, "get_all");
-    return rc ? rc : get_all(s, rank, prefix, world_size, values, lens);
+    if (rc == 0)
+        rc = get_all(s, rank, prefix, world_size, s->timeout, values, lens);
+    return mpistore__api_leave(s, rc);
 }
 
 int mpistore_synchronize(mpistore_t *s, const void *data, size_t len, int rank, int world_size,
                          const char *key_prefix, double timeout_s, void **values, size_t *lens)
 {
-    if (!s)
-        return ms_null_handle(__func__);
+    MS_ENTER(s);
     int rc = check_group(s, rank, world_size, 0, "synchronize");
     if (rc == 0)
         rc = check_prefix(s, key_prefix, "synchronize", strlen(FINISHED) + strlen(NUM_MEMBERS));
     if (rc == 0)
         rc = check_outputs(s, values, lens, "synchronize");
     if (rc == 0 && !data && len > 0)
-        rc = ms_err(s, MPISTORE_EINVAL, "synchronize: data is NULL with length %zu", len);
-    if (rc == 0 && len > s->core->max_value_len)
-        rc = ms_err(s, MPISTORE_ETOOBIG, "synchronize: data is %zu bytes, max_value_len is %zu",
-                    len, s->core->max_value_len);
+        rc = mpistore__err(mpistore__sink(s), MPISTORE_EINVAL,
+                           "synchronize: data is NULL with length %zu", len);
+    if (rc == 0 && len > s->core->lay.max_value_len)
+        rc = mpistore__err(mpistore__sink(s), MPISTORE_ETOOBIG,
+                           "synchronize: data is %zu bytes, max_value_len is %zu", len,
+                           s->core->lay.max_value_len);
     if (rc == 0 && !valid_timeout(timeout_s))
-        rc = ms_err(s, MPISTORE_EINVAL, "synchronize: timeout %g s must be finite and >= 0",
-                    timeout_s);
-    if (rc)
-        return rc;
-    double prev = 0;
-    char *mine = join_int(key_prefix, rank, "");
-    mpistore_swap_timeout(s, timeout_s, &prev);
-    rc = mine ? mpistore_set(s, mine, data, len)
-              : ms_err(s, MPISTORE_ENOMEM, "synchronize: out of memory");
+        rc = mpistore__err(mpistore__sink(s), MPISTORE_EINVAL,
+                           "synchronize: timeout %g s must be finite and >= 0", timeout_s);
+    char *mine = rc == 0 ? join_int(key_prefix, rank, "") : NULL;
     if (rc == 0)
-        rc = get_all(s, rank, key_prefix, world_size, values, lens);
-    mpistore_set_timeout(s, prev);
+        rc = mine ? mpistore__set_until(s, mine, data, len, mpistore__deadline(timeout_s))
+                  : mpistore__err(mpistore__sink(s), MPISTORE_ENOMEM, "synchronize: out of memory");
+    if (rc == 0)
+        rc = get_all(s, rank, key_prefix, world_size, timeout_s, values, lens);
     free(mine);
-    return rc;
+    return mpistore__api_leave(s, rc);
 }

@@ -1,26 +1,25 @@
 /* Errors, the bottom layer: error codes, their names and texts (one table),
- * per-handle messages, the calling thread's handle-less ("orphan") message,
- * and the one formatter of MPI error codes.  Calls nothing of the library. */
+ * error sinks, the calling thread's handle-less ("orphan") message, and the
+ * one formatter of MPI error codes.  Calls nothing of the library. */
 #include "errors.h"
-#include "core.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-static const char *const ms_texts[] = {"success",
+static const char *const mpistore__texts[] = {"success",
 #define XX(name, text) text,
-                                       MPISTORE_ERRNO_MAP(XX)
+                                              MPISTORE_ERRNO_MAP(XX)
 #undef XX
 };
 
-static const char *const ms_names[] = {"MPISTORE_OK",
+static const char *const mpistore__names[] = {"MPISTORE_OK",
 #define XX(name, text) "MPISTORE_" #name,
-                                       MPISTORE_ERRNO_MAP(XX)
+                                              MPISTORE_ERRNO_MAP(XX)
 #undef XX
 };
 
-static int ms_code_index(int code)
+static int mpistore__code_index(int code)
 {
     if (code < 0 && code > -MPISTORE_ERRNO_COUNT_) /* not -code: INT_MIN has no negation */
         return -code;
@@ -29,67 +28,74 @@ static int ms_code_index(int code)
 
 const char *mpistore_strerror(int code)
 {
-    int i = ms_code_index(code);
-    return i < 0 ? "unknown error" : ms_texts[i];
+    int i = mpistore__code_index(code);
+    return i < 0 ? "unknown error" : mpistore__texts[i];
 }
 
 const char *mpistore_errname(int code)
 {
-    int i = ms_code_index(code);
-    return i < 0 ? "MPISTORE_UNKNOWN" : ms_names[i];
+    int i = mpistore__code_index(code);
+    return i < 0 ? "MPISTORE_UNKNOWN" : mpistore__names[i];
 }
 
 /* Message of the calling thread's last failed open/close or call with a NULL
  * handle (no handle to keep it then). */
-static _Thread_local char ms_orphan[MS_ERRMSG_LEN];
+static _Thread_local char mpistore__orphan[MS_ERRMSG_LEN];
 
-const char *mpistore_errmsg(const mpistore_t *s)
+const char *mpistore__orphan_errmsg(void)
 {
-    return s ? s->errmsg : ms_orphan_errmsg();
+    return mpistore__orphan;
 }
 
-const char *ms_orphan_errmsg(void)
+void mpistore__orphan_clear(void)
 {
-    return ms_orphan;
+    mpistore__orphan[0] = 0;
 }
 
-void ms_orphan_clear(void)
+int mpistore__orphan_verr(int code, const char *fmt, va_list ap)
 {
-    ms_orphan[0] = 0;
-}
-
-int ms_orphan_verr(int code, const char *fmt, va_list ap)
-{
-    vsnprintf(ms_orphan, sizeof ms_orphan, fmt, ap);
+    vsnprintf(mpistore__orphan, sizeof mpistore__orphan, fmt, ap);
     return -code;
 }
 
-int ms_orphan_err(int code, const char *fmt, ...)
+int mpistore__orphan_err(int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int rc = ms_orphan_verr(code, fmt, ap);
+    int rc = mpistore__orphan_verr(code, fmt, ap);
     va_end(ap);
     return rc;
 }
 
-int ms_null_handle(const char *fn)
+int mpistore__null_handle(const char *fn)
 {
-    return ms_orphan_err(MPISTORE_EINVAL, "%s: the handle is NULL", fn);
+    return mpistore__orphan_err(MPISTORE_EINVAL, "%s: the handle is NULL", fn);
 }
 
-int ms_err(mpistore_t *s, int code, const char *fmt, ...)
+int mpistore__err(mpistore__err_t *e, int code, const char *fmt, ...)
 {
-    if (s) {
+    if (e) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(s->errmsg, sizeof s->errmsg, fmt, ap);
+        vsnprintf(e->msg, sizeof e->msg, fmt, ap);
         va_end(ap);
     }
     return -code;
 }
 
-const char *ms_mpi_text(int mpirc, char text[MPI_MAX_ERROR_STRING])
+int mpistore__err_prefix(mpistore__err_t *e, int rc, const char *fmt, ...)
+{
+    char what[MS_ERRMSG_LEN], cause[MS_ERRMSG_LEN];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    memcpy(cause, e->msg, sizeof cause);
+    (void)mpistore__err(e, 0, "%s: %s", what, cause);
+    return rc;
+}
+
+const char *mpistore__mpi_text(int mpirc, char text[MPI_MAX_ERROR_STRING])
 {
     int len = 0;
     if (MPI_Error_string(mpirc, text, &len) != MPI_SUCCESS)
@@ -97,11 +103,12 @@ const char *ms_mpi_text(int mpirc, char text[MPI_MAX_ERROR_STRING])
     return text;
 }
 
-int ms_mpierr(mpistore_t *s, int mpirc, const char *call, int target)
+int mpistore__mpierr(mpistore__err_t *e, int mpirc, const char *call, int target)
 {
     char text[MPI_MAX_ERROR_STRING];
-    ms_mpi_text(mpirc, text);
+    mpistore__mpi_text(mpirc, text);
     if (target >= 0)
-        return ms_err(s, MPISTORE_EMPI, "%s (target rank %d) failed: %s", call, target, text);
-    return ms_err(s, MPISTORE_EMPI, "%s failed: %s", call, text);
+        return mpistore__err(e, MPISTORE_EMPI, "%s (target rank %d) failed: %s", call, target,
+                             text);
+    return mpistore__err(e, MPISTORE_EMPI, "%s failed: %s", call, text);
 }

@@ -2,25 +2,19 @@
  * truly full"): a write that failed for lack of space tells every rank, so
  * that waits for keys that can never come end at once. */
 #include "errors.h"
-#include "core.h"
-#include "rma.h"
 #include "fail.h"
 
-#include <string.h>
-
-int ms_fail_publish(mpistore_t *s, int code, unsigned kind)
+int mpistore__fail_publish(mpistore__rma_t *r, int code, unsigned kind)
 {
-    ms_core_t *c = s->core;
-    uint64_t w = ((uint64_t)kind << 40) | ((uint64_t)(uint32_t)-code << 32) |
-                 (uint64_t)(c->rank + 1);
-    char keep[MS_ERRMSG_LEN];
-    memcpy(keep, s->errmsg, sizeof keep); /* the caller's message stays */
+    uint64_t w =
+        ((uint64_t)kind << 40) | ((uint64_t)(uint32_t)-code << 32) | (uint64_t)(r->w.rank + 1);
+    mpistore__err_t keep = *r->w.err; /* the failure being published stays the message */
     int rc = 0;
-    for (int r = 0; r < c->nranks && rc == 0; r++)
-        rc = ms_put_u64(s, r, MS_OFF_FAIL, &w);
+    for (int t = 0; t < r->w.nranks && rc == 0; t++)
+        rc = mpistore__replace_u64(r, t, MS_OFF_FAIL, &w);
     if (rc == 0)
-        (void)ms_flush_all(s);
-    memcpy(s->errmsg, keep, sizeof keep);
+        (void)mpistore__flush_all(r);
+    *r->w.err = keep;
     return code;
 }
 
@@ -39,47 +33,35 @@ static const char *fail_advice(unsigned kind)
     }
 }
 
-/* This rank's copy of the failure word: a local read, not counted as an
- * operation's round trip. */
-static int fail_word(mpistore_t *s, uint64_t *w)
-{
-    ms_core_t *c = s->core;
-    uint64_t unused = 0;
-    int rc = MPI_Fetch_and_op(&unused, w, MPI_UINT64_T, c->rank, MS_OFF_FAIL, MPI_NO_OP, c->win);
-    if (rc == MPI_SUCCESS)
-        rc = MPI_Win_flush(c->rank, c->win);
-    return rc == MPI_SUCCESS ? 0 : ms_mpierr(s, rc, "MPI_Fetch_and_op (failure word)", c->rank);
-}
-
-int ms_fail_clear(mpistore_t *s)
+int mpistore__fail_clear(mpistore__rma_t *r)
 {
     static const uint64_t zero = 0;
-    ms_core_t *c = s->core;
-    uint64_t w = 0;
-    int rc = fail_word(s, &w);
-    for (int r = 0; rc == 0 && w != 0 && r < c->nranks; r++)
-        rc = ms_put_u64(s, r, MS_OFF_FAIL, &zero);
+    uint64_t w = 0; /* this rank's copy: a local read, not an operation's round trip */
+    int rc = mpistore__read_local_u64(r, MS_OFF_FAIL, &w);
+    for (int t = 0; rc == 0 && w != 0 && t < r->w.nranks; t++)
+        rc = mpistore__replace_u64(r, t, MS_OFF_FAIL, &zero);
     if (rc == 0 && w != 0)
-        rc = ms_flush_all(s);
+        rc = mpistore__flush_all(r);
     return rc;
 }
 
-int ms_fail_check(mpistore_t *s, const char *what)
+int mpistore__fail_check(mpistore__rma_t *r, const char *what)
 {
     uint64_t w = 0;
-    int rc = fail_word(s, &w);
+    int rc = mpistore__read_local_u64(r, MS_OFF_FAIL, &w);
     if (rc || w == 0)
         return rc;
     int code = (int)((w >> 32) & 0xFFu), rank = (int)(w & 0xFFFFFFFFu) - 1;
     unsigned kind = (unsigned)(w >> 40) & 0xFFu;
     if (code <= 0 || code >= MPISTORE_ERRNO_COUNT_)
         code = MPISTORE_ENOSPC;
-    return ms_err(s, code,
-                  "the store is full: rank %d failed a write with %s, so %s cannot complete; %s",
-                  rank, mpistore_errname(code), what, fail_advice(kind));
+    return mpistore__err(
+        r->w.err, code,
+        "the store is full: rank %d failed a write with %s, so %s cannot complete; %s", rank,
+        mpistore_errname(code), what, fail_advice(kind));
 }
 
-const char *ms_fail_advice(unsigned kind)
+const char *mpistore__fail_advice(unsigned kind)
 {
     return fail_advice(kind);
 }

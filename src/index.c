@@ -4,11 +4,11 @@
 #include "errors.h"
 #include "core.h"
 #include "wait.h"
-#include "rma.h"
-#include "levels.h"
 #include "block.h"
 #include "index.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,35 +33,36 @@ static uint64_t hash_key(const char *key, size_t len)
 }
 
 /* home rank, home bucket and fingerprint from the key bytes */
-static void place(const ms_core_t *c, ms_key_t *k)
+static void place(const mpistore__core_t *c, mpistore__key_t *k)
 {
     uint64_t h = hash_key(k->full, k->len);
-    k->rank = (int)(((h >> 32) * (uint64_t)c->nranks) >> 32);
-    k->home = (size_t)(h & (c->nslots - 1));
+    k->rank = (int)(((h >> 32) * (uint64_t)c->rma.w.nranks) >> 32);
+    k->home = (size_t)(h & (c->lay.nslots - 1));
     k->fp = (uint32_t)mix64(h ^ 0x9e3779b97f4a7c15ULL);
     k->hash = h;
 }
 
-int ms_key_prepare(mpistore_t *s, const char *key, ms_key_t *k)
+int mpistore__key_prepare(mpistore__core_t *c, mpistore__prefix_t pre, const char *key,
+                          mpistore__key_t *k)
 {
-    ms_core_t *c = s->core;
     memset(k, 0, sizeof *k);
     if (!key)
-        return ms_err(s, MPISTORE_EINVAL, "key is NULL");
+        return mpistore__err(&c->err, MPISTORE_EINVAL, "key is NULL");
     size_t len = strlen(key);
     if (len == 0)
-        return ms_err(s, MPISTORE_EINVAL, "key is empty");
-    if (len > c->max_key_len || s->prefix_len + len > c->max_key_len)
-        return ms_err(s, MPISTORE_EKEYTOOLONG, "key '%.64s%s' is %zu bytes, max_key_len is %zu",
-                      key, len > 64 ? "..." : "", s->prefix_len + len, c->max_key_len);
-    if (s->prefix_len) {
-        k->owned = malloc(s->prefix_len + len + 1);
+        return mpistore__err(&c->err, MPISTORE_EINVAL, "key is empty");
+    if (len > c->lay.max_key_len || pre.len + len > c->lay.max_key_len)
+        return mpistore__err(&c->err, MPISTORE_EKEYTOOLONG,
+                             "key '%.64s%s' is %zu bytes, max_key_len is %zu", key,
+                             len > 64 ? "..." : "", pre.len + len, c->lay.max_key_len);
+    if (pre.len) {
+        k->owned = malloc(pre.len + len + 1);
         if (!k->owned)
-            return ms_err(s, MPISTORE_ENOMEM, "out of memory for key '%.64s'", key);
-        memcpy(k->owned, s->prefix, s->prefix_len);
-        memcpy(k->owned + s->prefix_len, key, len + 1);
+            return mpistore__err(&c->err, MPISTORE_ENOMEM, "out of memory for key '%.64s'", key);
+        memcpy(k->owned, pre.str, pre.len);
+        memcpy(k->owned + pre.len, key, len + 1);
         k->full = k->owned;
-        k->len = s->prefix_len + len;
+        k->len = pre.len + len;
     } else {
         k->full = key;
         k->len = len;
@@ -70,29 +71,31 @@ int ms_key_prepare(mpistore_t *s, const char *key, ms_key_t *k)
     return 0;
 }
 
-void ms_key_internal(mpistore_t *s, const char *bytes, size_t len, ms_key_t *k)
+void mpistore__key_internal(mpistore__core_t *c, const char *bytes, size_t len, mpistore__key_t *k)
 {
     memset(k, 0, sizeof *k);
     k->full = bytes;
     k->len = len;
     k->internal = 1;
-    place(s->core, k);
+    place(c, k);
 }
 
-void ms_key_release(ms_key_t *k)
+void mpistore__key_release(mpistore__key_t *k)
 {
     free(k->owned);
     k->owned = NULL;
 }
 
-int ms_keys_check(mpistore_t *s, const char *const *keys, size_t nkeys, const char *op)
+int mpistore__keys_check(mpistore__core_t *c, mpistore__prefix_t pre, const char *const *keys,
+                         size_t nkeys, const char *op)
 {
     if (nkeys > 0 && !keys)
-        return ms_err(s, MPISTORE_EINVAL, "%s: keys is NULL with nkeys=%zu", op, nkeys);
+        return mpistore__err(&c->err, MPISTORE_EINVAL, "%s: keys is NULL with nkeys=%zu", op,
+                             nkeys);
     for (size_t i = 0; i < nkeys; i++) {
-        ms_key_t k;
-        int rc = ms_key_prepare(s, keys[i], &k);
-        ms_key_release(&k);
+        mpistore__key_t k;
+        int rc = mpistore__key_prepare(c, pre, keys[i], &k);
+        mpistore__key_release(&k);
         if (rc)
             return rc;
     }
@@ -102,10 +105,9 @@ int ms_keys_check(mpistore_t *s, const char *const *keys, size_t nkeys, const ch
 /* Level 0 (whose home slot's kind word carries the home rank's level mask)
  * from the allocated window, every grown level this rank knows of from its
  * host's dynamic window: all in flight together (design.md, "Growth"). */
-int ms_snapshot_issue(mpistore_t *s, const ms_key_t *k, ms_snap_t *sn)
+int mpistore__snapshot_issue(mpistore__core_t *c, const mpistore__key_t *k, mpistore__snap_t *sn)
 {
-    ms_core_t *c = s->core;
-    const ms_levc_t *lc = &c->levc[k->rank];
+    const mpistore__levc_t *lc = &c->lev.cache[k->rank];
     int rc;
     sn->rank = k->rank;
     sn->first = k->home;
@@ -113,116 +115,133 @@ int ms_snapshot_issue(mpistore_t *s, const ms_key_t *k, ms_snap_t *sn)
     sn->nlev_word = 0;
     sn->lstart[0] = 0;
     sn->ltarget[0] = k->rank;
-    sn->lctl[0] = ms_ctl_off(c, k->home, 0);
-    sn->ldesc[0] = ms_desc_off(c, k->home);
-    sn->lcnt[0] = ms_cnt_off(c, k->home);
-    sn->lstart[1] = c->probe;
+    sn->lctl[0] = mpistore__ctl_off(&c->lay, k->home, 0);
+    sn->ldesc[0] = mpistore__desc_off(&c->lay, k->home);
+    sn->lcnt[0] = mpistore__cnt_off(&c->lay, k->home);
+    sn->lstart[1] = c->lay.probe;
     for (unsigned l = 1; l < sn->nlev; l++) {
-        size_t ctl, desc, cnt, total, b = (size_t)(k->hash & (ms_level_nslots(c, l) - 1));
-        ms_level_offsets(c, l, &ctl, &desc, &cnt, &total);
+        size_t ctl, desc, cnt, total,
+            b = (size_t)(k->hash & (mpistore__level_nslots(&c->lay, l) - 1));
+        mpistore__level_offsets(&c->lay, l, &ctl, &desc, &cnt, &total);
         size_t base = MS_DYN | (size_t)lc->addr[l];
         sn->ltarget[l] = lc->host[l];
         sn->lctl[l] = base + ctl + b * MS_CTL_WORDS * sizeof(uint32_t);
         sn->ldesc[l] = base + desc + b * sizeof(uint64_t);
         sn->lcnt[l] = base + cnt + b * sizeof(int64_t);
-        sn->lstart[l + 1] = sn->lstart[l] + ms_level_probe(c, l);
+        sn->lstart[l + 1] = sn->lstart[l] + mpistore__level_probe(&c->lay, l);
     }
     sn->n = sn->lstart[sn->nlev];
     rc = 0;
     for (unsigned l = 0; rc == 0 && l < sn->nlev; l++) {
         size_t m = sn->lstart[l + 1] - sn->lstart[l];
-        rc = ms_getacc_u32(s, sn->ltarget[l], sn->lctl[l], sn->ctl + sn->lstart[l] * MS_CTL_WORDS,
-                           m * MS_CTL_WORDS);
+        rc = mpistore__read_u32s(&c->rma, sn->ltarget[l], sn->lctl[l],
+                                 sn->ctl + sn->lstart[l] * MS_CTL_WORDS, m * MS_CTL_WORDS);
         if (rc == 0)
-            rc = ms_getacc_u64(s, sn->ltarget[l], sn->ldesc[l], sn->desc + sn->lstart[l], m);
+            rc = mpistore__read_u64s(&c->rma, sn->ltarget[l], sn->ldesc[l],
+                                     sn->desc + sn->lstart[l], m);
     }
     return rc;
 }
 
-int ms_snapshot_fix(mpistore_t *s, const ms_key_t *k, ms_snap_t *sn)
+int mpistore__snapshot_fix(mpistore__core_t *c, const mpistore__key_t *k, mpistore__snap_t *sn)
 {
-    ms_backoff_t bo = {0};
+    mpistore__backoff_t bo = {0};
     int rc = 0;
-    sn->nlev_word = ms_snap_levels(sn);
+    sn->nlev_word = mpistore__snap_levels(sn);
     while (rc == 0 && sn->nlev_word + 1u > sn->nlev) { /* levels published since */
-        rc = ms_levels_refresh(s, k->rank);
-        if (rc == 0 && s->core->levc[k->rank].n + 1u <= sn->nlev)
-            ms_backoff(s, &bo); /* the directory entries had not landed yet */
+        rc = mpistore__levels_refresh(&c->lev, &c->rma, k->rank);
+        if (rc == 0 && c->lev.cache[k->rank].n + 1u <= sn->nlev)
+            mpistore__backoff(c->rma.w.comm, &c->lock,
+                              &bo); /* the directory entries had not landed yet */
         if (rc == 0)
-            rc = ms_snapshot_issue(s, k, sn);
+            rc = mpistore__snapshot_issue(c, k, sn);
         if (rc == 0)
-            rc = ms_flush(s, k->rank);
+            rc = mpistore__flush(&c->rma, k->rank);
         if (rc == 0)
-            sn->nlev_word = ms_snap_levels(sn);
+            sn->nlev_word = mpistore__snap_levels(sn);
     }
     return rc;
 }
 
-int ms_snapshot(mpistore_t *s, const ms_key_t *k, ms_snap_t *sn)
+int mpistore__snapshot(mpistore__core_t *c, const mpistore__key_t *k, mpistore__snap_t *sn)
 {
-    int rc = ms_snapshot_issue(s, k, sn);
+    int rc = mpistore__snapshot_issue(c, k, sn);
     if (rc == 0)
-        rc = ms_flush(s, k->rank);
-    return rc ? rc : ms_snapshot_fix(s, k, sn);
+        rc = mpistore__flush(&c->rma, k->rank);
+    return rc ? rc : mpistore__snapshot_fix(c, k, sn);
 }
 
-int ms_snapshot_until(mpistore_t *s, const ms_key_t *k, ms_snap_t *sn, double deadline)
+int mpistore__snapshot_until(mpistore__core_t *c, const mpistore__key_t *k, mpistore__snap_t *sn,
+                             double deadline)
 {
-    double saved = ms_rq_begin(s, deadline);
-    int rc = ms_snapshot(s, k, sn);
-    ms_rq_end(s, saved);
-    return ms_rq_context(s, rc, "timeout reading the slots of key '%.64s' (home rank %d)", k->full,
-                         k->rank);
+    double saved = mpistore__rq_begin(&c->rma.rq, deadline);
+    int rc = mpistore__snapshot(c, k, sn);
+    mpistore__rq_end(&c->rma.rq, saved);
+    return mpistore__late_prefix(c, rc, "timeout reading the slots of key '%.64s' (home rank %d)",
+                                 k->full, k->rank);
 }
 
-int ms_validate(mpistore_t *s, const ms_key_t *k, uint64_t d1, uint64_t d3, int torn, int64_t cnt,
-                ms_block_t *b)
+int mpistore__validate(mpistore__core_t *c, const mpistore__key_t *k, uint64_t d1, uint64_t d3,
+                       int torn, int64_t cnt, mpistore__block_t *b)
 {
     if (d3 != d1) /* a publication happened meanwhile: read again */
-        return MS_SLOT_MOVED;
+        return MS_RETRY;
     if (torn)
-        return ms_err_corrupt(s, d1, k);
-    if (!ms_block_is_key(b, k))
-        return MS_SLOT_OTHER;
+        return mpistore__err_corrupt(c, d1, k);
+    if (!mpistore__block_is_key(b, k))
+        return MS_OTHER_KEY;
     if (b->counter)
-        ms_block_set_counter(b, cnt);
-    return MS_SLOT_KEY;
+        mpistore__block_set_counter(b, cnt);
+    return MS_DONE;
 }
 
-int ms_lookup(mpistore_t *s, const ms_key_t *k, ms_snap_t *sn, int *found, ms_block_t *b)
+int mpistore__lookup(mpistore__core_t *c, const mpistore__key_t *k, mpistore__snap_t *sn,
+                     int *found, mpistore__block_t *b)
 {
     *found = 0;
     for (size_t i = 0; i < sn->n; i++) {
-        if (!ms_snap_candidate(sn, i, k->fp))
+        if (!mpistore__snap_candidate(sn, i, k->fp))
             continue;
         uint64_t d1 = sn->desc[i], d3 = 0;
         int64_t cnt = 0;
         int torn = 0, rc;
-        ms_block_t blk = {0};
+        mpistore__block_t blk = {0};
         /* the counter word too: it is the value if the block is a counter's,
          * and it must be read between the two reads of the descriptor */
-        rc = ms_block_issue(s, d1, ms_snap_blen(sn, i), &blk);
-        int t = ms_snap_target(sn, i);
+        rc = mpistore__block_issue(c, d1, mpistore__snap_blen(sn, i), &blk);
+        int t = mpistore__snap_target(sn, i);
         if (rc == 0)
-            rc = ms_getacc_i64(s, t, ms_snap_cnt_off(sn, i), &cnt);
+            rc = mpistore__read_i64(&c->rma, t, mpistore__snap_cnt_off(sn, i), &cnt);
         if (rc == 0)
-            rc = ms_flush2(s, ms_desc_rank(d1), t);
+            rc = mpistore__flush2(&c->rma, mpistore__desc_rank(d1), t);
         if (rc == 0)
-            rc = ms_block_complete(s, d1, &blk, 1, &torn);
+            rc = mpistore__block_complete(c, d1, &blk, 1, &torn);
         if (rc == 0)
-            rc = ms_read_u64(s, t, ms_snap_desc_off(sn, i), &d3);
+            rc = mpistore__read_u64(&c->rma, t, mpistore__snap_desc_off(sn, i), &d3);
         if (rc == 0)
-            rc = ms_flush(s, t);
+            rc = mpistore__flush(&c->rma, t);
         if (rc == 0)
-            rc = ms_validate(s, k, d1, d3, torn, cnt, &blk);
-        if (rc == MS_SLOT_KEY) {
+            rc = mpistore__validate(c, k, d1, d3, torn, cnt, &blk);
+        if (rc == MS_DONE) {
             *found = 1;
             *b = blk;
-            return 0;
+            return MS_DONE;
         }
-        ms_block_release(&blk);
-        if (rc != MS_SLOT_OTHER)
-            return rc == MS_SLOT_MOVED ? 1 : rc;
+        mpistore__block_release(&blk);
+        if (rc != MS_OTHER_KEY)
+            return rc; /* MS_RETRY or <0 */
     }
-    return 0;
+    return MS_DONE;
+}
+
+int mpistore__late_prefix(mpistore__core_t *c, int rc, const char *fmt, ...)
+{
+    if (rc != -MPISTORE_ETIMEDOUT || mpistore__rq_late(&c->rma.rq) < 0)
+        return rc;
+    char what[MS_ERRMSG_LEN];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return mpistore__err_prefix(&c->err, rc, "%s", what);
 }

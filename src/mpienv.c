@@ -18,7 +18,7 @@
 #include <sys/sysinfo.h>
 #endif
 
-const char *ms_mpi_library(char *buf, size_t n)
+const char *mpistore__mpi_library(char *buf, size_t n)
 {
     char lib[MPI_MAX_LIBRARY_VERSION_STRING] = "";
     int len = 0;
@@ -52,7 +52,7 @@ static long env_count(const char *name)
     return errno || *end || x <= 0 ? 0 : x;
 }
 
-int ms_launch_check(char *why, size_t n)
+int mpistore__launch_check(char *why, size_t n)
 {
     const char *off = getenv("MPISTORE_LAUNCHER_CHECK");
     if (off && strcmp(off, "0") == 0)
@@ -61,7 +61,8 @@ int ms_launch_check(char *why, size_t n)
      * (MPICH's Hydra, Intel MPI, srun --mpi=pmi2) say how many processes
      * they started. */
     const char *var = "OMPI_COMM_WORLD_SIZE", *rvar = "OMPI_COMM_WORLD_RANK";
-    const char *who = getenv("PRTE_LAUNCHED") ? "Open MPI 5's mpiexec (PRRTE)" : "Open MPI's mpirun";
+    const char *who =
+        getenv("PRTE_LAUNCHED") ? "Open MPI 5's mpiexec (PRRTE)" : "Open MPI's mpirun";
     long want = env_count(var);
     if (!want) {
         var = "PMI_SIZE", rvar = "PMI_RANK";
@@ -78,7 +79,8 @@ int ms_launch_check(char *why, size_t n)
              "sees an MPI_COMM_WORLD of %d: the launcher is another MPI's, and every process "
              "would be a job of its own. Start it with the mpiexec of %s, or build mpistore "
              "against the launcher's MPI (MPISTORE_LAUNCHER_CHECK=0 skips this check)",
-             rank ? rank : "?", want, who, var, want, ms_mpi_library(lib, sizeof lib), size, lib);
+             rank ? rank : "?", want, who, var, want, mpistore__mpi_library(lib, sizeof lib), size,
+             lib);
     return -1;
 }
 
@@ -102,7 +104,7 @@ static uint64_t shm_free(void)
     return (uint64_t)v.f_bavail * v.f_frsize;
 }
 
-int ms_window_fits(size_t win_bytes, int local_ranks, char *why, size_t n)
+int mpistore__window_fits(size_t win_bytes, int local_ranks, char *why, size_t n)
 {
     if (local_ranks < 1)
         local_ranks = 1;
@@ -169,7 +171,8 @@ static int params_file_names_osc(void)
 #if defined(__GNUC__)
 __attribute__((constructor))
 #endif
-static void quiet_osc_ucx(void)
+static void
+quiet_osc_ucx(void)
 {
     const char *opt = getenv("MPISTORE_QUIET_OSC_UCX");
     int init = 0;
@@ -177,7 +180,7 @@ static void quiet_osc_ucx(void)
     if ((opt && strcmp(opt, "0") == 0) || getenv("OMPI_MCA_osc") ||
         MPI_Initialized(&init) != MPI_SUCCESS || init)
         return;
-    ms_mpi_library(lib, sizeof lib);
+    mpistore__mpi_library(lib, sizeof lib);
     if (strncmp(lib, "Open MPI v", 10) != 0 || atoi(lib + 10) < 5)
         return;
     if (!has_rdma_device() && !params_file_names_osc())

@@ -10,18 +10,18 @@
 
 /* The MPI library's name and version, one line ("Open MPI v5.0.11",
  * "MPICH 4.0.2"), from MPI_Get_library_version.  Returns buf. */
-const char *ms_mpi_library(char *buf, size_t n);
+const char *mpistore__mpi_library(char *buf, size_t n);
 
 /* Local: 0 if MPI_COMM_WORLD is the job the launcher started (or no
  * launcher said how large its job is); -1 if the launcher's environment
  * names another size, i.e. the launcher belongs to another MPI than the
  * library (why: both MPIs and the fix).  MPISTORE_LAUNCHER_CHECK=0 skips. */
-int ms_launch_check(char *why, size_t n);
+int mpistore__launch_check(char *why, size_t n);
 
 /* Local: 0 if local_ranks windows of win_bytes each fit this host, -1 if
  * not (why: what does not fit where, and the options that shrink it).
  * Shared windows of ranks on one host live in /dev/shm: its free space
  * counts when local_ranks > 1; the host's memory (RAM + swap) always. */
-int ms_window_fits(size_t win_bytes, int local_ranks, char *why, size_t n);
+int mpistore__window_fits(size_t win_bytes, int local_ranks, char *why, size_t n);
 
 #endif /* MPISTORE_MPIENV_H */

@@ -1,12 +1,8 @@
 /* Reading operations: get, check, wait, multi_get, num_keys.
  * Lookups are lock-free validated reads (docs/design.md, "Reader validation"). */
 #include "errors.h"
-#include "core.h"
 #include "wait.h"
-#include "rma.h"
 #include "fail.h"
-#include "block.h"
-#include "index.h"
 #include "ops.h"
 
 #include <math.h>
@@ -16,21 +12,22 @@
 
 /* One validated lookup, retried while concurrent publications disturb it.
  * On found, *b holds the key's block. */
-static int find(mpistore_t *s, const ms_key_t *k, double deadline, int *found, ms_block_t *b)
+static int find(mpistore_t *s, const mpistore__key_t *k, double deadline, int *found,
+                mpistore__block_t *b)
 {
-    ms_snap_t sn;
-    ms_backoff_t bo = {0};
+    mpistore__snap_t sn;
+    mpistore__backoff_t bo = {0};
     for (;;) {
-        int rc = ms_snapshot(s, k, &sn);
+        int rc = mpistore__snapshot(s->core, k, &sn);
         if (rc == 0)
-            rc = ms_lookup(s, k, &sn, found, b);
-        if (rc <= 0)
+            rc = mpistore__lookup(s->core, k, &sn, found, b);
+        if (rc != MS_RETRY)
             return rc;
-        if (ms_expired(deadline))
-            return ms_err(s, MPISTORE_ETIMEDOUT,
-                          "timeout reading key '%.64s' (home rank %d): it kept changing", k->full,
-                          k->rank);
-        ms_backoff(s, &bo);
+        if (mpistore__expired(deadline))
+            return mpistore__err(mpistore__sink(s), MPISTORE_ETIMEDOUT,
+                                 "timeout reading key '%.64s' (home rank %d): it kept changing",
+                                 k->full, k->rank);
+        mpistore__backoff(s->core->rma.w.comm, &s->core->lock, &bo);
     }
 }
 
@@ -40,41 +37,44 @@ static int find(mpistore_t *s, const ms_key_t *k, double deadline, int *found, m
 
 /* Wait until key k exists; on success *b (if non-NULL) holds its block.
  * Without b (wait), a non-empty queue under the user key `qkey` counts too. */
-static int await(mpistore_t *s, const ms_key_t *k, const char *qkey, double t0, double deadline,
-                 ms_block_t *b)
+static int await(mpistore_t *s, const mpistore__key_t *k, const char *qkey, double t0,
+                 double deadline, mpistore__block_t *b)
 {
-    ms_backoff_t bo = {0};
+    mpistore__backoff_t bo = {0};
     for (;;) {
-        ms_block_t blk = {0};
+        mpistore__block_t blk = {0};
         int found = 0, rc = find(s, k, deadline, &found, &blk);
         if (rc == 0 && !found && !b)
-            rc = ms_queue_nonempty(s, qkey, deadline, &found);
+            rc = mpistore__queue_nonempty(s, qkey, deadline, &found);
         if (rc)
-            return ms_rq_context(s, rc, KEY_WAIT_TIMEOUT, ms_now() - t0, k->full, k->rank);
+            return mpistore__late_prefix(s->core, rc, KEY_WAIT_TIMEOUT, mpistore__now() - t0,
+                                         k->full, k->rank);
         if (found) {
             if (b)
                 *b = blk;
             else
-                ms_block_release(&blk);
+                mpistore__block_release(&blk);
             return 0;
         }
-        if ((rc = ms_fail_check(s, "a wait for an absent key"))) /* a full store: no waiting */
+        if ((rc = mpistore__fail_check(&s->core->rma,
+                                       "a wait for an absent key"))) /* a full store: no waiting */
             return rc;
-        if (ms_expired(deadline))
-            return ms_err(s, MPISTORE_ETIMEDOUT, KEY_WAIT_TIMEOUT, ms_now() - t0, k->full,
-                          k->rank);
-        ms_backoff(s, &bo);
+        if (mpistore__expired(deadline))
+            return mpistore__err(mpistore__sink(s), MPISTORE_ETIMEDOUT, KEY_WAIT_TIMEOUT,
+                                 mpistore__now() - t0, k->full, k->rank);
+        mpistore__backoff(s->core->rma.w.comm, &s->core->lock, &bo);
     }
 }
 
-static int block_to_value(mpistore_t *s, ms_block_t *b, void **value, size_t *len)
+static int block_to_value(mpistore_t *s, mpistore__block_t *b, void **value, size_t *len)
 {
     size_t vlen = 0;
-    const unsigned char *v = ms_block_value(b, &vlen);
-    void *copy = ms_dup_value(v, vlen);
-    ms_block_release(b);
+    const unsigned char *v = mpistore__block_value(b, &vlen);
+    void *copy = mpistore__dup_value(v, vlen);
+    mpistore__block_release(b);
     if (!copy)
-        return ms_err(s, MPISTORE_ENOMEM, "out of memory for a %zu-byte value", vlen);
+        return mpistore__err(mpistore__sink(s), MPISTORE_ENOMEM,
+                             "out of memory for a %zu-byte value", vlen);
     *value = copy;
     *len = vlen;
     return 0;
@@ -83,14 +83,22 @@ static int block_to_value(mpistore_t *s, ms_block_t *b, void **value, size_t *le
 static int get_one(mpistore_t *s, const char *key, double t0, double deadline, void **value,
                    size_t *len)
 {
-    ms_key_t k;
-    ms_block_t b = {0};
-    int rc = ms_key_prepare(s, key, &k);
+    mpistore__key_t k;
+    mpistore__block_t b = {0};
+    int rc = mpistore__key_of(s, key, &k);
     if (rc == 0)
         rc = await(s, &k, key, t0, deadline, &b);
     if (rc == 0)
         rc = block_to_value(s, &b, value, len);
-    ms_key_release(&k);
+    mpistore__key_release(&k);
+    return rc;
+}
+
+int mpistore__get_until(mpistore_t *s, const char *key, double deadline, void **value, size_t *len)
+{
+    double saved = mpistore__rq_begin(&s->core->rma.rq, deadline);
+    int rc = get_one(s, key, mpistore__now(), deadline, value, len);
+    mpistore__rq_end(&s->core->rma.rq, saved);
     return rc;
 }
 
@@ -98,47 +106,52 @@ int mpistore_get(mpistore_t *s, const char *key, void **value, size_t *len)
 {
     MS_ENTER(s);
     int rc;
-    if (!value || !len) {
-        rc = ms_err(s, MPISTORE_EINVAL, "get: value or len is NULL");
-    } else {
-        double deadline = ms_deadline(s->timeout), saved = ms_rq_begin(s, deadline);
-        rc = get_one(s, key, ms_now(), deadline, value, len);
-        ms_rq_end(s, saved);
-    }
-    ms_leave(s->core);
-    return rc;
+    if (!value || !len)
+        rc = mpistore__err(mpistore__sink(s), MPISTORE_EINVAL, "get: value or len is NULL");
+    else
+        rc = mpistore__get_until(s, key, mpistore__deadline(s->timeout), value, len);
+    return mpistore__api_leave(s, rc);
 }
 
 static int present(mpistore_t *s, const char *key, double deadline, int *found)
 {
-    ms_key_t k;
-    ms_block_t b = {0};
-    int rc = ms_key_prepare(s, key, &k);
+    mpistore__key_t k;
+    mpistore__block_t b = {0};
+    int rc = mpistore__key_of(s, key, &k);
     if (rc == 0)
         rc = find(s, &k, deadline, found, &b);
     if (rc == 0 && !*found) /* check/wait: a non-empty queue is present */
-        rc = ms_queue_nonempty(s, key, deadline, found);
+        rc = mpistore__queue_nonempty(s, key, deadline, found);
     if (rc)
-        rc = ms_rq_context(s, rc, "timeout looking for key '%.64s' (home rank %d)", k.full, k.rank);
-    ms_block_release(&b);
-    ms_key_release(&k);
+        rc = mpistore__late_prefix(s->core, rc, "timeout looking for key '%.64s' (home rank %d)",
+                                   k.full, k.rank);
+    mpistore__block_release(&b);
+    mpistore__key_release(&k);
+    return rc;
+}
+
+int mpistore__check_keys(mpistore_t *s, const char *const *keys, size_t nkeys, double deadline,
+                         bool *all)
+{
+    int rc = 0, found = 1;
+    double saved = mpistore__rq_begin(&s->core->rma.rq, deadline);
+    for (size_t i = 0; rc == 0 && found && i < nkeys; i++)
+        rc = present(s, keys[i], deadline, &found);
+    mpistore__rq_end(&s->core->rma.rq, saved);
+    if (rc == 0)
+        *all = found != 0;
     return rc;
 }
 
 int mpistore_check(mpistore_t *s, const char *const *keys, size_t nkeys, bool *all_present)
 {
     MS_ENTER(s);
-    int rc = all_present ? ms_keys_check(s, keys, nkeys, "check")
-                         : ms_err(s, MPISTORE_EINVAL, "check: all_present is NULL");
-    int found = 1;
-    double deadline = ms_deadline(s->timeout), saved = ms_rq_begin(s, deadline);
-    for (size_t i = 0; rc == 0 && found && i < nkeys; i++)
-        rc = present(s, keys[i], deadline, &found);
-    ms_rq_end(s, saved);
+    int rc = all_present
+                 ? mpistore__keys_of(s, keys, nkeys, "check")
+                 : mpistore__err(mpistore__sink(s), MPISTORE_EINVAL, "check: all_present is NULL");
     if (rc == 0)
-        *all_present = found != 0;
-    ms_leave(s->core);
-    return rc;
+        rc = mpistore__check_keys(s, keys, nkeys, mpistore__deadline(s->timeout), all_present);
+    return mpistore__api_leave(s, rc);
 }
 
 /* "timeout after X s in wait: 2 of 5 keys missing: 'a' (rank 1), 'b' (rank 0)",
@@ -149,61 +162,68 @@ static int wait_timeout(mpistore_t *s, const char *const *keys, size_t nkeys, si
 {
     char list[320] = "", cause[200] = "";
     size_t used = 0, missing = 0;
-    int late = ms_rq_late(s);
+    int late = mpistore__rq_late(&s->core->rma.rq);
     if (late >= 0)
         snprintf(cause, sizeof cause,
                  "; rank %d did not answer an RMA read (unreachable, or "
                  "outside MPI with no progress thread)",
                  late);
-    double deadline = ms_now() + 1.0; /* one second to tell which keys are missing */
+    double deadline = mpistore__now() + 1.0; /* one second to tell which keys are missing */
     for (size_t i = from; i < nkeys; i++) {
         int found = 0, home = -1;
-        ms_key_t hk;
-        if (ms_key_prepare(s, keys[i], &hk) == 0)
+        mpistore__key_t hk;
+        if (mpistore__key_of(s, keys[i], &hk) == 0)
             home = hk.rank;
-        ms_key_release(&hk);
-        if (home != late && !ms_expired(deadline) && present(s, keys[i], deadline, &found) == 0 &&
-            found)
+        mpistore__key_release(&hk);
+        if (home != late && !mpistore__expired(deadline) &&
+            present(s, keys[i], deadline, &found) == 0 && found)
             continue;
         missing++;
-        ms_key_t k;
-        if (ms_key_prepare(s, keys[i], &k) == 0 && used < sizeof list - 1) {
+        mpistore__key_t k;
+        if (mpistore__key_of(s, keys[i], &k) == 0 && used < sizeof list - 1) {
             int n = snprintf(list + used, sizeof list - used, "%s'%.48s' (home rank %d)",
                              missing > 1 ? ", " : "", k.full, k.rank);
             used += n > 0 ? (size_t)n : 0;
             if (used >= sizeof list)
                 used = sizeof list - 1;
         }
-        ms_key_release(&k);
+        mpistore__key_release(&k);
     }
-    return ms_err(s, MPISTORE_ETIMEDOUT,
-                  "timeout after %.3f s in wait: %zu of %zu keys missing: %s%s", ms_now() - t0,
-                  missing ? missing : 1, nkeys, list, cause);
+    return mpistore__err(mpistore__sink(s), MPISTORE_ETIMEDOUT,
+                         "timeout after %.3f s in wait: %zu of %zu keys missing: %s%s",
+                         mpistore__now() - t0, missing ? missing : 1, nkeys, list, cause);
+}
+
+int mpistore__wait_until(mpistore_t *s, const char *const *keys, size_t nkeys, double deadline)
+{
+    int rc = 0;
+    double t0 = mpistore__now(), saved = mpistore__rq_begin(&s->core->rma.rq, deadline);
+    for (size_t i = 0; rc == 0 && i < nkeys; i++) {
+        mpistore__key_t k;
+        rc = mpistore__key_of(s, keys[i], &k);
+        if (rc == 0)
+            rc = await(s, &k, keys[i], t0, deadline, NULL);
+        mpistore__key_release(&k);
+        if (rc == -MPISTORE_ETIMEDOUT)
+            rc = wait_timeout(s, keys, nkeys, i, t0);
+    }
+    mpistore__rq_end(&s->core->rma.rq, saved);
+    return rc;
 }
 
 int mpistore_wait(mpistore_t *s, const char *const *keys, size_t nkeys, double timeout_s)
 {
     MS_ENTER(s);
-    int rc = ms_keys_check(s, keys, nkeys, "wait");
+    int rc = mpistore__keys_of(s, keys, nkeys, "wait");
     if (rc == 0 &&
         !(timeout_s == MPISTORE_TIMEOUT_DEFAULT || (timeout_s >= 0 && isfinite(timeout_s))))
-        rc = ms_err(s, MPISTORE_EINVAL,
-                    "wait: timeout %g is neither >= 0 nor MPISTORE_TIMEOUT_DEFAULT", timeout_s);
-    double t0 = ms_now();
-    double deadline = ms_deadline(timeout_s == MPISTORE_TIMEOUT_DEFAULT ? s->timeout : timeout_s);
-    double saved = ms_rq_begin(s, deadline);
-    for (size_t i = 0; rc == 0 && i < nkeys; i++) {
-        ms_key_t k;
-        rc = ms_key_prepare(s, keys[i], &k);
-        if (rc == 0)
-            rc = await(s, &k, keys[i], t0, deadline, NULL);
-        ms_key_release(&k);
-        if (rc == -MPISTORE_ETIMEDOUT)
-            rc = wait_timeout(s, keys, nkeys, i, t0);
-    }
-    ms_rq_end(s, saved);
-    ms_leave(s->core);
-    return rc;
+        rc = mpistore__err(mpistore__sink(s), MPISTORE_EINVAL,
+                           "wait: timeout %g is neither >= 0 nor MPISTORE_TIMEOUT_DEFAULT",
+                           timeout_s);
+    double t = timeout_s == MPISTORE_TIMEOUT_DEFAULT ? s->timeout : timeout_s;
+    if (rc == 0)
+        rc = mpistore__wait_until(s, keys, nkeys, mpistore__deadline(t));
+    return mpistore__api_leave(s, rc);
 }
 
 /* ---- multi_get: the validated read of many keys, batched ----
@@ -211,16 +231,16 @@ int mpistore_wait(mpistore_t *s, const char *const *keys, size_t nkeys, double t
  * involved), then the block and counter word of each key's single
  * candidate (one flush), then their descriptors again (one flush): 3 round trips
  * for any number of keys instead of 3 per key.  Each key's candidate is
- * validated by ms_validate, as in ms_lookup.  A key whose window shows
+ * validated by mpistore__validate, as in mpistore__lookup.  A key whose window shows
  * several candidates (a fingerprint collision) is read alone with find(). */
 #define MG_CHUNK 64 /* keys per round: bounds the snapshot memory */
 
 typedef struct mg {
-    ms_key_t k;
-    ms_snap_t sn;
+    mpistore__key_t k;
+    mpistore__snap_t sn;
     size_t cand; /* the candidate slot in sn; SIZE_MAX: none or several */
     int ncand;
-    ms_block_t blk;
+    mpistore__block_t blk;
     int64_t cnt;
     uint64_t d3;
     int torn; /* the block header was impossible: only a moved descriptor explains it */
@@ -229,7 +249,7 @@ typedef struct mg {
 
 static void mg_release(mg_t *m)
 {
-    ms_block_release(&m->blk);
+    mpistore__block_release(&m->blk);
 }
 
 /* The distinct ranks a round talks to (at most 2 per key). */
@@ -256,15 +276,15 @@ static int mg_round(mpistore_t *s, mg_t *m, size_t n, double deadline, void **va
     *progress = 0;
     for (size_t i = 0; rc == 0 && i < n; i++)
         if (!m[i].found) {
-            rc = ms_snapshot_issue(s, &m[i].k, &m[i].sn);
+            rc = mpistore__snapshot_issue(s->core, &m[i].k, &m[i].sn);
             mg_target(&homes, m[i].k.rank);
             mg_target(&all, m[i].k.rank);
         }
     if (rc == 0)
-        rc = ms_flush_ranks(s, homes.r, homes.n);
+        rc = mpistore__flush_ranks(&s->core->rma, homes.r, homes.n);
     for (size_t i = 0; rc == 0 && i < n; i++) /* index levels grown since (rare) */
         if (!m[i].found)
-            rc = ms_snapshot_fix(s, &m[i].k, &m[i].sn);
+            rc = mpistore__snapshot_fix(s->core, &m[i].k, &m[i].sn);
     /* the buffers first, then the gets: nothing may fail between issue and flush */
     for (size_t i = 0; rc == 0 && i < n; i++) {
         mg_t *x = &m[i];
@@ -273,7 +293,7 @@ static int mg_round(mpistore_t *s, mg_t *m, size_t n, double deadline, void **va
         if (x->found)
             continue;
         for (size_t j = 0; j < x->sn.n; j++)
-            if (ms_snap_candidate(&x->sn, j, x->k.fp)) {
+            if (mpistore__snap_candidate(&x->sn, j, x->k.fp)) {
                 x->ncand++;
                 x->cand = j;
             }
@@ -281,32 +301,33 @@ static int mg_round(mpistore_t *s, mg_t *m, size_t n, double deadline, void **va
             x->cand = SIZE_MAX;
             continue;
         }
-        rc = ms_block_alloc(s, x->sn.desc[x->cand], ms_snap_blen(&x->sn, x->cand), &x->blk);
+        rc = mpistore__block_alloc(s->core, x->sn.desc[x->cand],
+                                   mpistore__snap_blen(&x->sn, x->cand), &x->blk);
         any = 1;
     }
     for (size_t i = 0; rc == 0 && i < n; i++) {
         mg_t *x = &m[i];
         if (x->found || x->cand == SIZE_MAX)
             continue;
-        rc = ms_block_fetch(s, x->sn.desc[x->cand], &x->blk);
+        rc = mpistore__block_fetch(s->core, x->sn.desc[x->cand], &x->blk);
         if (rc == 0)
-            rc = ms_getacc_i64(s, ms_snap_target(&x->sn, x->cand),
-                               ms_snap_cnt_off(&x->sn, x->cand), &x->cnt);
-        mg_target(&all, ms_desc_rank(x->sn.desc[x->cand]));
+            rc = mpistore__read_i64(&s->core->rma, mpistore__snap_target(&x->sn, x->cand),
+                                    mpistore__snap_cnt_off(&x->sn, x->cand), &x->cnt);
+        mg_target(&all, mpistore__desc_rank(x->sn.desc[x->cand]));
     }
     if (rc == 0 && any)
-        rc = ms_flush_ranks(s, all.r, all.n);
+        rc = mpistore__flush_ranks(&s->core->rma, all.r, all.n);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         mg_t *x = &m[i];
         if (x->found || x->cand == SIZE_MAX)
             continue;
-        rc = ms_block_complete(s, x->sn.desc[x->cand], &x->blk, 1, &x->torn);
+        rc = mpistore__block_complete(s->core, x->sn.desc[x->cand], &x->blk, 1, &x->torn);
         if (rc == 0)
-            rc = ms_read_u64(s, ms_snap_target(&x->sn, x->cand), ms_snap_desc_off(&x->sn, x->cand),
-                             &x->d3);
+            rc = mpistore__read_u64(&s->core->rma, mpistore__snap_target(&x->sn, x->cand),
+                                    mpistore__snap_desc_off(&x->sn, x->cand), &x->d3);
     }
     if (rc == 0 && any)
-        rc = ms_flush_ranks(s, homes.r, homes.n);
+        rc = mpistore__flush_ranks(&s->core->rma, homes.r, homes.n);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         mg_t *x = &m[i];
         if (x->found)
@@ -314,15 +335,16 @@ static int mg_round(mpistore_t *s, mg_t *m, size_t n, double deadline, void **va
         if (x->ncand > 1) { /* several candidates: the one-key path */
             rc = find(s, &x->k, deadline, &x->found, &x->blk);
         } else if (x->cand != SIZE_MAX) { /* moved: not found, the next round reads again */
-            rc = ms_validate(s, &x->k, x->sn.desc[x->cand], x->d3, x->torn, x->cnt, &x->blk);
-            x->found = rc == MS_SLOT_KEY;
+            rc = mpistore__validate(s->core, &x->k, x->sn.desc[x->cand], x->d3, x->torn, x->cnt,
+                                    &x->blk);
+            x->found = rc == MS_DONE;
             rc = rc < 0 ? rc : 0;
         }
         if (rc == 0 && x->found) {
             rc = block_to_value(s, &x->blk, &vals[i], &ls[i]);
             (*progress)++;
         }
-        ms_block_release(&x->blk);
+        mpistore__block_release(&x->blk);
     }
     return rc;
 }
@@ -337,12 +359,12 @@ static int mg_any_absent(mpistore_t *s, mg_t *m, size_t n, double deadline, int 
     for (size_t i = 0; i < n && !*absent; i++) {
         if (m[i].found)
             continue;
-        ms_block_t b = {0};
+        mpistore__block_t b = {0};
         int found = 0, rc = find(s, &m[i].k, deadline, &found, &b);
         if (rc)
             return rc;
         if (found)
-            ms_block_release(&b);
+            mpistore__block_release(&b);
         else
             *absent = 1;
     }
@@ -354,68 +376,69 @@ static int mg_chunk(mpistore_t *s, const char *const *keys, size_t n, double t0,
                     void **vals, size_t *ls)
 {
     mg_t *m = calloc(n, sizeof *m);
-    int rc = m ? 0 : ms_err(s, MPISTORE_ENOMEM, "multi_get: out of memory for %zu keys", n);
+    int rc = m ? 0
+               : mpistore__err(mpistore__sink(s), MPISTORE_ENOMEM,
+                               "multi_get: out of memory for %zu keys", n);
     size_t prepared = 0, left = n;
     for (; rc == 0 && prepared < n; prepared++)
-        rc = ms_key_prepare(s, keys[prepared], &m[prepared].k);
-    ms_backoff_t bo = {0};
+        rc = mpistore__key_of(s, keys[prepared], &m[prepared].k);
+    mpistore__backoff_t bo = {0};
     while (rc == 0 && left > 0) {
         size_t got = 0;
         rc = mg_round(s, m, n, deadline, vals, ls, &got);
         left -= got;
         if (rc || left == 0 || got > 0)
             continue;
-        if ((rc = ms_fail_check(s, "a multi_get of absent keys"))) { /* a full store */
+        if ((rc = mpistore__fail_check(&s->core->rma,
+                                       "a multi_get of absent keys"))) { /* a full store */
             int absent = 0;
             rc = mg_any_absent(s, m, n, deadline, &absent);
             if (rc == 0 && !absent)
                 continue; /* every key was there, only disturbed: another round */
             if (rc == 0)
-                rc = ms_fail_check(s, "a multi_get of absent keys");
+                rc = mpistore__fail_check(&s->core->rma, "a multi_get of absent keys");
             break;
         }
-        if (ms_expired(deadline)) {
+        if (mpistore__expired(deadline)) {
             size_t i = 0;
             while (m[i].found)
                 i++;
-            rc = ms_err(s, MPISTORE_ETIMEDOUT, KEY_WAIT_TIMEOUT, ms_now() - t0, m[i].k.full,
-                        m[i].k.rank);
+            rc = mpistore__err(mpistore__sink(s), MPISTORE_ETIMEDOUT, KEY_WAIT_TIMEOUT,
+                               mpistore__now() - t0, m[i].k.full, m[i].k.rank);
             break;
         }
-        ms_backoff(s, &bo);
+        mpistore__backoff(s->core->rma.w.comm, &s->core->lock, &bo);
     }
     for (size_t i = 0; m && i < prepared; i++) {
         mg_release(&m[i]);
-        ms_key_release(&m[i].k);
+        mpistore__key_release(&m[i].k);
     }
     free(m);
     return rc;
 }
 
-int mpistore_multi_get(mpistore_t *s, const char *const *keys, size_t nkeys, void **values,
-                       size_t *lens)
+int mpistore__multi_get_until(mpistore_t *s, const char *const *keys, size_t nkeys, double deadline,
+                              void **values, size_t *lens)
 {
-    MS_ENTER(s);
-    int rc = ms_keys_check(s, keys, nkeys, "multi_get");
-    if (rc == 0 && nkeys > 0 && (!values || !lens))
-        rc = ms_err(s, MPISTORE_EINVAL, "multi_get: values or lens is NULL");
+    int rc = 0;
     void **vals = NULL;
     size_t *ls = NULL;
-    if (rc == 0 && nkeys > 0) {
+    if (nkeys > 0) {
         vals = calloc(nkeys, sizeof *vals);
         ls = calloc(nkeys, sizeof *ls);
         if (!vals || !ls)
-            rc = ms_err(s, MPISTORE_ENOMEM, "multi_get: out of memory for %zu keys", nkeys);
+            rc = mpistore__err(mpistore__sink(s), MPISTORE_ENOMEM,
+                               "multi_get: out of memory for %zu keys", nkeys);
     }
-    double t0 = ms_now(), deadline = ms_deadline(s->timeout), saved = ms_rq_begin(s, deadline);
+    double t0 = mpistore__now(), saved = mpistore__rq_begin(&s->core->rma.rq, deadline);
     for (size_t done = 0; rc == 0 && done < nkeys; done += MG_CHUNK) {
         size_t n = nkeys - done < MG_CHUNK ? nkeys - done : MG_CHUNK;
         rc = mg_chunk(s, keys + done, n, t0, deadline, vals + done, ls + done);
     }
-    ms_rq_end(s, saved);
+    mpistore__rq_end(&s->core->rma.rq, saved);
     if (rc)
-        rc = ms_rq_context(s, rc, "timeout after %.3f s in multi_get of %zu keys", ms_now() - t0,
-                           nkeys);
+        rc = mpistore__late_prefix(s->core, rc, "timeout after %.3f s in multi_get of %zu keys",
+                                   mpistore__now() - t0, nkeys);
     if (rc == 0) {
         for (size_t i = 0; i < nkeys; i++) {
             values[i] = vals[i];
@@ -427,34 +450,45 @@ int mpistore_multi_get(mpistore_t *s, const char *const *keys, size_t nkeys, voi
     }
     free(vals);
     free(ls);
-    ms_leave(s->core);
     return rc;
+}
+
+int mpistore_multi_get(mpistore_t *s, const char *const *keys, size_t nkeys, void **values,
+                       size_t *lens)
+{
+    MS_ENTER(s);
+    int rc = mpistore__keys_of(s, keys, nkeys, "multi_get");
+    if (rc == 0 && nkeys > 0 && (!values || !lens))
+        rc = mpistore__err(mpistore__sink(s), MPISTORE_EINVAL, "multi_get: values or lens is NULL");
+    if (rc == 0)
+        rc =
+            mpistore__multi_get_until(s, keys, nkeys, mpistore__deadline(s->timeout), values, lens);
+    return mpistore__api_leave(s, rc);
 }
 
 int mpistore_num_keys(mpistore_t *s, int64_t *count)
 {
     MS_ENTER(s);
-    ms_core_t *c = s->core;
+    mpistore__core_t *c = s->core;
     int rc = 0;
     int64_t *per = NULL; /* per rank: keys, internal (queue) keys */
     if (!count)
-        rc = ms_err(s, MPISTORE_EINVAL, "num_keys: count is NULL");
-    if (rc == 0 && !(per = calloc(2 * (size_t)c->nranks, sizeof *per)))
-        rc = ms_err(s, MPISTORE_ENOMEM, "num_keys: out of memory");
-    for (int r = 0; rc == 0 && r < c->nranks; r++) {
-        rc = ms_getacc_i64(s, r, MS_OFF_COUNT, &per[2 * r]);
+        rc = mpistore__err(mpistore__sink(s), MPISTORE_EINVAL, "num_keys: count is NULL");
+    if (rc == 0 && !(per = calloc(2 * (size_t)c->rma.w.nranks, sizeof *per)))
+        rc = mpistore__err(mpistore__sink(s), MPISTORE_ENOMEM, "num_keys: out of memory");
+    for (int r = 0; rc == 0 && r < c->rma.w.nranks; r++) {
+        rc = mpistore__read_i64(&s->core->rma, r, MS_OFF_COUNT, &per[2 * r]);
         if (rc == 0)
-            rc = ms_getacc_i64(s, r, MS_OFF_QCOUNT, &per[2 * r + 1]);
+            rc = mpistore__read_i64(&s->core->rma, r, MS_OFF_QCOUNT, &per[2 * r + 1]);
     }
     if (rc == 0)
-        rc = ms_flush_all(s);
+        rc = mpistore__flush_all(&s->core->rma);
     if (rc == 0) {
         int64_t sum = 0;
-        for (int r = 0; r < c->nranks; r++) /* the two words are read apart: */
+        for (int r = 0; r < c->rma.w.nranks; r++) /* the two words are read apart: */
             sum += per[2 * r] > per[2 * r + 1] ? per[2 * r] - per[2 * r + 1] : 0; /* never < 0 */
         *count = sum;
     }
     free(per);
-    ms_leave(c);
-    return rc;
+    return mpistore__api_leave(s, rc);
 }

@@ -11,7 +11,6 @@
  * periods (requests and replies each need the target's progress).  It touches no store state, so
  * it needs no lock of ours; MPI_THREAD_MULTIPLE makes the concurrent MPI call
  * legal, and open refuses the option without it. */
-#include "core.h"
 #include "progress.h"
 
 #include <stdio.h>
@@ -25,40 +24,39 @@
 
 static void *progress_main(void *arg)
 {
-    ms_core_t *c = arg;
+    mpistore__progress_t *p = arg;
 #ifdef __linux__
     /* Sleep for the period asked, not the default 50 us timer slack more. */
     prctl(PR_SET_TIMERSLACK, 1000UL, 0UL, 0UL, 0UL);
 #endif
-    const struct timespec period = {c->progress_period_us / 1000000,
-                                    (c->progress_period_us % 1000000) * 1000};
-    while (!atomic_load_explicit(&c->progress_stop, memory_order_acquire)) {
+    const struct timespec period = {p->period_us / 1000000, (p->period_us % 1000000) * 1000};
+    while (!atomic_load_explicit(&p->stop, memory_order_acquire)) {
         int flag = 0;
-        MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, c->comm, &flag, MPI_STATUS_IGNORE);
+        MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, p->comm, &flag, MPI_STATUS_IGNORE);
         nanosleep(&period, NULL);
     }
     return NULL;
 }
 
-int ms_progress_start(ms_core_t *c)
+int mpistore__progress_start(mpistore__progress_t *p)
 {
-    atomic_store_explicit(&c->progress_stop, 0, memory_order_relaxed);
-    if (pthread_create(&c->progress, NULL, progress_main, c) != 0)
+    atomic_store_explicit(&p->stop, 0, memory_order_relaxed);
+    if (pthread_create(&p->thread, NULL, progress_main, p) != 0)
         return -1;
-    c->progress_on = 1;
+    p->on = 1;
     return 0;
 }
 
-void ms_progress_stop(ms_core_t *c)
+void mpistore__progress_stop(mpistore__progress_t *p)
 {
-    if (!c->progress_on)
+    if (!p->on)
         return;
-    atomic_store_explicit(&c->progress_stop, 1, memory_order_release);
-    pthread_join(c->progress, NULL);
-    c->progress_on = 0;
+    atomic_store_explicit(&p->stop, 1, memory_order_release);
+    pthread_join(p->thread, NULL);
+    p->on = 0;
 }
 
-long ms_progress_period_us(char *why, size_t n)
+long mpistore__progress_period_us(char *why, size_t n)
 {
     const char *env = getenv("MPISTORE_PROGRESS_PERIOD_US");
     if (!env || !env[0])
@@ -72,7 +70,7 @@ long ms_progress_period_us(char *why, size_t n)
     return -1;
 }
 
-int ms_progress_requested(int option, char *why, size_t n)
+int mpistore__progress_requested(int option, char *why, size_t n)
 {
     const char *env = getenv("MPISTORE_PROGRESS_THREAD");
     if (!env || !env[0])

@@ -1,645 +1,17 @@
-/* Store life cycle: options, open (window layout), prefix views, close,
- * timeouts, counters, version. */
+/* Handles: prefix views and clones of a store, the handle's settings
+ * (timeout), its counters (mpistore_stats), a key's home rank, its last
+ * message, and the library's version. */
 #include "errors.h"
-#include "core.h"
-#include "progress.h"
-#include "rma.h"
-#include "window.h"
-#include "alloc.h"
-#include "index.h"
-#include "mpienv.h"
+#include "ops.h"
 #include "mpistore_version.h"
 
-#include <errno.h>
-#include <limits.h>
 #include <math.h>
-#include <stddef.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define KIB ((size_t)1024)
-#define MIB (KIB * KIB)
-
-void mpistore_options_init(mpistore_options_t *opts)
+const char *mpistore_errmsg(const mpistore_t *s)
 {
-    if (!opts)
-        return;
-    memset(opts, 0, sizeof *opts);
-    opts->version = MPISTORE_OPTIONS_VERSION;
-    opts->timeout_s = 300.0;
-    opts->max_key_len = 1024;
-    opts->max_value_len = MIB;
-    opts->keys_per_rank = 4096;
-    opts->bytes_per_rank = 7 * MIB;
-    opts->max_keys_per_rank = 0;
-    opts->max_bytes_per_rank = 0;
-}
-
-/* The sizes from the environment override the options (for users who never
- * see the options struct): decimal, with an optional k/m/g (x1024^n). */
-static int env_size(const char *name, size_t *out, char *why, size_t n)
-{
-    const char *v = getenv(name);
-    char *end = NULL;
-    if (!v || !*v)
-        return 0;
-    errno = 0;
-    unsigned long long x = strtoull(v, &end, 10);
-    int shift = 0;
-    if (end && (*end == 'k' || *end == 'K'))
-        shift = 10, end++;
-    else if (end && (*end == 'm' || *end == 'M'))
-        shift = 20, end++;
-    else if (end && (*end == 'g' || *end == 'G'))
-        shift = 30, end++;
-    if (errno || end == v || *end || v[0] == '-' || (shift && x > (ULLONG_MAX >> shift))) {
-        snprintf(why, n, "environment %s='%.32s' is not a size (decimal, optional k/m/g)", name,
-                 v);
-        return -1;
-    }
-    *out = (size_t)(x << shift);
-    return 0;
-}
-
-static int env_sizes(mpistore_options_t *o, char *why, size_t n)
-{
-    if (env_size("MPISTORE_KEYS_PER_RANK", &o->keys_per_rank, why, n) ||
-        env_size("MPISTORE_BYTES_PER_RANK", &o->bytes_per_rank, why, n) ||
-        env_size("MPISTORE_MAX_KEYS_PER_RANK", &o->max_keys_per_rank, why, n) ||
-        env_size("MPISTORE_MAX_BYTES_PER_RANK", &o->max_bytes_per_rank, why, n))
-        return -1;
-    return 0;
-}
-
-static size_t next_pow2(size_t x)
-{
-    size_t p = 1;
-    while (p < x)
-        p <<= 1;
-    return p;
-}
-
-static size_t align64(size_t x)
-{
-    return (x + 63) & ~(size_t)63;
-}
-
-static int check_options(const mpistore_options_t *o, char *why, size_t n)
-{
-    if (o->version < 1 || o->version > MPISTORE_OPTIONS_VERSION)
-        snprintf(why, n, "options version %u, expected 1 to %u (call mpistore_options_init)",
-                 o->version, MPISTORE_OPTIONS_VERSION);
-    else if (!(o->timeout_s >= 0) || !isfinite(o->timeout_s))
-        snprintf(why, n, "timeout_s %g must be finite and >= 0", o->timeout_s);
-    else if (o->max_key_len < 1 || o->max_key_len > 64 * KIB)
-        snprintf(why, n, "max_key_len %zu must be in [1, 65536]", o->max_key_len);
-    else if (o->max_value_len < 1 || o->max_value_len > ((size_t)1 << 40))
-        snprintf(why, n, "max_value_len %zu must be in [1, 2^40]", o->max_value_len);
-    else if (o->keys_per_rank < 1 || o->keys_per_rank > ((size_t)1 << 26))
-        snprintf(why, n, "keys_per_rank %zu must be in [1, 2^26]", o->keys_per_rank);
-    else if (o->bytes_per_rank < 256 || o->bytes_per_rank > ((size_t)1 << 44))
-        snprintf(why, n, "bytes_per_rank %zu must be in [256, 2^44]", o->bytes_per_rank);
-    else if (o->max_bytes_per_rank && o->max_bytes_per_rank < o->bytes_per_rank)
-        snprintf(why, n, "max_bytes_per_rank %zu must be 0 (no limit) or >= bytes_per_rank %zu",
-                 o->max_bytes_per_rank, o->bytes_per_rank);
-    else
-        return 0;
-    return -1;
-}
-
-static void layout(ms_core_t *c, const mpistore_options_t *o)
-{
-    unsigned shift = MS_UNIT_MIN_SHIFT;
-    while ((o->bytes_per_rank >> shift) > 0xFFFFFFu)
-        shift++;
-    c->max_key_len = o->max_key_len;
-    c->max_value_len = o->max_value_len;
-    c->keys_per_rank = o->keys_per_rank;
-    c->bytes_per_rank = o->bytes_per_rank;
-    c->nslots = next_pow2(2 * o->keys_per_rank);
-    c->probe = c->nslots < MS_PROBE_MAX ? c->nslots : MS_PROBE_MAX;
-    c->nphys = c->nslots + c->probe - 1;
-    c->off_ctl = MS_HEADER_BYTES;
-    c->off_desc = align64(c->off_ctl + c->nphys * MS_CTL_WORDS * sizeof(uint32_t));
-    c->off_cnt = align64(c->off_desc + c->nphys * sizeof(uint64_t));
-    c->off_arena = align64(c->off_cnt + c->nphys * sizeof(int64_t));
-    c->win_bytes = c->off_arena + ((o->bytes_per_rank >> shift) << shift);
-    c->alloc.shift = shift;
-    c->max_keys = o->max_keys_per_rank;
-    size_t mu = o->max_bytes_per_rank ? o->max_bytes_per_rank >> shift : MS_UNIT_SPACE;
-    if (mu > MS_UNIT_SPACE)
-        mu = MS_UNIT_SPACE;
-    if (mu < (o->bytes_per_rank >> shift))
-        mu = o->bytes_per_rank >> shift;
-    c->max_units = (uint32_t)mu;
-}
-
-/* Agree on options across ranks: every rank returns the same verdict. */
-static int agree(MPI_Comm comm, const mpistore_options_t *o, int bad, int *differ, int *anybad)
-{
-    double tmo = o->timeout_s;
-    uint64_t mine[9], lo[9], hi[9];
-    memcpy(&mine[0], &tmo, sizeof tmo);
-    mine[1] = o->max_key_len;
-    mine[2] = o->max_value_len;
-    mine[3] = o->keys_per_rank;
-    mine[4] = o->bytes_per_rank;
-    mine[5] = o->version;
-    mine[6] = o->max_keys_per_rank;
-    mine[7] = o->max_bytes_per_rank;
-    mine[8] = (uint64_t)bad;
-    int rc = MPI_Allreduce(mine, lo, 9, MPI_UINT64_T, MPI_MIN, comm);
-    if (rc == MPI_SUCCESS)
-        rc = MPI_Allreduce(mine, hi, 9, MPI_UINT64_T, MPI_MAX, comm);
-    if (rc != MPI_SUCCESS)
-        return rc;
-    *differ = hi[8] != 0 ? 2 : memcmp(lo, hi, 8 * sizeof lo[0]) != 0;
-    *anybad = (int)hi[8]; /* bits of every rank: the same verdict everywhere */
-    return MPI_SUCCESS;
-}
-
-static int open_fail(int code, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
-static int open_fail(int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int rc = ms_orphan_verr(code, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
-static int open_mpi_fail(int mpirc, const char *call, size_t bytes)
-{
-    char text[MPI_MAX_ERROR_STRING];
-    ms_mpi_text(mpirc, text);
-    if (bytes)
-        return ms_orphan_err(MPISTORE_EMPI, "%s of %zu bytes per rank failed: %.200s", call,
-                             bytes, text);
-    return ms_orphan_err(MPISTORE_EMPI, "%s failed: %.200s", call, text);
-}
-
-/* Open MPI before 5.0: osc/rdma cannot use TCP, osc/pt2pt is the network
- * path and refuses MPI_THREAD_MULTIPLE (5.0 has neither limit). */
-static int is_open_mpi4(void)
-{
-    char lib[96];
-    ms_mpi_library(lib, sizeof lib);
-    return strncmp(lib, "Open MPI v", 10) == 0 && atoi(lib + 10) < 5;
-}
-
-/* MPI_Win_allocate failed: say which setting fixes the known causes. */
-static int window_fail(int mpirc, size_t bytes, int nodes, int level)
-{
-    char text[MPI_MAX_ERROR_STRING];
-    ms_mpi_text(mpirc, text);
-    int ompi = is_open_mpi4(), multiple = level == MPI_THREAD_MULTIPLE;
-    if (ompi && nodes > 1)
-        return ms_orphan_err(
-            MPISTORE_EMPI,
-            "MPI_Win_allocate failed: %.96s. The job spans %d nodes and Open MPI 4.x's "
-            "default one-sided component (osc/rdma) cannot use TCP between nodes: run with "
-            "'--mca osc sm,pt2pt' (or export OMPI_MCA_osc=sm,pt2pt)%s",
-            text, nodes,
-            multiple ? "; osc/pt2pt refuses MPI_THREAD_MULTIPLE, so with that thread level "
-                       "use '--mca osc ucx' (plus UCX_TLS=tcp,self over plain TCP)"
-                     : "");
-    if (ompi && multiple)
-        return ms_orphan_err(
-            MPISTORE_EMPI,
-            "MPI_Win_allocate of %zu bytes per rank failed: %.96s. Under "
-            "MPI_THREAD_MULTIPLE, Open MPI 4.x's osc/pt2pt (its TCP path) cannot create "
-            "windows: run with '--mca osc ucx' (plus UCX_TLS=tcp,self over plain TCP) or "
-            "initialise MPI with MPI_THREAD_SERIALIZED; else lower bytes_per_rank",
-            bytes, text);
-    return ms_orphan_err(MPISTORE_EMPI,
-                         "MPI_Win_allocate of %zu bytes per rank failed: %.96s (lower "
-                         "bytes_per_rank or keys_per_rank)",
-                         bytes, text);
-}
-
-/* Collective: the shared-memory nodes comm spans (or -1) and the ranks of
- * comm on this rank's node, and whether every rank's windows fit its host
- * (ms_window_fits): 0, or 1 with why set on the ranks whose host is too
- * small, 2 on the others. */
-static int host_check(MPI_Comm comm, size_t win_bytes, int *nodes, int *local, char *why,
-                      size_t n)
-{
-    MPI_Comm node = MPI_COMM_NULL;
-    int lrank = 0, mine[2] = {0, 0}, sum[2] = {0, 0};
-    *local = 1;
-    /* the reduction runs on every rank, even if the split failed here */
-    if (MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
-        MPI_Comm_rank(node, &lrank);
-        MPI_Comm_size(node, local);
-        MPI_Comm_free(&node);
-    }
-    mine[0] = lrank == 0;
-    mine[1] = ms_window_fits(win_bytes, *local, why, n) != 0;
-    if (MPI_Allreduce(mine, sum, 2, MPI_INT, MPI_SUM, comm) != MPI_SUCCESS) {
-        *nodes = -1;
-        return 0;
-    }
-    *nodes = sum[0];
-    return mine[1] ? 1 : sum[1] ? 2 : 0;
-}
-
-static const char *thread_level_name(int level)
-{
-    switch (level) {
-    case MPI_THREAD_SINGLE:
-        return "MPI_THREAD_SINGLE";
-    case MPI_THREAD_FUNNELED:
-        return "MPI_THREAD_FUNNELED";
-    case MPI_THREAD_SERIALIZED:
-        return "MPI_THREAD_SERIALIZED";
-    default:
-        return "MPI_THREAD_MULTIPLE";
-    }
-}
-
-/* What is wrong on a rank before any window exists.  agree() reduces it with
- * MPI_MAX, so the highest bit set anywhere reaches every rank: a launcher
- * of another MPI first, then memory, then arguments. */
-enum {
-    OPEN_BAD_ARGS = 1,   /* arguments, environment or thread level (why says which) */
-    OPEN_BAD_NOMEM = 2,  /* the handle or growth's per-rank caches */
-    OPEN_BAD_LAUNCH = 4, /* started by another MPI's launcher (ms_launch_check) */
-};
-
-/* What failed on a rank while the windows were built.  One MPI_BOR reduction
- * tells every rank, so that every rank unwinds the same way and none is left
- * in a collective. */
-enum {
-    OPEN_FAILED_WINDOW = 1,   /* MPI_Win_allocate: this rank has no window */
-    OPEN_FAILED_LOCK = 2,     /* MPI_Win_lock_all (or MPI_Win_sync) on the window */
-    OPEN_FAILED_PROGRESS = 4, /* the progress thread did not start */
-    OPEN_FAILED_DYNWIN = 8,   /* MPI_Win_create_dynamic (or its MPI_Win_lock_all) */
-};
-/* the failures that are MPI errors (MPISTORE_EMPI); the rest are ENOMEM */
-#define OPEN_FAILED_MPI (OPEN_FAILED_WINDOW | OPEN_FAILED_LOCK | OPEN_FAILED_DYNWIN)
-
-/* What an open has learnt and built so far: the steps below fill it in, top
- * to bottom, and open_cleanup() frees what a failed open leaves. */
-typedef struct {
-    MPI_Comm comm;        /* the caller's */
-    mpistore_options_t o; /* the caller's options, completed and overridden */
-    char why[400];        /* this rank's reason for OPEN_BAD_ARGS or _LAUNCH */
-    int bad;              /* OPEN_BAD_* of this rank */
-    int level;            /* MPI's thread level */
-    int progress;         /* > 0: start the progress thread */
-    long period;          /* its period (us) */
-    ms_core_t *c;
-    mpistore_t *s;
-    MPI_Comm dup;         /* the store's communicator, once duplicated */
-    int nodes;            /* shared-memory nodes the store spans, or -1 */
-    int locked, dlocked;  /* MPI_Win_lock_all holds on c->win, c->dwin */
-} open_state_t;
-
-/* Local: MPI is usable and comm is a communicator (a rank that fails here
- * makes no collective call). */
-static int open_check_mpi(MPI_Comm comm)
-{
-    int init = 0, fin = 0;
-    MPI_Initialized(&init);
-    MPI_Finalized(&fin);
-    if (!init || fin)
-        return open_fail(MPISTORE_ESTATE, "%s", "mpistore_open: MPI is not initialised");
-    if (comm == MPI_COMM_NULL)
-        return open_fail(MPISTORE_EINVAL, "%s", "mpistore_open: comm is MPI_COMM_NULL");
-    return MPISTORE_OK;
-}
-
-/* The options in effect: the defaults, the fields the caller's options
- * version has, then the environment's sizes; checked (OPEN_BAD_ARGS). */
-static void open_options(open_state_t *st, mpistore_t **out, const mpistore_options_t *opts)
-{
-    mpistore_options_t *o = &st->o;
-    mpistore_options_init(o);
-    if (opts && opts->version == 1) /* fields before progress_thread only */
-        memcpy(o, opts, offsetof(mpistore_options_t, progress_thread));
-    else if (opts && opts->version == 2) /* ... before max_keys_per_rank */
-        memcpy(o, opts, offsetof(mpistore_options_t, max_keys_per_rank));
-    else if (opts)
-        *o = *opts;
-    if (!out)
-        snprintf(st->why, sizeof st->why, "out is NULL");
-    else if (env_sizes(o, st->why, sizeof st->why) == 0 &&
-             check_options(o, st->why, sizeof st->why) == 0)
-        return;
-    st->bad = OPEN_BAD_ARGS;
-}
-
-/* Whether to start a progress thread (option or environment), and whether
- * MPI's thread level allows it (OPEN_BAD_ARGS if not). */
-static void open_thread_policy(open_state_t *st)
-{
-    st->level = MPI_THREAD_SINGLE;
-    MPI_Query_thread(&st->level);
-    if (st->bad)
-        return;
-    st->progress = ms_progress_requested(st->o.progress_thread, st->why, sizeof st->why);
-    st->period = st->progress > 0 ? ms_progress_period_us(st->why, sizeof st->why) : 0;
-    if (st->progress < 0 || st->period < 0)
-        st->bad = OPEN_BAD_ARGS;
-    else if (st->progress && st->level != MPI_THREAD_MULTIPLE) {
-        snprintf(st->why, sizeof st->why,
-                 "the progress thread needs MPI_THREAD_MULTIPLE but MPI provides %s (initialise "
-                 "with MPI_Init_thread(..., MPI_THREAD_MULTIPLE, ...) or unset "
-                 "MPISTORE_PROGRESS_THREAD)",
-                 thread_level_name(st->level));
-        st->bad = OPEN_BAD_ARGS;
-    }
-}
-
-/* Local: a process started by another MPI's launcher is a singleton job of
- * its own; say so (OPEN_BAD_LAUNCH) instead of opening a one-rank store. */
-static void open_launcher(open_state_t *st)
-{
-    if (ms_launch_check(st->why, sizeof st->why) != 0)
-        st->bad |= OPEN_BAD_LAUNCH;
-}
-
-/* The handle, its core and growth's per-rank caches (OPEN_BAD_NOMEM: agreed
- * on like the arguments). */
-static void open_alloc(open_state_t *st)
-{
-    st->c = calloc(1, sizeof *st->c);
-    st->s = calloc(1, sizeof *st->s);
-    if (st->c)
-        MPI_Comm_size(st->comm, &st->c->nranks);
-    if (!st->c || !st->s || ms_grow_init(st->c) != 0)
-        st->bad |= OPEN_BAD_NOMEM;
-}
-
-/* Collective: the store's communicator, then every rank's verdict on the
- * options and its own arguments and memory, so that all go on or all fail
- * with the same code (each with its own message). */
-static int open_agree(open_state_t *st)
-{
-    int differ = 0, anybad = 0;
-    int rc = MPI_Comm_dup(st->comm, &st->dup);
-    if (rc == MPI_SUCCESS)
-        rc = MPI_Comm_set_errhandler(st->dup, MPI_ERRORS_RETURN);
-    if (rc == MPI_SUCCESS)
-        rc = agree(st->dup, &st->o, st->bad, &differ, &anybad);
-    if (rc != MPI_SUCCESS)
-        return open_mpi_fail(rc, "MPI_Comm_dup/MPI_Allreduce", 0);
-    if (!differ)
-        return MPISTORE_OK;
-    if (anybad & OPEN_BAD_LAUNCH)
-        return open_fail(MPISTORE_EMPI, "mpistore_open: %s",
-                         st->bad & OPEN_BAD_LAUNCH
-                             ? st->why
-                             : "another rank was started by another MPI's launcher");
-    if (anybad & OPEN_BAD_NOMEM)
-        return open_fail(MPISTORE_ENOMEM, "%s",
-                         st->bad & OPEN_BAD_NOMEM ? "mpistore_open: out of memory"
-                                                  : "mpistore_open: out of memory on another rank");
-    if (differ == 2 && st->why[0])
-        return open_fail(MPISTORE_EINVAL, "mpistore_open: %s", st->why);
-    if (differ == 2)
-        return open_fail(MPISTORE_EINVAL, "%s", "mpistore_open: invalid arguments on another rank");
-    return open_fail(MPISTORE_EINVAL, "%s",
-                     "mpistore_open: ranks passed different options (every rank must pass "
-                     "identical options)");
-}
-
-/* Rank, size and the window layout (every rank has the same size, so all
- * refuse too many ranks alike). */
-static int open_layout(open_state_t *st)
-{
-    ms_core_t *c = st->c;
-    c->comm = st->dup;
-    MPI_Comm_rank(st->dup, &c->rank);
-    MPI_Comm_size(st->dup, &c->nranks);
-    if ((unsigned)c->nranks > MS_MAX_RANKS)
-        return open_fail(MPISTORE_EINVAL, "mpistore_open: %d ranks, at most %u are supported",
-                         c->nranks, MS_MAX_RANKS);
-    layout(c, &st->o);
-    return MPISTORE_OK;
-}
-
-/* Collective: the nodes the store spans, and whether its windows fit every
- * rank's host.  A window that does not fit is refused here, on every rank,
- * before MPI_Win_allocate: Open MPI 5's osc/sm fails it on one rank and
- * leaves the others waiting for ever, MPICH 5 "succeeds" and the first
- * touch of the memory is a SIGBUS. */
-static int open_host(open_state_t *st)
-{
-    char why[300];
-    int local = 1;
-    int fit = host_check(st->dup, st->c->win_bytes, &st->nodes, &local, why, sizeof why);
-    if (fit == 1)
-        return open_fail(MPISTORE_ENOMEM, "mpistore_open: %s", why);
-    if (fit == 2)
-        return open_fail(MPISTORE_ENOMEM, "%s",
-                         "mpistore_open: the store's window does not fit another rank's host "
-                         "(lower bytes_per_rank or keys_per_rank)");
-    return MPISTORE_OK;
-}
-
-/* Collective: the store's window, with its hints.  0 or OPEN_FAILED_WINDOW
- * (the reason, with the setting that fixes it, in this rank's message). */
-static int open_window(open_state_t *st)
-{
-    ms_core_t *c = st->c;
-    MPI_Info info;
-    MPI_Info_create(&info);
-    MPI_Info_set(info, "accumulate_ordering", "none");
-    MPI_Info_set(info, "same_size", "true");
-    MPI_Info_set(info, "same_disp_unit", "true");
-    int rc = MPI_Win_allocate((MPI_Aint)c->win_bytes, 1, info, st->dup, &c->base, &c->win);
-    MPI_Info_free(&info);
-    c->dwin = MPI_WIN_NULL;
-    if (rc == MPI_SUCCESS)
-        return 0;
-    c->win = MPI_WIN_NULL;
-    (void)window_fail(rc, c->win_bytes, st->nodes, st->level);
-    return OPEN_FAILED_WINDOW;
-}
-
-/* Collective: the dynamic window for growth (design.md, "Growth"), created
- * once, here; memory is attached to it locally later.  0 or
- * OPEN_FAILED_DYNWIN (quiet: the allocated window failed on this rank
- * already, whose message is kept). */
-static int open_dynamic_window(open_state_t *st, int quiet)
-{
-    ms_core_t *c = st->c;
-    MPI_Info dinfo;
-    MPI_Info_create(&dinfo);
-    MPI_Info_set(dinfo, "accumulate_ordering", "none");
-    int nr = 0;
-    MPI_Comm_size(st->dup, &nr);
-    /* one rank: Open MPI 4.1 cannot make a dynamic window on it, and every
-     * "collective" is local, so grown memory gets windows of its own (window.c) */
-    int rc = nr == 1 ? MPI_SUCCESS : MPI_Win_create_dynamic(dinfo, st->dup, &c->dwin);
-    MPI_Info_free(&dinfo);
-    if (rc == MPI_SUCCESS && nr > 1) {
-        MPI_Win_set_errhandler(c->dwin, MPI_ERRORS_RETURN);
-        rc = MPI_Win_lock_all(MPI_MODE_NOCHECK, c->dwin);
-        st->dlocked = rc == MPI_SUCCESS;
-    } else if (rc != MPI_SUCCESS) {
-        c->dwin = MPI_WIN_NULL;
-    }
-    if (rc == MPI_SUCCESS)
-        return 0;
-    if (!quiet)
-        (void)open_mpi_fail(rc, "MPI_Win_create_dynamic", 0);
-    return OPEN_FAILED_DYNWIN;
-}
-
-/* This rank's part of the window zeroed, its allocator set up, and the
- * window locked for the store's lifetime.  0 or OPEN_FAILED_LOCK. */
-static int open_lock_window(open_state_t *st)
-{
-    ms_core_t *c = st->c;
-    MPI_Win_set_errhandler(c->win, MPI_ERRORS_RETURN);
-    memset(c->base, 0, c->off_arena);
-    ms_alloc_init(&c->alloc, c->base + c->off_arena, c->off_arena, c->win_bytes - c->off_arena,
-                  c->alloc.shift);
-    c->rq_use = ms_rq_wanted(c, st->nodes); /* deadlines on reads: rma.c */
-    int rc = MPI_Win_lock_all(MPI_MODE_NOCHECK, c->win);
-    st->locked = rc == MPI_SUCCESS;
-    if (rc == MPI_SUCCESS)
-        rc = MPI_Win_sync(c->win);
-    if (rc == MPI_SUCCESS)
-        return 0;
-    (void)open_mpi_fail(rc, "MPI_Win_lock_all", 0);
-    return OPEN_FAILED_LOCK;
-}
-
-/* The progress thread, if asked for.  0 or OPEN_FAILED_PROGRESS. */
-static int open_progress(open_state_t *st)
-{
-    if (!st->progress || ms_progress_start(st->c) == 0)
-        return 0;
-    (void)open_fail(MPISTORE_ENOMEM, "%s",
-                    "mpistore_open: cannot start the progress thread (pthread_create failed)");
-    return OPEN_FAILED_PROGRESS;
-}
-
-/* The step that failed on some rank, for the ranks where all went well. */
-static const char *open_failed_step(int anyfail)
-{
-    return anyfail & OPEN_FAILED_WINDOW   ? "MPI_Win_allocate"
-           : anyfail & OPEN_FAILED_DYNWIN ? "MPI_Win_create_dynamic"
-           : anyfail & OPEN_FAILED_LOCK   ? "MPI_Win_lock_all"
-                                          : "starting the progress thread";
-}
-
-/* Collective: every rank learns what failed anywhere (failed: this rank's
- * OPEN_FAILED_*) in one reduction, which doubles as the barrier that keeps
- * every rank off the windows until all are zeroed.  On any failure every
- * rank unwinds the same way and returns the same code. */
-static int open_settle(open_state_t *st, int failed)
-{
-    ms_core_t *c = st->c;
-    int anyfail = 0, rc;
-    int arc = MPI_Allreduce(&failed, &anyfail, 1, MPI_INT, MPI_BOR, st->dup);
-    if (arc == MPI_SUCCESS && !anyfail)
-        return MPISTORE_OK;
-    ms_progress_stop(c);
-    if (st->locked)
-        MPI_Win_unlock_all(c->win);
-    if (st->dlocked)
-        MPI_Win_unlock_all(c->dwin);
-    if (arc != MPI_SUCCESS)
-        rc = open_mpi_fail(arc, "MPI_Allreduce", 0);
-    else if (!failed) /* this rank did fine: say what happened elsewhere */
-        rc = open_fail(anyfail & OPEN_FAILED_MPI ? MPISTORE_EMPI : MPISTORE_ENOMEM,
-                       "mpistore_open: %s failed on another rank", open_failed_step(anyfail));
-    else /* same code on every rank, this rank's own message */
-        rc = anyfail & OPEN_FAILED_MPI ? -MPISTORE_EMPI : -MPISTORE_ENOMEM;
-    /* MPI_Win_free is collective: only if every rank has the window;
-     * otherwise this rank's window is leaked rather than hang. */
-    if (c->dwin != MPI_WIN_NULL && arc == MPI_SUCCESS && !(anyfail & OPEN_FAILED_DYNWIN))
-        MPI_Win_free(&c->dwin);
-    c->dwin = MPI_WIN_NULL;
-    if (c->win != MPI_WIN_NULL && arc == MPI_SUCCESS && !(anyfail & OPEN_FAILED_WINDOW))
-        MPI_Win_free(&c->win);
-    c->win = MPI_WIN_NULL;
-    return rc;
-}
-
-/* Collective: the windows and the progress thread.  Each rank goes as far as
- * its first failure, then all agree (open_settle). */
-static int open_windows(open_state_t *st)
-{
-    /* Both windows are collective: every rank creates the dynamic window,
-     * also one whose allocated window failed (keeping that message), so
-     * that the calls of all ranks match.  A rank that skipped it left the
-     * others inside it until the job was killed (test_errors,
-     * errors_empi_one_rank). */
-    int failed = open_window(st);
-    failed |= open_dynamic_window(st, failed);
-    if (!failed)
-        failed = open_lock_window(st);
-    st->c->progress_period_us = st->period;
-    if (!failed)
-        failed = open_progress(st);
-    return open_settle(st, failed);
-}
-
-/* The store is up: its mutex, first contact with every peer (now, not in a
- * read with a deadline), and the handle. */
-static void open_finish(open_state_t *st, mpistore_t **out)
-{
-    ms_core_t *c = st->c;
-    c->thread_multiple = st->level == MPI_THREAD_MULTIPLE;
-    if (c->thread_multiple)
-        pthread_mutex_init(&c->mu, NULL);
-    if (c->rq_use)
-        ms_rq_warmup(c);
-    st->s->core = c;
-    st->s->timeout = st->o.timeout_s;
-    *out = st->s;
-}
-
-/* What a failed open leaves: the communicator, the caches, the handle. */
-static void open_cleanup(open_state_t *st)
-{
-    ms_core_t *c = st->c;
-    if (c && c->win != MPI_WIN_NULL && c->base)
-        MPI_Win_free(&c->win);
-    if (st->dup != MPI_COMM_NULL)
-        MPI_Comm_free(&st->dup);
-    if (c)
-        ms_grow_free(c);
-    free(c);
-    free(st->s);
-}
-
-/* Local checks first, then collective steps that every rank makes alike,
- * whatever failed on it: the ranks agree on each failure before going on. */
-int mpistore_open(mpistore_t **out, MPI_Comm comm, const mpistore_options_t *opts)
-{
-    open_state_t st = {.comm = comm, .dup = MPI_COMM_NULL};
-    ms_orphan_clear();
-    int rc = open_check_mpi(comm);
-    if (rc != MPISTORE_OK)
-        return rc;
-    open_options(&st, out, opts);
-    open_thread_policy(&st);
-    open_launcher(&st);
-    open_alloc(&st);
-    if ((rc = open_agree(&st)) != MPISTORE_OK)
-        goto fail;
-    if ((rc = open_layout(&st)) != MPISTORE_OK || (rc = open_host(&st)) != MPISTORE_OK)
-        goto fail;
-    if ((rc = open_windows(&st)) != MPISTORE_OK)
-        goto fail;
-    open_finish(&st, out);
-    return MPISTORE_OK;
-
-fail:
-    open_cleanup(&st);
-    return rc;
+    return s ? s->err.msg : mpistore__orphan_errmsg();
 }
 
 /* A new handle on parent's store, counted in parent's views until it is
@@ -668,29 +40,29 @@ static mpistore_t *new_handle(mpistore_t *parent, const char *add, size_t addlen
     v->prefix = p;
     v->prefix_len = len;
     v->timeout = parent->timeout;
-    ms_enter(parent->core);
+    mpistore__apilock_take(&parent->core->lock);
     parent->nviews++;
-    ms_leave(parent->core);
+    mpistore__apilock_give(&parent->core->lock);
     return v;
 }
 
 int mpistore_prefix(mpistore_t **out, mpistore_t *store, const char *prefix)
 {
     if (!store)
-        return ms_null_handle(__func__);
+        return mpistore__null_handle(__func__);
     if (!out || !prefix)
-        return ms_err(store, MPISTORE_EINVAL, "prefix: out or prefix is NULL");
+        return mpistore__err(&store->err, MPISTORE_EINVAL, "prefix: out or prefix is NULL");
     size_t plen = strlen(prefix);
     if (plen == 0)
-        return ms_err(store, MPISTORE_EINVAL, "prefix: prefix is empty");
+        return mpistore__err(&store->err, MPISTORE_EINVAL, "prefix: prefix is empty");
     size_t total = store->prefix_len + plen + 1;
-    if (total >= store->core->max_key_len)
-        return ms_err(store, MPISTORE_EKEYTOOLONG,
-                      "prefix '%.64s' makes keys of at least %zu bytes, max_key_len is %zu", prefix,
-                      total + 1, store->core->max_key_len);
+    if (total >= store->core->lay.max_key_len)
+        return mpistore__err(&store->err, MPISTORE_EKEYTOOLONG,
+                             "prefix '%.64s' makes keys of at least %zu bytes, max_key_len is %zu",
+                             prefix, total + 1, store->core->lay.max_key_len);
     mpistore_t *v = new_handle(store, prefix, plen);
     if (!v)
-        return ms_err(store, MPISTORE_ENOMEM, "prefix: out of memory");
+        return mpistore__err(&store->err, MPISTORE_ENOMEM, "prefix: out of memory");
     *out = v;
     return MPISTORE_OK;
 }
@@ -699,85 +71,23 @@ int mpistore_prefix(mpistore_t **out, mpistore_t *store, const char *prefix)
 int mpistore_clone(mpistore_t **out, mpistore_t *s)
 {
     if (!s)
-        return ms_null_handle(__func__);
+        return mpistore__null_handle(__func__);
     if (!out)
-        return ms_err(s, MPISTORE_EINVAL, "clone: out is NULL");
+        return mpistore__err(&s->err, MPISTORE_EINVAL, "clone: out is NULL");
     mpistore_t *v = new_handle(s, NULL, 0);
     if (!v)
-        return ms_err(s, MPISTORE_ENOMEM, "clone: out of memory");
+        return mpistore__err(&s->err, MPISTORE_ENOMEM, "clone: out of memory");
     *out = v;
     return MPISTORE_OK;
-}
-
-int mpistore_close(mpistore_t *s)
-{
-    if (!s)
-        return MPISTORE_OK;
-    ms_enter(s->core); /* a view or clone may be closing on another thread */
-    int views = s->nviews;
-    ms_leave(s->core);
-    if (s->parent && views > 0)
-        return ms_err(s, MPISTORE_ESTATE,
-                      "close: %d prefix view(s) or clone(s) of this handle are still open", views);
-    if (s->parent) {
-        ms_enter(s->core);
-        s->parent->nviews--;
-        ms_leave(s->core);
-        free(s->prefix);
-        free(s);
-        return MPISTORE_OK;
-    }
-    ms_core_t *c = s->core;
-    /* Collective: a rank with views or clones still open must not leave the
-     * others waiting in MPI_Win_free, so the ranks agree first. */
-    int mine = views > 0, any = 0;
-    int rc = MPI_Allreduce(&mine, &any, 1, MPI_INT, MPI_MAX, c->comm);
-    if (rc == MPI_SUCCESS && any) {
-        if (mine)
-            return ms_err(s, MPISTORE_ESTATE,
-                          "close: %d prefix view(s) or clone(s) of this handle are still open "
-                          "(no rank closed the store)",
-                          views);
-        return ms_err(s, MPISTORE_ESTATE,
-                      "close: another rank still has prefix views or clones of the store open "
-                      "(no rank closed the store)");
-    }
-    ms_progress_stop(c); /* before the window and communicator go away */
-    const char *call = "MPI_Allreduce";
-    int r;
-    /* every collective runs on every rank, whatever failed before it */
-    if ((r = MPI_Win_flush_all(c->win)) != MPI_SUCCESS && rc == MPI_SUCCESS)
-        rc = r, call = "MPI_Win_flush_all";
-    if ((r = MPI_Win_unlock_all(c->win)) != MPI_SUCCESS && rc == MPI_SUCCESS)
-        rc = r, call = "MPI_Win_unlock_all";
-    if (c->dwin != MPI_WIN_NULL && (r = MPI_Win_unlock_all(c->dwin)) != MPI_SUCCESS &&
-        rc == MPI_SUCCESS)
-        rc = r, call = "MPI_Win_unlock_all";
-    ms_rq_fini(c); /* request-based reads: completed by the unlocks, freed before the windows */
-    if ((r = MPI_Win_free(&c->win)) != MPI_SUCCESS && rc == MPI_SUCCESS)
-        rc = r, call = "MPI_Win_free";
-    /* every rank is past its last access (MPI_Win_free above synchronizes):
-     * the grown memory can go */
-    ms_grow_detach(c);
-    if (c->dwin != MPI_WIN_NULL && (r = MPI_Win_free(&c->dwin)) != MPI_SUCCESS &&
-        rc == MPI_SUCCESS)
-        rc = r, call = "MPI_Win_free";
-    if ((r = MPI_Comm_free(&c->comm)) != MPI_SUCCESS && rc == MPI_SUCCESS)
-        rc = r, call = "MPI_Comm_free";
-    if (c->thread_multiple)
-        pthread_mutex_destroy(&c->mu);
-    ms_grow_free(c);
-    free(c);
-    free(s);
-    return rc == MPI_SUCCESS ? MPISTORE_OK : open_mpi_fail(rc, call, 0);
 }
 
 int mpistore_set_timeout(mpistore_t *s, double seconds)
 {
     if (!s)
-        return ms_null_handle(__func__);
+        return mpistore__null_handle(__func__);
     if (!(seconds >= 0) || !isfinite(seconds))
-        return ms_err(s, MPISTORE_EINVAL, "set_timeout: %g s must be finite and >= 0", seconds);
+        return mpistore__err(&s->err, MPISTORE_EINVAL, "set_timeout: %g s must be finite and >= 0",
+                             seconds);
     s->timeout = seconds;
     return MPISTORE_OK;
 }
@@ -790,29 +100,27 @@ double mpistore_timeout(const mpistore_t *s)
 int mpistore_stats(mpistore_t *s, mpistore_stats_t *out, bool reset)
 {
     if (!s)
-        return ms_null_handle(__func__);
+        return mpistore__null_handle(__func__);
     if (!out)
-        return ms_err(s, MPISTORE_EINVAL, "stats: out is NULL");
-    ms_enter(s->core);
-    *out = s->core->stats;
+        return mpistore__err(&s->err, MPISTORE_EINVAL, "stats: out is NULL");
+    mpistore__apilock_take(&s->core->lock);
+    *out = s->core->rma.stats;
     if (reset)
-        memset(&s->core->stats, 0, sizeof s->core->stats);
-    ms_leave(s->core);
+        memset(&s->core->rma.stats, 0, sizeof s->core->rma.stats);
+    mpistore__apilock_give(&s->core->lock);
     return MPISTORE_OK;
 }
 
 int mpistore_key_rank(mpistore_t *s, const char *key, int *rank)
 {
-    ms_key_t k;
-    if (!s)
-        return ms_null_handle(__func__);
-    if (!rank)
-        return ms_err(s, MPISTORE_EINVAL, "key_rank: rank is NULL");
-    int rc = ms_key_prepare(s, key, &k);
+    MS_ENTER(s);
+    mpistore__key_t k = {0};
+    int rc = rank ? mpistore__key_of(s, key, &k)
+                  : mpistore__err(mpistore__sink(s), MPISTORE_EINVAL, "key_rank: rank is NULL");
     if (rc == 0)
         *rank = k.rank;
-    ms_key_release(&k);
-    return rc;
+    mpistore__key_release(&k);
+    return mpistore__api_leave(s, rc);
 }
 
 void mpistore_free(void *p)

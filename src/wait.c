@@ -1,7 +1,7 @@
 /* Waiting: the backoff of the operations' wait loops, which drives MPI
- * progress and releases the API mutex while it sleeps.  Above the RMA layer
- * (which never touches the mutex), below the index and the operations. */
-#include "core.h"
+ * progress and gives up the API mutex while it yields or sleeps.  Above the
+ * RMA layer (which never touches the mutex), below the index and the
+ * operations. */
 #include "clock.h"
 #include "wait.h"
 
@@ -16,13 +16,13 @@
  * sleeping (<= 1 ms a round), so an idle waiter costs little CPU. */
 #define MS_YIELD_S 500e-6
 
-void ms_backoff(mpistore_t *s, ms_backoff_t *b)
+void mpistore__backoff(MPI_Comm comm, mpistore__apilock_t *lock, mpistore__backoff_t *b)
 {
     int flag = 0;
     /* Drive progress for requests aimed at this rank (osc/pt2pt, MPICH). */
-    MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, s->core->comm, &flag, MPI_STATUS_IGNORE);
-    ms_leave(s->core); /* let other threads of a shared handle run */
-    double now = ms_now();
+    MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, comm, &flag, MPI_STATUS_IGNORE);
+    mpistore__apilock_give(lock); /* let other threads of a shared handle run */
+    double now = mpistore__now();
     if (b->round == 0)
         b->start = now;
     if (now - b->start < MS_YIELD_S) {
@@ -36,6 +36,6 @@ void ms_backoff(mpistore_t *s, ms_backoff_t *b)
         struct timespec ts = {0, ns};
         nanosleep(&ts, NULL);
     }
-    ms_enter(s->core);
+    mpistore__apilock_take(lock);
     b->round++;
 }

@@ -1,14 +1,15 @@
-/* The store's windows (docs/design.md, "Growth"): the dynamic window (or,
- * on a one-rank store, one allocated window per piece of grown memory), the
- * pages mapped and attached to it, their release at close, and the flushes
- * of the dynamic window's targets.  The RMA layer (rma.c) flushes through
- * here; the allocator (alloc.c) and the index levels (levels.c) get their
- * grown memory from here. */
+/* The store's windows: the allocated window and the dynamic window (or, on
+ * a one-rank store, one allocated window per piece of grown memory),
+ * created, locked, unlocked and freed for open and close (store.c decides
+ * when; docs/design.md, "Open and close"); the pages mapped and attached to
+ * the dynamic window (docs/design.md, "Growth"), and the flushes of its
+ * targets.  The RMA layer (rma.c) flushes through here; the allocator
+ * (alloc.c) and the index levels (levels.c) get their grown memory here. */
 #define _DEFAULT_SOURCE 1 /* MAP_ANONYMOUS (not in POSIX 2008; Linux and the BSDs have it) */
 #include "errors.h"
-#include "core.h"
 #include "window.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -31,136 +32,224 @@ static void *map_pages(size_t n)
     return m == MAP_FAILED ? NULL : m;
 }
 
-int ms_grow_init(ms_core_t *c)
+int mpistore__wins_allocate(mpistore__wins_t *w, size_t bytes)
 {
-    size_t n = (size_t)c->nranks;
-    c->levc = calloc(n, sizeof *c->levc);
-    c->segaddr = calloc(n * MS_MAX_SEGS, sizeof *c->segaddr);
-    c->dyn_list = calloc(n, sizeof *c->dyn_list);
-    c->dyn_mark = calloc(n, 1);
-    return c->levc && c->segaddr && c->dyn_list && c->dyn_mark ? 0 : -1;
-}
-
-void ms_grow_free(ms_core_t *c)
-{
-    for (unsigned i = 0; c->nxwin == 0 && i < MS_MAX_SEGS; i++)
-        if (c->segmem[i])
-            munmap(c->segmem[i], page_round((size_t)c->seg[i].nunits << c->seg[i].shift));
-    for (unsigned i = 0; c->nxwin == 0 && i < c->npools; i++)
-        munmap(c->pools[i].mem, page_round(c->pools[i].size));
-    if (c->dwarm) /* ms_rq_warmup's page, attached until the window was freed */
-        munmap(c->dwarm, page_round(sizeof *c->dwarm));
-    free(c->levc);
-    free(c->segaddr);
-    free(c->dyn_list);
-    free(c->dyn_mark);
-}
-
-MPI_Aint ms_win_warm_word(ms_core_t *c)
-{
-    MPI_Aint a = 0;
-    unsigned char *m = map_pages(sizeof *c->dwarm);
-    if (!m)
-        return 0;
-    if (MPI_Win_attach(c->dwin, m, (MPI_Aint)page_round(sizeof *c->dwarm)) != MPI_SUCCESS ||
-        MPI_Get_address(m, &a) != MPI_SUCCESS) {
-        munmap(m, page_round(sizeof *c->dwarm));
-        return 0;
-    }
-    c->dwarm = (int64_t *)(void *)m;
-    return a;
-}
-
-/* Grown memory of n bytes (zeroed if zero): attached to the dynamic window,
- * or on a one-rank store a window of its own.  *addr is what goes after
- * MS_DYN in a displacement. */
-int ms_win_mem(mpistore_t *s, size_t n, int zero, unsigned char **mem, uint64_t *addr)
-{
-    ms_core_t *c = s->core;
-    unsigned char *m = NULL;
-    MPI_Aint a = 0;
-    int rc;
-    if (c->dwin == MPI_WIN_NULL) {
-        MPI_Win w = MPI_WIN_NULL;
-        if (c->nxwin == MS_MAX_XWIN)
-            return -MPISTORE_ENOMEM;
-        rc = MPI_Win_allocate((MPI_Aint)n, 1, MPI_INFO_NULL, c->comm, &m, &w);
-        if (rc == MPI_SUCCESS) {
-            MPI_Win_set_errhandler(w, MPI_ERRORS_RETURN);
-            rc = MPI_Win_lock_all(MPI_MODE_NOCHECK, w);
-            if (rc != MPI_SUCCESS)
-                MPI_Win_free(&w);
-        }
-        if (rc != MPI_SUCCESS)
-            return -MPISTORE_ENOMEM; /* most likely memory */
-        if (zero)
-            memset(m, 0, n);
-        if (zero && (rc = MPI_Win_sync(w)) != MPI_SUCCESS) {
-            MPI_Win_unlock_all(w);
-            MPI_Win_free(&w);
-            return ms_mpierr(s, rc, "MPI_Win_sync", c->rank);
-        }
-        c->xwin[c->nxwin++] = w;
-        *mem = m;
-        *addr = (uint64_t)c->nxwin << MS_XWIN_SHIFT;
-        return 0;
-    }
-    (void)zero; /* mapped pages are zero */
-    m = map_pages(n);
-    if (!m)
-        return -MPISTORE_ENOMEM;
-    rc = MPI_Win_attach(c->dwin, m, (MPI_Aint)page_round(n));
-    if (rc == MPI_SUCCESS)
-        rc = MPI_Get_address(m, &a);
+    MPI_Info info;
+    MPI_Info_create(&info);
+    MPI_Info_set(info, "accumulate_ordering", "none");
+    MPI_Info_set(info, "same_size", "true");
+    MPI_Info_set(info, "same_disp_unit", "true");
+    int rc = MPI_Win_allocate((MPI_Aint)bytes, 1, info, w->comm, &w->base, &w->win);
+    MPI_Info_free(&info);
     if (rc != MPI_SUCCESS) {
-        munmap(m, page_round(n));
-        return ms_mpierr(s, rc, "MPI_Win_attach", c->rank);
+        w->win = MPI_WIN_NULL;
+        w->base = NULL;
     }
-    *mem = m;
-    *addr = (uint64_t)a;
-    return 0;
+    return rc;
+}
+
+int mpistore__wins_dynamic(mpistore__wins_t *w)
+{
+    /* one rank: Open MPI 4.1 cannot make a dynamic window on it, and every
+     * "collective" is local, so grown memory gets windows of its own */
+    w->dwin = MPI_WIN_NULL;
+    if (w->nranks == 1)
+        return MPI_SUCCESS;
+    MPI_Info info;
+    MPI_Info_create(&info);
+    MPI_Info_set(info, "accumulate_ordering", "none");
+    int rc = MPI_Win_create_dynamic(info, w->comm, &w->dwin);
+    MPI_Info_free(&info);
+    if (rc != MPI_SUCCESS) {
+        w->dwin = MPI_WIN_NULL;
+        return rc;
+    }
+    MPI_Win_set_errhandler(w->dwin, MPI_ERRORS_RETURN);
+    rc = MPI_Win_lock_all(MPI_MODE_NOCHECK, w->dwin);
+    w->dlocked = rc == MPI_SUCCESS;
+    return rc;
+}
+
+int mpistore__wins_lock(mpistore__wins_t *w, size_t first_bytes)
+{
+    MPI_Win_set_errhandler(w->win, MPI_ERRORS_RETURN);
+    memset(w->base, 0, first_bytes);
+    int rc = MPI_Win_lock_all(MPI_MODE_NOCHECK, w->win);
+    w->locked = rc == MPI_SUCCESS;
+    if (rc == MPI_SUCCESS)
+        rc = MPI_Win_sync(w->win);
+    return rc;
+}
+
+void mpistore__wins_name(const mpistore__wins_t *w, char *name, size_t n)
+{
+    char buf[MPI_MAX_OBJECT_NAME] = "";
+    int len = 0;
+    if (MPI_Win_get_name(w->win, buf, &len) != MPI_SUCCESS)
+        buf[0] = 0;
+    snprintf(name, n, "%s", buf);
+}
+
+int mpistore__wins_unlock(mpistore__wins_t *w, int flush_all)
+{
+    int rc = MPI_SUCCESS, r;
+    /* every call runs, whatever failed before it */
+    if (flush_all && w->locked && (r = MPI_Win_flush_all(w->win)) != MPI_SUCCESS)
+        rc = r;
+    if (w->locked && (r = MPI_Win_unlock_all(w->win)) != MPI_SUCCESS && rc == MPI_SUCCESS)
+        rc = r;
+    if (w->dlocked && (r = MPI_Win_unlock_all(w->dwin)) != MPI_SUCCESS && rc == MPI_SUCCESS)
+        rc = r;
+    w->locked = w->dlocked = 0;
+    return rc;
 }
 
 /* Attached memory is not detached: MPI_Win_free of the dynamic window
  * (after which it is freed) ends its attachment, and Open MPI 4.1's osc/ucx
  * crashed in MPI_Win_free (ucp_mem_unmap) when segments had been detached
  * first. */
-void ms_grow_detach(ms_core_t *c)
+int mpistore__wins_free(mpistore__wins_t *w, int dyn_everywhere, int win_everywhere)
 {
-    for (unsigned i = 0; i < c->nxwin; i++) {
-        (void)MPI_Win_unlock_all(c->xwin[i]);
-        (void)MPI_Win_free(&c->xwin[i]);
+    int rc = MPI_SUCCESS, r;
+    if (w->win != MPI_WIN_NULL && win_everywhere && (r = MPI_Win_free(&w->win)) != MPI_SUCCESS)
+        rc = r;
+    w->win = MPI_WIN_NULL;
+    /* every rank is past its last access (MPI_Win_free above synchronizes):
+     * the grown memory can go */
+    for (unsigned i = 0; i < w->nxwin; i++) {
+        (void)MPI_Win_unlock_all(w->xwin[i]);
+        (void)MPI_Win_free(&w->xwin[i]);
     }
+    if (w->dwin != MPI_WIN_NULL && dyn_everywhere && (r = MPI_Win_free(&w->dwin)) != MPI_SUCCESS &&
+        rc == MPI_SUCCESS)
+        rc = r;
+    w->dwin = MPI_WIN_NULL;
+    return rc;
 }
 
-int ms_dyn_flush(mpistore_t *s)
+int mpistore__grow_init(mpistore__wins_t *w)
 {
-    ms_core_t *c = s->core;
+    size_t n = (size_t)w->nranks;
+    w->dyn_list = calloc(n, sizeof *w->dyn_list);
+    w->dyn_mark = calloc(n, 1);
+    return w->dyn_list && w->dyn_mark ? 0 : -1;
+}
+
+void mpistore__win_unmap(const mpistore__wins_t *w, void *m, size_t n)
+{
+    if (m && w->nxwin == 0) /* pieces of a one-rank store are windows of their own */
+        munmap(m, page_round(n));
+}
+
+void mpistore__grow_free(mpistore__wins_t *w)
+{
+    if (w->dwarm) /* mpistore__rq_warmup's page, attached until the window was freed */
+        munmap(w->dwarm, page_round(sizeof *w->dwarm));
+    w->dwarm = NULL;
+    free(w->dyn_list);
+    free(w->dyn_mark);
+    w->dyn_list = NULL;
+    w->dyn_mark = NULL;
+}
+
+MPI_Aint mpistore__win_warm_word(mpistore__wins_t *w)
+{
+    MPI_Aint a = 0;
+    unsigned char *m = map_pages(sizeof *w->dwarm);
+    if (!m)
+        return 0;
+    if (MPI_Win_attach(w->dwin, m, (MPI_Aint)page_round(sizeof *w->dwarm)) != MPI_SUCCESS ||
+        MPI_Get_address(m, &a) != MPI_SUCCESS) {
+        munmap(m, page_round(sizeof *w->dwarm));
+        return 0;
+    }
+    w->dwarm = (int64_t *)(void *)m;
+    return a;
+}
+
+int mpistore__win_sync(mpistore__wins_t *w, size_t off)
+{
+    int rc = MPI_Win_sync(mpistore__win_of(w, off));
+    return rc == MPI_SUCCESS ? 0 : mpistore__mpierr(w->err, rc, "MPI_Win_sync", w->rank);
+}
+
+/* Grown memory of n bytes (zeroed if zero): attached to the dynamic window,
+ * or on a one-rank store a window of its own.  *addr is what goes after
+ * MS_DYN in a displacement. */
+int mpistore__win_mem(mpistore__wins_t *w, size_t n, int zero, unsigned char **mem, uint64_t *addr)
+{
+    unsigned char *m = NULL;
+    MPI_Aint a = 0;
+    int rc;
+    if (w->dwin == MPI_WIN_NULL) {
+        MPI_Win x = MPI_WIN_NULL;
+        if (w->nxwin == MS_MAX_XWIN)
+            return -MPISTORE_ENOMEM;
+        rc = MPI_Win_allocate((MPI_Aint)n, 1, MPI_INFO_NULL, w->comm, &m, &x);
+        if (rc == MPI_SUCCESS) {
+            MPI_Win_set_errhandler(x, MPI_ERRORS_RETURN);
+            rc = MPI_Win_lock_all(MPI_MODE_NOCHECK, x);
+            if (rc != MPI_SUCCESS)
+                MPI_Win_free(&x);
+        }
+        if (rc != MPI_SUCCESS)
+            return -MPISTORE_ENOMEM; /* most likely memory */
+        if (zero)
+            memset(m, 0, n);
+        if (zero && (rc = MPI_Win_sync(x)) != MPI_SUCCESS) {
+            MPI_Win_unlock_all(x);
+            MPI_Win_free(&x);
+            return mpistore__mpierr(w->err, rc, "MPI_Win_sync", w->rank);
+        }
+        w->xwin[w->nxwin++] = x;
+        *mem = m;
+        *addr = (uint64_t)w->nxwin << MS_XWIN_SHIFT;
+        return 0;
+    }
+    (void)zero; /* mapped pages are zero */
+    m = map_pages(n);
+    if (!m)
+        return -MPISTORE_ENOMEM;
+    rc = MPI_Win_attach(w->dwin, m, (MPI_Aint)page_round(n));
+    if (rc == MPI_SUCCESS)
+        rc = MPI_Get_address(m, &a);
+    if (rc != MPI_SUCCESS) {
+        munmap(m, page_round(n));
+        return mpistore__mpierr(w->err, rc, "MPI_Win_attach", w->rank);
+    }
+    *mem = m;
+    *addr = (uint64_t)a;
+    return 0;
+}
+
+int mpistore__dyn_flush(mpistore__wins_t *w)
+{
     int rc = MPI_SUCCESS, bad = -1;
-    for (unsigned x = 0; c->dwin == MPI_WIN_NULL && c->dyn_n && x < c->nxwin; x++) {
-        int e = MPI_Win_flush(0, c->xwin[x]);
+    for (unsigned x = 0; w->dwin == MPI_WIN_NULL && w->dyn_n && x < w->nxwin; x++) {
+        int e = MPI_Win_flush(0, w->xwin[x]);
         if (e != MPI_SUCCESS && rc == MPI_SUCCESS)
             rc = e, bad = 0;
     }
-    for (size_t i = 0; i < c->dyn_n; i++) {
-        int r = c->dyn_list[i];
-        int e = c->dwin == MPI_WIN_NULL ? MPI_SUCCESS : MPI_Win_flush(r, c->dwin);
-        c->dyn_mark[r] = 0;
+    for (size_t i = 0; i < w->dyn_n; i++) {
+        int r = w->dyn_list[i];
+        int e = w->dwin == MPI_WIN_NULL ? MPI_SUCCESS : MPI_Win_flush(r, w->dwin);
+        w->dyn_mark[r] = 0;
         if (e != MPI_SUCCESS && rc == MPI_SUCCESS)
             rc = e, bad = r;
     }
-    c->dyn_n = 0;
-    return rc == MPI_SUCCESS ? 0 : ms_mpierr(s, rc, "MPI_Win_flush (dynamic window)", bad);
+    w->dyn_n = 0;
+    return rc == MPI_SUCCESS ? 0
+                             : mpistore__mpierr(w->err, rc, "MPI_Win_flush (dynamic window)", bad);
 }
 
-void ms_dyn_complete(ms_core_t *c)
+void mpistore__dyn_complete(mpistore__wins_t *w)
 {
-    for (unsigned x = 0; c->dwin == MPI_WIN_NULL && c->dyn_n && x < c->nxwin; x++)
-        (void)MPI_Win_flush(0, c->xwin[x]);
-    for (size_t i = 0; i < c->dyn_n; i++) {
-        if (c->dwin != MPI_WIN_NULL)
-            (void)MPI_Win_flush(c->dyn_list[i], c->dwin);
-        c->dyn_mark[c->dyn_list[i]] = 0;
+    for (unsigned x = 0; w->dwin == MPI_WIN_NULL && w->dyn_n && x < w->nxwin; x++)
+        (void)MPI_Win_flush(0, w->xwin[x]);
+    for (size_t i = 0; i < w->dyn_n; i++) {
+        if (w->dwin != MPI_WIN_NULL)
+            (void)MPI_Win_flush(w->dyn_list[i], w->dwin);
+        w->dyn_mark[w->dyn_list[i]] = 0;
     }
-    c->dyn_n = 0;
+    w->dyn_n = 0;
 }

@@ -1,5 +1,5 @@
 #include "mpitest.h"
-#include "index.h" /* mt_queue_on: the home rank of a queue's internal key */
+#include "ops.h" /* mt_queue_on: the home rank of a queue's internal key */
 
 #include <mpi.h>
 #include <stdio.h>
@@ -153,8 +153,8 @@ void mt_queue_on(mpistore_t *s, const char *tag, int home, char *out, size_t n)
         memcpy(ikey, out, len);
         ikey[len] = 0;
         ikey[len + 1] = 'q';
-        ms_key_t k;
-        ms_key_internal(s, ikey, len + 2, &k);
+        mpistore__key_t k;
+        mpistore__key_internal(s->core, ikey, len + 2, &k);
         if (k.rank == home)
             return;
     }

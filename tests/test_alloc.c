@@ -2,11 +2,10 @@
  * through its internal calls on one-rank stores (MPI_COMM_SELF): sizes in
  * 32-byte units, reuse after free, coalescing with both neighbours,
  * ENOSPC when the arena is full and may not grow, reclamation of blocks
- * another rank marked dead, growth into arena segments, and ms_blk_at /
- * ms_alloc_of agreeing with the allocator's own view. */
+ * another rank marked dead, growth into arena segments, and mpistore__blk_at /
+ * mpistore__alloc_of agreeing with the allocator's own view. */
 #include "mpitest.h"
-#include "alloc.h" /* white-box: ms_alloc_block, ms_free_block, ms_blk_at, ... */
-#include "rma.h"
+#include "ops.h" /* white-box: the core; alloc.h: mpistore__alloc_block, mpistore__free_block, mpistore__blk_at, ... */
 
 #include <mpi.h>
 #include <stdio.h>
@@ -20,23 +19,24 @@
 static mpistore_t *open_fixed(void)
 {
     mpistore_t *s = mt_open_self_limited(4, NUNITS * UNIT, 256, 0, NUNITS * UNIT);
-    assert_int_equal(s->core->alloc.shift, 5);
-    assert_int_equal(s->core->alloc.nunits, NUNITS);
+    assert_int_equal(s->core->mem.alloc.shift, 5);
+    assert_int_equal(s->core->mem.alloc.nunits, NUNITS);
     return s;
 }
 
 /* Allocate a block of `bytes` and check what the allocator says about it. */
 static uint32_t alloc_ok(mpistore_t *s, size_t bytes)
 {
-    ms_core_t *c = s->core;
+    mpistore__mem_t *c = &s->core->mem;
     uint32_t u = UINT32_MAX;
-    int rc = ms_alloc_block(s, bytes, &u);
+    int rc = mpistore__alloc_block(&s->core->mem, &s->core->rma, bytes, &u);
     if (rc != 0)
-        fail_msg("ms_alloc_block(%zu) -> %s: %s", bytes, mpistore_errname(rc), mpistore_errmsg(s));
-    ms_alloc_t *a = ms_alloc_of(c, u);
+        fail_msg("mpistore__alloc_block(%zu) -> %s: %s", bytes, mpistore_errname(rc),
+                 mpistore_errmsg(s));
+    mpistore__alloc_t *a = mpistore__alloc_of(c, u);
     assert_non_null(a);
-    ms_blk_t *h = ms_blk_at(c, u);
-    /* ms_blk_at is the allocator's own address of the chunk */
+    mpistore__blk_t *h = mpistore__blk_at(c, u);
+    /* mpistore__blk_at is the allocator's own address of the chunk */
     assert_ptr_equal((unsigned char *)h, a->arena + ((size_t)(u - a->base) << a->shift));
     assert_int_equal(h->units, (bytes + UNIT - 1) / UNIT);
     assert_int_equal(h->dead, 0);
@@ -46,13 +46,13 @@ static uint32_t alloc_ok(mpistore_t *s, size_t bytes)
 static void expect_enospc(mpistore_t *s, size_t bytes)
 {
     uint32_t u = UINT32_MAX;
-    uint64_t used = s->core->alloc.used_units;
-    int rc = ms_alloc_block(s, bytes, &u);
+    uint64_t used = s->core->mem.alloc.used_units;
+    int rc = mpistore__alloc_block(&s->core->mem, &s->core->rma, bytes, &u);
     if (rc != -MPISTORE_ENOSPC)
-        fail_msg("ms_alloc_block(%zu) -> %s (unit %u), expected ENOSPC", bytes,
+        fail_msg("mpistore__alloc_block(%zu) -> %s (unit %u), expected ENOSPC", bytes,
                  mpistore_errname(rc), u);
     assert_int_equal(u, UINT32_MAX); /* not written */
-    assert_int_equal(s->core->alloc.used_units, used);
+    assert_int_equal(s->core->mem.alloc.used_units, used);
 }
 
 /* A fresh arena is one free run: the whole of it can be allocated at once,
@@ -61,13 +61,13 @@ static void alloc_fresh_arena_is_one_run(void **state)
 {
     (void)state;
     mpistore_t *s = open_fixed();
-    ms_core_t *c = s->core;
+    mpistore__mem_t *c = &s->core->mem;
     assert_int_equal(c->alloc.used_units, 0);
     assert_int_equal(c->alloc.base, 0);
     assert_int_equal(alloc_ok(s, NUNITS * UNIT), 0);
     assert_int_equal(c->alloc.used_units, NUNITS);
     expect_enospc(s, 1);
-    ms_free_block(c, 0);
+    mpistore__free_block(c, 0);
     assert_int_equal(c->alloc.used_units, 0);
     assert_int_equal(alloc_ok(s, NUNITS * UNIT), 0);
     MT_OK(s, mpistore_close(s));
@@ -79,7 +79,7 @@ static void alloc_sizes_in_units(void **state)
 {
     (void)state;
     mpistore_t *s = open_fixed();
-    ms_core_t *c = s->core;
+    mpistore__mem_t *c = &s->core->mem;
     static const size_t sizes[] = {1, 32, 33, 64, 65, 100};
     uint32_t want = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
@@ -99,7 +99,7 @@ static void alloc_reuse_after_free(void **state)
 {
     (void)state;
     mpistore_t *s = open_fixed();
-    ms_core_t *c = s->core;
+    mpistore__mem_t *c = &s->core->mem;
     uint32_t a = alloc_ok(s, 2 * UNIT), b = alloc_ok(s, 3 * UNIT), d = alloc_ok(s, 2 * UNIT);
     assert_int_equal(a, 0);
     assert_int_equal(b, 2);
@@ -107,11 +107,11 @@ static void alloc_reuse_after_free(void **state)
     uint32_t rest = alloc_ok(s, (NUNITS - 7) * UNIT); /* the arena is full */
     assert_int_equal(rest, 7);
     expect_enospc(s, 1);
-    ms_free_block(c, b);
+    mpistore__free_block(c, b);
     assert_int_equal(c->alloc.used_units, NUNITS - 3);
     expect_enospc(s, 4 * UNIT); /* three free units only */
     assert_int_equal(alloc_ok(s, 3 * UNIT), b);
-    ms_free_block(c, b);
+    mpistore__free_block(c, b);
     assert_int_equal(alloc_ok(s, 1 * UNIT), b); /* a smaller block splits the run */
     assert_int_equal(alloc_ok(s, 2 * UNIT), b + 1);
     expect_enospc(s, 1);
@@ -124,33 +124,33 @@ static void alloc_coalescing(void **state)
 {
     (void)state;
     mpistore_t *s = open_fixed();
-    ms_core_t *c = s->core;
+    mpistore__mem_t *c = &s->core->mem;
     uint32_t u[4];
     for (int i = 0; i < 4; i++) {
         u[i] = alloc_ok(s, 4 * UNIT);
         assert_int_equal(u[i], 4u * (uint32_t)i);
     }
     expect_enospc(s, 1);
-    ms_free_block(c, u[2]);
-    ms_free_block(c, u[1]); /* merges with the following free run */
+    mpistore__free_block(c, u[2]);
+    mpistore__free_block(c, u[1]); /* merges with the following free run */
     expect_enospc(s, 9 * UNIT);
     assert_int_equal(alloc_ok(s, 8 * UNIT), u[1]);
-    ms_free_block(c, u[1]);
-    ms_free_block(c, u[0]); /* ... with the following one, at unit 0 */
+    mpistore__free_block(c, u[1]);
+    mpistore__free_block(c, u[0]); /* ... with the following one, at unit 0 */
     assert_int_equal(alloc_ok(s, 12 * UNIT), 0);
-    ms_free_block(c, 0);
-    ms_free_block(c, u[3]); /* with the preceding one */
+    mpistore__free_block(c, 0);
+    mpistore__free_block(c, u[3]); /* with the preceding one */
     assert_int_equal(c->alloc.used_units, 0);
     assert_int_equal(alloc_ok(s, NUNITS * UNIT), 0);
-    ms_free_block(c, 0);
+    mpistore__free_block(c, 0);
     /* both neighbours at once: free the outer two, then the middle */
     for (int i = 0; i < 3; i++)
         u[i] = alloc_ok(s, 5 * UNIT);
     assert_int_equal(u[2], 10);
-    ms_free_block(c, u[0]);
-    ms_free_block(c, u[2]);
+    mpistore__free_block(c, u[0]);
+    mpistore__free_block(c, u[2]);
     expect_enospc(s, 7 * UNIT); /* 5 + 6 free units, not adjacent */
-    ms_free_block(c, u[1]);
+    mpistore__free_block(c, u[1]);
     assert_int_equal(c->alloc.used_units, 0);
     assert_int_equal(alloc_ok(s, NUNITS * UNIT), 0);
     MT_OK(s, mpistore_close(s));
@@ -187,7 +187,7 @@ static void alloc_patterns_keep_accounts(void **state)
 {
     (void)state;
     mpistore_t *s = mt_open_self_limited(4, 64 * UNIT, 256, 0, 64 * UNIT);
-    ms_core_t *c = s->core;
+    mpistore__mem_t *c = &s->core->mem;
     uint32_t live[64], units[64];
     int n = 0;
     uint64_t sum = 0;
@@ -197,16 +197,17 @@ static void alloc_patterns_keep_accounts(void **state)
         unsigned r = (x >> 16) & 0x7FFF;
         if (n > 0 && (r % 3 == 0 || n == 64)) { /* free a random live block */
             int i = (int)(r / 3 % (unsigned)n);
-            ms_free_block(c, live[i]);
+            mpistore__free_block(c, live[i]);
             sum -= units[i];
             live[i] = live[n - 1];
             units[i] = units[n - 1];
             n--;
         } else {
             uint32_t want = 1 + r % 6, u = UINT32_MAX;
-            int rc = ms_alloc_block(s, want * UNIT - r % UNIT, &u);
+            int rc =
+                mpistore__alloc_block(&s->core->mem, &s->core->rma, want * UNIT - r % UNIT, &u);
             if (rc == 0) {
-                assert_int_equal(ms_blk_at(c, u)->units, want);
+                assert_int_equal(mpistore__blk_at(c, u)->units, want);
                 for (int i = 0; i < n; i++) /* no overlap with a live block */
                     assert_true(u + want <= live[i] || live[i] + units[i] <= u);
                 live[n] = u;
@@ -224,7 +225,7 @@ static void alloc_patterns_keep_accounts(void **state)
         assert_int_equal(c->alloc.used_units, sum);
     }
     while (n > 0)
-        ms_free_block(c, live[--n]);
+        mpistore__free_block(c, live[--n]);
     assert_int_equal(c->alloc.used_units, 0);
     assert_int_equal(alloc_ok(s, 64 * UNIT), 0);
     MT_OK(s, mpistore_close(s));
@@ -236,15 +237,17 @@ static void alloc_reclaims_dead_blocks(void **state)
 {
     (void)state;
     mpistore_t *s = open_fixed();
-    ms_core_t *c = s->core;
+    mpistore__mem_t *c = &s->core->mem;
     uint32_t u[4];
     for (int i = 0; i < 4; i++)
         u[i] = alloc_ok(s, 4 * UNIT);
     expect_enospc(s, 1);
     const uint64_t one = 1;
-    MT_OK(s, ms_put_u64(s, c->rank, c->alloc.arena_off + (size_t)u[1] * UNIT, &one));
-    MT_OK(s, ms_put_u64(s, c->rank, c->alloc.arena_off + (size_t)u[2] * UNIT, &one));
-    MT_OK(s, ms_flush_self(s));
+    MT_OK(s, mpistore__replace_u64(&s->core->rma, s->core->rma.w.rank,
+                                   c->alloc.arena_off + (size_t)u[1] * UNIT, &one));
+    MT_OK(s, mpistore__replace_u64(&s->core->rma, s->core->rma.w.rank,
+                                   c->alloc.arena_off + (size_t)u[2] * UNIT, &one));
+    MT_OK(s, mpistore__flush_self(&s->core->rma));
     /* both dead blocks are freed and merge: 8 units at u[1] */
     assert_int_equal(alloc_ok(s, 8 * UNIT), u[1]);
     assert_int_equal(c->alloc.used_units, NUNITS);
@@ -258,31 +261,31 @@ static void alloc_grows_into_segments(void **state)
 {
     (void)state;
     mpistore_t *s = mt_open_self(4, NUNITS * UNIT, 4096);
-    ms_core_t *c = s->core;
+    mpistore__mem_t *c = &s->core->mem;
     assert_int_equal(alloc_ok(s, NUNITS * UNIT), 0);
     assert_null(c->segmem[0]);
-    assert_null(ms_alloc_of(c, NUNITS)); /* no segment yet */
+    assert_null(mpistore__alloc_of(c, NUNITS)); /* no segment yet */
     uint32_t u = alloc_ok(s, 3 * UNIT);
     assert_non_null(c->segmem[0]);
-    assert_int_equal(ms_seg_base(c, 0), NUNITS);
+    assert_int_equal(mpistore__seg_base(c, 0), NUNITS);
     assert_int_equal(u, NUNITS); /* the first unit of segment 0 */
-    assert_ptr_equal(ms_alloc_of(c, u), &c->seg[0]);
-    assert_ptr_equal((unsigned char *)ms_blk_at(c, u), c->segmem[0]);
+    assert_ptr_equal(mpistore__alloc_of(c, u), &c->seg[0]);
+    assert_ptr_equal((unsigned char *)mpistore__blk_at(c, u), c->segmem[0]);
     assert_int_equal(c->seg[0].used_units, 3);
     assert_int_equal(c->alloc.used_units, NUNITS);
     /* 2 nunits units fit no existing allocator: segment 1 (base 2 nunits) */
     uint32_t big = alloc_ok(s, 2 * NUNITS * UNIT);
     assert_null(c->segmem[2]);
     assert_non_null(c->segmem[1]);
-    assert_int_equal(big, ms_seg_base(c, 1));
+    assert_int_equal(big, mpistore__seg_base(c, 1));
     assert_int_equal(big, 2 * NUNITS);
-    assert_ptr_equal(ms_alloc_of(c, big), &c->seg[1]);
+    assert_ptr_equal(mpistore__alloc_of(c, big), &c->seg[1]);
     /* the next small block goes into segment 0's free run */
     uint32_t v = alloc_ok(s, 1 * UNIT);
     assert_int_equal(v, NUNITS + 3);
-    ms_free_block(c, u);
-    ms_free_block(c, v);
-    ms_free_block(c, big);
+    mpistore__free_block(c, u);
+    mpistore__free_block(c, v);
+    mpistore__free_block(c, big);
     assert_int_equal(c->seg[0].used_units, 0);
     assert_int_equal(c->seg[1].used_units, 0);
     /* the freed segment run is whole again */

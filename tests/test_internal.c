@@ -2,8 +2,7 @@
  * (fingerprint collisions, stale hints, a taken home bucket), built with the
  * library's internal headers. */
 #include "mpitest.h"
-#include "core.h"
-#include "index.h"
+#include "ops.h"
 
 #include <mpi.h>
 #include <stdio.h>
@@ -20,9 +19,9 @@ static void find_collision(mpistore_t *s, char *a, char *b)
     a[0] = b[0] = 0;
     for (uint32_t i = 0; i < N && !a[0]; i++) {
         char key[32];
-        ms_key_t k;
+        mpistore__key_t k;
         snprintf(key, sizeof key, "fp%u", i);
-        assert_int_equal(ms_key_prepare(s, key, &k), 0);
+        assert_int_equal(mpistore__key_of(s, key, &k), 0);
         uint64_t tag = ((uint64_t)k.fp << 8) | k.home;
         size_t h = (size_t)((tag * 0x9e3779b97f4a7c15ULL) >> 45) & (N - 1);
         while (tab[h] && tab[h] != tag)
@@ -34,7 +33,7 @@ static void find_collision(mpistore_t *s, char *a, char *b)
             tab[h] = tag;
             idx[h] = i;
         }
-        ms_key_release(&k);
+        mpistore__key_release(&k);
     }
     free(tab);
     free(idx);
@@ -98,13 +97,14 @@ static void internal_stale_length_hint(void **state)
     for (size_t i = 0; i < sizeof big; i++)
         big[i] = (unsigned char)(i * 13 + 1);
     MT_OK(s, mpistore_set(s, "big", big, sizeof big));
-    ms_core_t *c = s->core;
-    for (size_t slot = 0; slot < c->nphys; slot++) { /* zero every hint */
+    mpistore__core_t *c = s->core;
+    for (size_t slot = 0; slot < c->lay.nphys; slot++) { /* zero every hint */
         uint32_t zero = 0;
-        MPI_Accumulate(&zero, 1, MPI_UINT32_T, 0, (MPI_Aint)ms_ctl_off(c, slot, MS_CTL_BLEN), 1,
-                       MPI_UINT32_T, MPI_REPLACE, c->win);
+        MPI_Accumulate(&zero, 1, MPI_UINT32_T, 0,
+                       (MPI_Aint)mpistore__ctl_off(&c->lay, slot, MS_CTL_BLEN), 1, MPI_UINT32_T,
+                       MPI_REPLACE, c->rma.w.win);
     }
-    MPI_Win_flush(0, c->win);
+    MPI_Win_flush(0, c->rma.w.win);
     void *v = NULL;
     size_t len = 0;
     MT_OK(s, mpistore_get(s, "big", &v, &len));
@@ -132,17 +132,17 @@ static void internal_same_key_home_taken(void **state)
         char race[64], fill[64];
         snprintf(race, sizeof race, "race%d", round);
         /* a filler with the race key's rank and home bucket */
-        ms_key_t kr, kf;
-        ms_key_prepare(s, race, &kr);
+        mpistore__key_t kr, kf;
+        mpistore__key_of(s, race, &kr);
         for (int j = 0;; j++) {
             snprintf(fill, sizeof fill, "fill%d.%d", round, j);
-            ms_key_prepare(s, fill, &kf);
+            mpistore__key_of(s, fill, &kf);
             int ok = kf.rank == kr.rank && kf.home == kr.home;
-            ms_key_release(&kf);
+            mpistore__key_release(&kf);
             if (ok)
                 break;
         }
-        ms_key_release(&kr);
+        mpistore__key_release(&kr);
         if (mt_rank == 0)
             MT_OK(s, mpistore_set(s, fill, "f", 1));
         mt_barrier();

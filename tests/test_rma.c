@@ -1,14 +1,13 @@
 /* src/rma.c: the counted RMA primitives.  Every primitive is one RMA call
  * in mpistore_stats (and its payload in bytes) and no round trip; every
- * flush of other ranks (ms_flush, ms_flush2, ms_flush_all, ms_flush_ranks)
- * is one round trip and no RMA call, while ms_flush_self (this rank's own
- * window) is neither.  The values the primitives move are checked too, on
- * this rank's window and on the next rank's, outside and inside a deadline
- * scope (ms_rq_begin / ms_rq_end), with blocking reads and with
- * request-based ones (MPISTORE_RMA_REQUESTS=1); a scope that completes
- * normally leaves ms_rq_late() = -1 and restores the deadline. */
+ * flush of other ranks (mpistore__flush, mpistore__flush2, mpistore__flush_all,
+ * mpistore__flush_ranks) is one round trip and no RMA call, while mpistore__flush_self (this rank's
+ * own window) is neither.  The values the primitives move are checked too, on this rank's window
+ * and on the next rank's, outside and inside a deadline scope (mpistore__rq_begin /
+ * mpistore__rq_end), with blocking reads and with request-based ones (MPISTORE_RMA_REQUESTS=1); a
+ * scope that completes normally leaves mpistore__rq_late() = -1 and restores the deadline. */
 #include "mpitest.h"
-#include "rma.h" /* white-box: ms_rget, ms_flush, ms_rq_begin, ... */
+#include "ops.h" /* white-box: the core; rma.h: mpistore__rget, mpistore__flush, mpistore__rq_begin, ... */
 #include "clock.h"
 
 #include <math.h>
@@ -22,7 +21,7 @@
 
 static size_t scratch(const mpistore_t *s, int writer)
 {
-    return s->core->off_arena + (size_t)writer * SCRATCH;
+    return s->core->lay.off_arena + (size_t)writer * SCRATCH;
 }
 
 static mpistore_t *open_with_requests(const char *requests)
@@ -30,7 +29,7 @@ static mpistore_t *open_with_requests(const char *requests)
     setenv("MPISTORE_RMA_REQUESTS", requests, 1);
     mpistore_t *s = mt_open(NULL);
     unsetenv("MPISTORE_RMA_REQUESTS");
-    assert_int_equal(s->core->rq_use, requests[0] == '1');
+    assert_int_equal(s->core->rma.rq.use, requests[0] == '1');
     return s;
 }
 
@@ -60,71 +59,76 @@ static void primitives_on(mpistore_t *s, int t)
     size_t base = scratch(s, mt_rank);
     st_reset(s);
     uint32_t u32 = 0x12345678u, got32[2] = {0, 0};
-    MT_OK(s, ms_put_u32(s, t, base, &u32));
+    MT_OK(s, mpistore__replace_u32(&s->core->rma, t, base, &u32));
     EXPECT_COUNTS(s, 1, 0, 4);
-    MT_OK(s, ms_flush(s, t));
+    MT_OK(s, mpistore__flush(&s->core->rma, t));
     EXPECT_COUNTS(s, 0, 1, 0);
-    MT_OK(s, ms_getacc_u32(s, t, base, got32, 1));
-    MT_OK(s, ms_flush(s, t));
+    MT_OK(s, mpistore__read_u32s(&s->core->rma, t, base, got32, 1));
+    MT_OK(s, mpistore__flush(&s->core->rma, t));
     EXPECT_COUNTS(s, 1, 1, 4);
     assert_int_equal(got32[0], 0x12345678u);
 
     const uint32_t bits_or = 0x0000FF00u, bits_and = 0xFFFF0FFFu;
-    MT_OK(s, ms_or_u32(s, t, base, &bits_or));
-    MT_OK(s, ms_flush(s, t)); /* accumulates of one origin to one target are ordered; */
-    MT_OK(s, ms_and_u32(s, t, base, &bits_and)); /* flushed apart all the same */
-    MT_OK(s, ms_flush(s, t));
+    MT_OK(s, mpistore__or_u32(&s->core->rma, t, base, &bits_or));
+    MT_OK(s, mpistore__flush(&s->core->rma,
+                             t)); /* accumulates of one origin to one target are ordered; */
+    MT_OK(s, mpistore__and_u32(&s->core->rma, t, base, &bits_and)); /* flushed apart all the same */
+    MT_OK(s, mpistore__flush(&s->core->rma, t));
     EXPECT_COUNTS(s, 2, 2, 8);
     const uint32_t second = 7;
-    MT_OK(s, ms_put_u32(s, t, base + 4, &second));
-    MT_OK(s, ms_flush(s, t));
-    MT_OK(s, ms_getacc_u32(s, t, base, got32, 2)); /* two elements: still one call */
-    MT_OK(s, ms_flush(s, t));
+    MT_OK(s, mpistore__replace_u32(&s->core->rma, t, base + 4, &second));
+    MT_OK(s, mpistore__flush(&s->core->rma, t));
+    MT_OK(s,
+          mpistore__read_u32s(&s->core->rma, t, base, got32, 2)); /* two elements: still one call */
+    MT_OK(s, mpistore__flush(&s->core->rma, t));
     EXPECT_COUNTS(s, 2, 2, 4 + 8);
     assert_int_equal(got32[0], (0x12345678u | 0xFF00u) & 0xFFFF0FFFu);
     assert_int_equal(got32[1], 7);
 
     const uint32_t want = got32[0], desired = 99, wrong = 1;
     uint32_t result = 0;
-    MT_OK(s, ms_cas_u32(s, t, base, &desired, &wrong, &result)); /* mismatch: unchanged */
-    MT_OK(s, ms_flush(s, t));
+    MT_OK(s, mpistore__cas_u32(&s->core->rma, t, base, &desired, &wrong,
+                               &result)); /* mismatch: unchanged */
+    MT_OK(s, mpistore__flush(&s->core->rma, t));
     assert_int_equal(result, want);
-    MT_OK(s, ms_cas_u32(s, t, base, &desired, &want, &result)); /* match: swapped */
-    MT_OK(s, ms_flush(s, t));
+    MT_OK(s,
+          mpistore__cas_u32(&s->core->rma, t, base, &desired, &want, &result)); /* match: swapped */
+    MT_OK(s, mpistore__flush(&s->core->rma, t));
     assert_int_equal(result, want);
     EXPECT_COUNTS(s, 2, 2, 8);
 
     const uint64_t u64 = 0x0123456789ABCDEFull;
     uint64_t got64[1] = {0};
-    MT_OK(s, ms_put_u64(s, t, base + 8, &u64));
-    MT_OK(s, ms_flush(s, t));
-    MT_OK(s, ms_read_u64(s, t, base + 8, &got64[0]));
-    MT_OK(s, ms_flush(s, t));
+    MT_OK(s, mpistore__replace_u64(&s->core->rma, t, base + 8, &u64));
+    MT_OK(s, mpistore__flush(&s->core->rma, t));
+    MT_OK(s, mpistore__read_u64(&s->core->rma, t, base + 8, &got64[0]));
+    MT_OK(s, mpistore__flush(&s->core->rma, t));
     assert_true(got64[0] == u64);
     got64[0] = 0;
-    MT_OK(s, ms_getacc_u64(s, t, base + 8, got64, 1));
-    MT_OK(s, ms_flush(s, t));
+    MT_OK(s, mpistore__read_u64s(&s->core->rma, t, base + 8, got64, 1));
+    MT_OK(s, mpistore__flush(&s->core->rma, t));
     assert_true(got64[0] == u64);
     EXPECT_COUNTS(s, 3, 3, 24);
 
     const int64_t i64 = -5, delta = 12;
     int64_t prev = 0, now = 0;
-    MT_OK(s, ms_put_i64(s, t, base + 16, &i64));
-    MT_OK(s, ms_flush(s, t));
-    MT_OK(s, ms_add_i64(s, t, base + 16, &delta));
-    MT_OK(s, ms_flush(s, t));
-    MT_OK(s, ms_fao_i64(s, t, base + 16, &delta, &prev)); /* returns the value before */
-    MT_OK(s, ms_flush(s, t));
-    MT_OK(s, ms_getacc_i64(s, t, base + 16, &now));
-    MT_OK(s, ms_flush(s, t));
+    MT_OK(s, mpistore__replace_i64(&s->core->rma, t, base + 16, &i64));
+    MT_OK(s, mpistore__flush(&s->core->rma, t));
+    MT_OK(s, mpistore__add_i64(&s->core->rma, t, base + 16, &delta));
+    MT_OK(s, mpistore__flush(&s->core->rma, t));
+    MT_OK(s, mpistore__fao_i64(&s->core->rma, t, base + 16, &delta,
+                               &prev)); /* returns the value before */
+    MT_OK(s, mpistore__flush(&s->core->rma, t));
+    MT_OK(s, mpistore__read_i64(&s->core->rma, t, base + 16, &now));
+    MT_OK(s, mpistore__flush(&s->core->rma, t));
     EXPECT_COUNTS(s, 4, 4, 32);
     assert_int_equal(prev, 7);
     assert_int_equal(now, 19);
 
     unsigned char bytes[SCRATCH];
     memset(bytes, 0xAB, sizeof bytes);
-    MT_OK(s, ms_rget(s, t, base, bytes, 24)); /* the three words above, raw */
-    MT_OK(s, ms_flush(s, t));
+    MT_OK(s, mpistore__rget(&s->core->rma, t, base, bytes, 24)); /* the three words above, raw */
+    MT_OK(s, mpistore__flush(&s->core->rma, t));
     EXPECT_COUNTS(s, 1, 1, 24);
     uint32_t w0;
     uint64_t w8;
@@ -143,78 +147,81 @@ static void flushes(mpistore_t *s)
 {
     int next = (mt_rank + 1) % mt_size;
     st_reset(s);
-    MT_OK(s, ms_flush(s, next));
+    MT_OK(s, mpistore__flush(&s->core->rma, next));
     EXPECT_COUNTS(s, 0, 1, 0);
-    MT_OK(s, ms_flush(s, mt_rank)); /* through the counted path: one round trip */
+    MT_OK(s,
+          mpistore__flush(&s->core->rma, mt_rank)); /* through the counted path: one round trip */
     EXPECT_COUNTS(s, 0, 1, 0);
-    MT_OK(s, ms_flush_self(s)); /* this rank's own window: not a round trip */
+    MT_OK(s, mpistore__flush_self(&s->core->rma)); /* this rank's own window: not a round trip */
     EXPECT_COUNTS(s, 0, 0, 0);
-    MT_OK(s, ms_flush2(s, mt_rank, next));
+    MT_OK(s, mpistore__flush2(&s->core->rma, mt_rank, next));
     EXPECT_COUNTS(s, 0, 1, 0);
-    MT_OK(s, ms_flush2(s, next, next));
+    MT_OK(s, mpistore__flush2(&s->core->rma, next, next));
     EXPECT_COUNTS(s, 0, 1, 0);
-    MT_OK(s, ms_flush_all(s)); /* every rank, one by one: one wait */
+    MT_OK(s, mpistore__flush_all(&s->core->rma)); /* every rank, one by one: one wait */
     EXPECT_COUNTS(s, 0, 1, 0);
     const int ranks[2] = {next, mt_rank};
-    MT_OK(s, ms_flush_ranks(s, ranks, 2));
+    MT_OK(s, mpistore__flush_ranks(&s->core->rma, ranks, 2));
     EXPECT_COUNTS(s, 0, 1, 0);
-    MT_OK(s, ms_flush_ranks(s, NULL, (size_t)mt_size));
+    MT_OK(s, mpistore__flush_ranks(&s->core->rma, NULL, (size_t)mt_size));
     EXPECT_COUNTS(s, 0, 1, 0);
-    /* a primitive on this rank's own window completed by ms_flush_self */
+    /* a primitive on this rank's own window completed by mpistore__flush_self */
     const uint32_t v = 0xC0FFEEu;
     uint32_t got = 0;
-    MT_OK(s, ms_put_u32(s, mt_rank, scratch(s, mt_rank) + 32, &v));
-    MT_OK(s, ms_flush_self(s));
-    MT_OK(s, ms_getacc_u32(s, mt_rank, scratch(s, mt_rank) + 32, &got, 1));
-    MT_OK(s, ms_flush_self(s));
+    MT_OK(s, mpistore__replace_u32(&s->core->rma, mt_rank, scratch(s, mt_rank) + 32, &v));
+    MT_OK(s, mpistore__flush_self(&s->core->rma));
+    MT_OK(s, mpistore__read_u32s(&s->core->rma, mt_rank, scratch(s, mt_rank) + 32, &got, 1));
+    MT_OK(s, mpistore__flush_self(&s->core->rma));
     EXPECT_COUNTS(s, 2, 0, 8);
     assert_int_equal(got, v);
 }
 
 /* A deadline scope that completes normally: the same counts, the values
- * land in the caller's buffers at the flush, ms_rq_late() stays -1, the
+ * land in the caller's buffers at the flush, mpistore__rq_late() stays -1, the
  * deadline is restored (scopes nest). */
 static void scope_completes(mpistore_t *s)
 {
     int next = (mt_rank + 1) % mt_size;
     size_t base = scratch(s, mt_rank);
     const uint64_t v = 0xFEEDFACECAFEBEEFull;
-    MT_OK(s, ms_put_u64(s, next, base + 40, &v));
-    MT_OK(s, ms_flush(s, next));
+    MT_OK(s, mpistore__replace_u64(&s->core->rma, next, base + 40, &v));
+    MT_OK(s, mpistore__flush(&s->core->rma, next));
     st_reset(s);
-    assert_true(s->rq_deadline == 0);
-    assert_int_equal(ms_rq_late(s), -1);
+    assert_true(s->core->rma.rq.deadline == 0);
+    assert_int_equal(mpistore__rq_late(&s->core->rma.rq), -1);
 
-    double outer = ms_rq_begin(s, ms_deadline(60));
+    double outer = mpistore__rq_begin(&s->core->rma.rq, mpistore__deadline(60));
     assert_true(outer == 0);
-    if (s->core->rq_use)
-        assert_true(s->rq_deadline > 0 && isfinite(s->rq_deadline));
-    double scoped = s->rq_deadline;
+    if (s->core->rma.rq.use)
+        assert_true(s->core->rma.rq.deadline > 0 && isfinite(s->core->rma.rq.deadline));
+    double scoped = s->core->rma.rq.deadline;
     uint64_t got = 0, raw = 0;
-    MT_OK(s, ms_read_u64(s, next, base + 40, &got));
-    MT_OK(s, ms_rget(s, next, base + 40, &raw, 8));
-    double inner = ms_rq_begin(s, ms_deadline(0)); /* no deadline: INFINITY */
+    MT_OK(s, mpistore__read_u64(&s->core->rma, next, base + 40, &got));
+    MT_OK(s, mpistore__rget(&s->core->rma, next, base + 40, &raw, 8));
+    double inner =
+        mpistore__rq_begin(&s->core->rma.rq, mpistore__deadline(0)); /* no deadline: INFINITY */
     assert_true(inner == scoped);
-    if (s->core->rq_use)
-        assert_true(isinf(s->rq_deadline));
+    if (s->core->rma.rq.use)
+        assert_true(isinf(s->core->rma.rq.deadline));
     int64_t cnt = -1;
-    MT_OK(s, ms_getacc_i64(s, next, MS_OFF_COUNT, &cnt));
-    MT_OK(s, ms_flush(s, next));
-    ms_rq_end(s, inner);
-    assert_true(s->rq_deadline == scoped);
+    MT_OK(s, mpistore__read_i64(&s->core->rma, next, MS_OFF_COUNT, &cnt));
+    MT_OK(s, mpistore__flush(&s->core->rma, next));
+    mpistore__rq_end(&s->core->rma.rq, inner);
+    assert_true(s->core->rma.rq.deadline == scoped);
     EXPECT_COUNTS(s, 3, 1, 24);
     assert_true(got == v);
     assert_true(raw == v);
-    assert_int_equal(cnt, 0);                        /* nobody has inserted a key */
-    MT_OK(s, ms_read_u64(s, next, base + 40, &got)); /* a second batch in the scope */
-    MT_OK(s, ms_flush2(s, next, mt_rank));
+    assert_int_equal(cnt, 0); /* nobody has inserted a key */
+    MT_OK(s, mpistore__read_u64(&s->core->rma, next, base + 40,
+                                &got)); /* a second batch in the scope */
+    MT_OK(s, mpistore__flush2(&s->core->rma, next, mt_rank));
     EXPECT_COUNTS(s, 1, 1, 8);
     assert_true(got == v);
-    ms_rq_end(s, outer);
-    assert_true(s->rq_deadline == 0);
-    assert_int_equal(ms_rq_late(s), -1);
-    assert_int_equal(s->core->nrq, 0); /* nothing left in flight */
-    assert_null(s->core->orphans);
+    mpistore__rq_end(&s->core->rma.rq, outer);
+    assert_true(s->core->rma.rq.deadline == 0);
+    assert_int_equal(mpistore__rq_late(&s->core->rma.rq), -1);
+    assert_int_equal(s->core->rma.rq.nrq, 0); /* nothing left in flight */
+    assert_null(s->core->rma.rq.orphans);
 }
 
 static void rma_blocking_reads(void **state)
@@ -238,10 +245,10 @@ static void rma_request_reads(void **state)
     flushes(s);
     scope_completes(s);
     /* the primitives inside a scope: reads are requests now, same counts */
-    double saved = ms_rq_begin(s, ms_deadline(60));
+    double saved = mpistore__rq_begin(&s->core->rma.rq, mpistore__deadline(60));
     primitives_on(s, (mt_rank + 1) % mt_size);
-    ms_rq_end(s, saved);
-    assert_int_equal(ms_rq_late(s), -1);
+    mpistore__rq_end(&s->core->rma.rq, saved);
+    assert_int_equal(mpistore__rq_late(&s->core->rma.rq), -1);
     mt_barrier();
     mt_close(s);
 }
@@ -250,12 +257,12 @@ static void rma_request_reads(void **state)
 static void rma_deadlines(void **state)
 {
     (void)state;
-    assert_true(isinf(ms_deadline(0)));
-    double t0 = ms_now(), d = ms_deadline(3600);
+    assert_true(isinf(mpistore__deadline(0)));
+    double t0 = mpistore__now(), d = mpistore__deadline(3600);
     assert_true(d >= t0 + 3600);
-    assert_false(ms_expired(d));
-    assert_true(ms_expired(t0));
-    assert_true(ms_now() >= t0);
+    assert_false(mpistore__expired(d));
+    assert_true(mpistore__expired(t0));
+    assert_true(mpistore__now() >= t0);
 }
 
 static const struct CMUnitTest tests[] = {

@@ -1,9 +1,11 @@
 /* With MPI_THREAD_MULTIPLE one handle may be shared by threads: calls are
  * serialised, and a blocking call lets the other threads run while it waits. */
 #include "mpitest.h"
+#include "mpistore_elastic.h"
 
 #include <mpi.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -100,9 +102,72 @@ static void threads_shared_handle_adds_are_exact(void **state)
     mt_barrier();
 }
 
+/* The elastic helpers run under a timeout of their own (PyTorch's
+ * store_timeout), but must not change the handle's: while one thread waits in
+ * a barrier with a 120 s timeout, another thread's get on the same handle
+ * keeps the handle's 0.3 s.  (The helpers used to set the handle's timeout
+ * for their duration: the get then waited 120 s.) */
+typedef struct barrier_arg {
+    const char *prefix;
+    int world_size, rc;
+    atomic_int done;
+} barrier_arg_t;
+
+static void *barrier_thread(void *arg)
+{
+    barrier_arg_t *b = arg;
+    b->rc = mpistore_barrier(S, mt_rank, b->world_size, b->prefix, 120.0);
+    atomic_store(&b->done, 1);
+    return NULL;
+}
+
+static void threads_helper_timeout_is_not_the_handles(void **state)
+{
+    (void)state;
+    /* one member more than the ranks: the barrier waits until rank 0's main
+     * thread arrives for it, below */
+    barrier_arg_t b = {.prefix = mt_unique("thr-bar"), .world_size = mt_size + 1, .rc = -1};
+    char key[96];
+    snprintf(key, sizeof key, "%s/%d", mt_unique("thr-absent"), mt_rank);
+    MT_OK(S, mpistore_set_timeout(S, 0.3));
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, barrier_thread, &b), 0);
+    struct timespec ts = {0, 50 * 1000 * 1000};
+    nanosleep(&ts, NULL); /* the barrier is waiting for the missing member */
+    if (mpistore_timeout(S) != 0.3)
+        fail_msg("rank %d: during a barrier the handle's timeout is %g s, not its own 0.3 s",
+                 mt_rank, mpistore_timeout(S));
+    void *v = NULL;
+    size_t len = 0;
+    int rc = mpistore_get(S, key, &v, &len); /* absent: times out */
+    char msg[600];
+    snprintf(msg, sizeof msg, "%s", mpistore_errmsg(S));
+    double waited = 0;
+    if (rc != -MPISTORE_ETIMEDOUT || sscanf(msg, "timeout after %lf s", &waited) != 1)
+        fail_msg("rank %d: get -> %s '%s', expected a timeout", mt_rank, mpistore_errname(rc), msg);
+    if (atomic_load(&b.done))
+        fail_msg("rank %d: the barrier ended before the get timed out (rc %s)", mt_rank,
+                 mpistore_errname(b.rc));
+    if (waited >= 60.0) /* a hang guard: 0.3 s expected, the barrier's 120 s before the fix */
+        fail_msg("rank %d: get waited %.1f s, the barrier's timeout, not the handle's", mt_rank,
+                 waited);
+    mt_barrier();
+    if (mt_rank == 0) { /* the missing member arrives: every rank's barrier ends */
+        char *last = NULL;
+        MT_OK(S, mpistore_barrier_nonblocking(S, b.world_size, b.prefix, &last));
+        mpistore_free(last);
+    }
+    pthread_join(t, NULL);
+    if (b.rc != MPISTORE_OK)
+        fail_msg("rank %d: barrier -> %s: %s", mt_rank, mpistore_errname(b.rc), mpistore_errmsg(S));
+    MT_OK(S, mpistore_set_timeout(S, 300.0));
+    mt_barrier();
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown(threads_blocked_get_lets_set_through, setup, teardown),
     cmocka_unit_test_setup_teardown(threads_shared_handle_adds_are_exact, setup, teardown),
+    cmocka_unit_test_setup_teardown(threads_helper_timeout_is_not_the_handles, setup, teardown),
 };
 
 MT_MAIN_THREADS("threads", tests)

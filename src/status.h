@@ -1,14 +1,16 @@
-/* The internal statuses of the operations' steps.  A step that can end in
- * more than one way returns an int: one of these (>= 0), or a negative
- * -MPISTORE_* error code.  Each name means the same thing wherever it is
- * returned; a step's comment says which of them it can return. */
-#ifndef MPISTORE_OPS_STATUS_H
-#define MPISTORE_OPS_STATUS_H
+/* The internal statuses of the index's and the operations' steps: one
+ * vocabulary.  A step that can end in more than one way returns an int: one
+ * of these (>= 0), or a negative -MPISTORE_* error code.  Each name means
+ * the same thing wherever it is returned; a step's comment says which of
+ * them it can return.  Types only. */
+#ifndef MPISTORE_STATUS_H
+#define MPISTORE_STATUS_H
 
-typedef enum ms_status {
+typedef enum mpistore__status {
     MS_DONE = 0,    /* the step completed: its results are valid */
-    MS_RETRY = 1,   /* a concurrent change was seen: look again after a backoff
-                       (the same value as ms_lookup's 1) */
+    MS_RETRY = 1,   /* a concurrent change was seen (a publication between two
+                       reads, a slot locked or between versions): look again
+                       after a backoff */
     MS_RETRY_NOW,   /* look again at once, no backoff: this rank has just grown
                        the index, the next look finds room */
     MS_OTHER_KEY,   /* the slot holds another key (a fingerprint collision):
@@ -25,6 +27,6 @@ typedef enum ms_status {
     MS_STABLE,      /* a peek found the watched slot stable again: look again,
                        registered, at once */
     MS_NO_QUEUE,    /* the key is too long to be a queue key: no such queue */
-} ms_status_t;
+} mpistore__status_t;
 
-#endif /* MPISTORE_OPS_STATUS_H */
+#endif /* MPISTORE_STATUS_H */

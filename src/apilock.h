@@ -1,0 +1,27 @@
+/* The API mutex (docs/design.md, "Threads"): under MPI_THREAD_MULTIPLE
+ * one handle may be shared by threads, and the calls on a store are
+ * serialised by this mutex.  Taken by the public API layer (ops.h), given up
+ * by the waiting layer while a wait sleeps (wait.c).  The bottom layer:
+ * inline functions only. */
+#ifndef MPISTORE_APILOCK_H
+#define MPISTORE_APILOCK_H
+
+#include <pthread.h>
+
+typedef struct mpistore__apilock {
+    int on; /* MPI_THREAD_MULTIPLE: the mutex is used */
+    pthread_mutex_t mu;
+} mpistore__apilock_t;
+
+static inline void mpistore__apilock_take(mpistore__apilock_t *l)
+{
+    if (l->on)
+        pthread_mutex_lock(&l->mu);
+}
+static inline void mpistore__apilock_give(mpistore__apilock_t *l)
+{
+    if (l->on)
+        pthread_mutex_unlock(&l->mu);
+}
+
+#endif /* MPISTORE_APILOCK_H */
