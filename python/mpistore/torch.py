@@ -26,13 +26,18 @@ from __future__ import annotations
 
 import atexit
 import datetime
-from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 from urllib.parse import parse_qs, urlparse
 
 import torch.distributed as dist
 from mpi4py import MPI
 
-from . import Key, MPIStoreError, MPIStoreTimeout, QueueEmpty, Store, Value, _x
+from . import Key, MPIStoreError, MPIStoreTimeout, QueueEmpty, Store, Value
+
+if TYPE_CHECKING:  # torch.distributed re-exports Store without declaring it
+    from torch._C._distributed_c10d import Store as _TorchStore
+else:
+    _TorchStore = dist.Store
 
 __all__ = ["MPIStore", "MPIStoreTimeoutError", "MPIStoreQueueEmpty", "MPIStoreTorchError",
            "mpi_rendezvous_handler"]
@@ -58,22 +63,20 @@ class MPIStoreTorchError(*((_DistStoreError,) if _DistStoreError else ()),  # ty
     """Any other failure (also DistStoreError where it exists)."""
 
 
-class _Handle(Store):
-    _timeout_error = MPIStoreTimeoutError
-    _empty_error = MPIStoreQueueEmpty
-    _base_error = MPIStoreTorchError
+# what our handles raise (Store(_errors=...)): timeout, empty queue, other
+_ERRORS = (MPIStoreTimeoutError, MPIStoreQueueEmpty, MPIStoreTorchError)
 
 
 def _td(t: Timeout) -> datetime.timedelta:
     return t if isinstance(t, datetime.timedelta) else datetime.timedelta(seconds=float(t))
 
 
-# The C++ base's timeout getter, called without the property machinery.
-_base_timeout: Any = dist.Store.timeout.fget  # type: ignore[attr-defined]
-_base_set_timeout: Any = dist.Store.set_timeout
+# The C++ base's timeout getter and setter, called without the property machinery.
+_base_timeout: Any = _TorchStore.timeout.fget  # type: ignore[attr-defined]
+_base_set_timeout: Any = _TorchStore.set_timeout
 
 
-class MPIStore(dist.Store):
+class MPIStore(_TorchStore):
     """A torch.distributed.Store over an mpistore store (collective to create).
 
     ``comm`` is an mpi4py intracommunicator (default ``MPI.COMM_WORLD``);
@@ -88,21 +91,22 @@ class MPIStore(dist.Store):
                  _handle: Optional[Store] = None, **options: Any) -> None:
         super().__init__()
         td = _td(timeout)
-        self._s: Store = _handle if _handle is not None else _Handle(comm, timeout=td, **options)
-        self._hv = self._s._hv  # the handle as an int, for the compiled layer
+        self._s: Store = (_handle if _handle is not None
+                          else Store(comm, timeout=td, _errors=_ERRORS, **options))
         # strong references: C++ (split_group, PrefixStore.clone) holds only
         # the C++ half of a clone, and the Python half must outlive it
         self._clones: List[MPIStore] = []
         _base_set_timeout(self, td)
-        self._s.set_timeout(td.total_seconds())
-        self._synced = td
+        self._s.set_timeout(td)
+        self._synced: datetime.timedelta = td
 
     # The C++ base holds the timeout (PrefixStore.set_timeout and the
-    # trampoline change it there); mirror it into the library before a call.
+    # trampoline change it there); every call first mirrors it into the
+    # library if it changed (one comparison when it did not).
     def _sync(self) -> Store:
         t = _base_timeout(self)
         if t != self._synced:
-            self._s.set_timeout(t.total_seconds())
+            self._s.set_timeout(t)
             self._synced = t
         return self._s
 
@@ -110,14 +114,23 @@ class MPIStore(dist.Store):
         # the library follows lazily, at the next call (_sync)
         _base_set_timeout(self, timeout if type(timeout) is datetime.timedelta else _td(timeout))
 
+    # The calls of gloo and of PyTorch's elastic helpers (set, get, add,
+    # wait, check, multi_get) test the timeout inline: one Python frame
+    # between torch's trampoline and the compiled method.
     def set(self, key: Key, value: Value) -> None:
-        self._sync().set(key, value)
+        if _base_timeout(self) != self._synced:
+            self._sync()
+        self._s.set(key, value)
 
     def get(self, key: Key) -> bytes:
-        return self._sync().get(key)
+        if _base_timeout(self) != self._synced:
+            self._sync()
+        return self._s.get(key)
 
     def add(self, key: Key, value: int) -> int:
-        return self._sync().add(key, value)
+        if _base_timeout(self) != self._synced:
+            self._sync()
+        return self._s.add(key, value)
 
     def compare_set(self, key: Key, expected_value: Value, desired_value: Value) -> bytes:
         return self._sync().compare_set(key, expected_value, desired_value)
@@ -128,10 +141,14 @@ class MPIStore(dist.Store):
     deleteKey = delete_key
 
     def check(self, keys: Sequence[Key]) -> bool:
-        return self._sync().check(keys)
+        if _base_timeout(self) != self._synced:
+            self._sync()
+        return self._s.check(keys)
 
     def wait(self, keys: Sequence[Key], timeout: Optional[datetime.timedelta] = None) -> None:
-        self._sync().wait(keys, timeout)
+        if _base_timeout(self) != self._synced:
+            self._sync()
+        self._s.wait(keys, timeout)
 
     def num_keys(self) -> int:
         return self._sync().num_keys()
@@ -139,7 +156,9 @@ class MPIStore(dist.Store):
     getNumKeys = num_keys
 
     def multi_get(self, keys: Sequence[Key]) -> List[bytes]:
-        return self._sync().multi_get(keys)
+        if _base_timeout(self) != self._synced:
+            self._sync()
+        return self._s.multi_get(keys)
 
     def multi_set(self, keys: Sequence[Key], values: Sequence[Value]) -> None:
         self._sync().multi_set(keys, values)
@@ -165,7 +184,7 @@ class MPIStore(dist.Store):
         callers arrived with the same key (``key/num_members`` counts them,
         the last sets ``key/last_member``); timeout None = the store's.
         Raises DistStoreError (MPIStoreTimeoutError) on a timeout."""
-        self._sync().barrier(key, world_size, None if timeout is None else _td(timeout))
+        self._sync().barrier(key, world_size, timeout)
 
     def has_extended_api(self) -> bool:
         return True
@@ -182,9 +201,8 @@ class MPIStore(dist.Store):
         while self._clones:
             self._clones.pop().close()
         self._s.close()
-        self._hv = self._s._hv
 
-    def stats(self, reset: bool = False) -> dict:
+    def stats(self, reset: bool = False) -> Dict[str, int]:
         return self._s.stats(reset)
 
     def __enter__(self) -> "MPIStore":
@@ -192,71 +210,6 @@ class MPIStore(dist.Store):
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
-
-
-def _ext_fast_path(x: Any) -> None:
-    """The calls of PyTorch's elastic helpers and of gloo's store traffic
-    straight into the compiled layer: one Python frame per call."""
-    E = x.Error
-    tget = _base_timeout
-
-    def set(self: MPIStore, key: Key, value: Value) -> None:
-        if tget(self) != self._synced:
-            self._sync()
-        try:
-            x.set(self._hv, key, value)
-        except E as e:
-            raise self._s._raise(e) from None
-
-    def get(self: MPIStore, key: Key) -> bytes:
-        if tget(self) != self._synced:
-            self._sync()
-        try:
-            return x.get(self._hv, key)
-        except E as e:
-            raise self._s._raise(e) from None
-
-    def add(self: MPIStore, key: Key, value: int) -> int:
-        if tget(self) != self._synced:
-            self._sync()
-        try:
-            return x.add(self._hv, key, value)
-        except E as e:
-            raise self._s._raise(e) from None
-
-    def wait(self: MPIStore, keys: Sequence[Key],
-             timeout: Optional[datetime.timedelta] = None) -> None:
-        if tget(self) != self._synced:
-            self._sync()
-        try:
-            x.wait(self._hv, keys, -1.0 if timeout is None else _td(timeout).total_seconds())
-        except E as e:
-            raise self._s._raise(e) from None
-
-    def check(self: MPIStore, keys: Sequence[Key]) -> bool:
-        if tget(self) != self._synced:
-            self._sync()
-        try:
-            return x.check(self._hv, keys)
-        except E as e:
-            raise self._s._raise(e) from None
-
-    def multi_get(self: MPIStore, keys: Sequence[Key]) -> List[bytes]:
-        if tget(self) != self._synced:
-            self._sync()
-        try:
-            return x.multi_get(self._hv, keys)
-        except E as e:
-            raise self._s._raise(e) from None
-
-    for f in (set, get, add, wait, check, multi_get):
-        f.__doc__ = getattr(MPIStore, f.__name__).__doc__
-        f.__qualname__ = "MPIStore." + f.__name__
-        setattr(MPIStore, f.__name__, f)
-
-
-if _x is not None:
-    _ext_fast_path(_x)
 
 
 # ---- init_method="mpi://" ----
@@ -305,10 +258,10 @@ def mpi_rendezvous_handler(url: str, timeout: Timeout = datetime.timedelta(secon
 
 
 def _register() -> None:
-    from torch.distributed import rendezvous as _unused  # noqa: F401 (loads the module)
-    import sys
+    # the module, not torch.distributed.rendezvous (a function of that name)
+    import importlib
 
-    rdzv = sys.modules["torch.distributed.rendezvous"]
+    rdzv = importlib.import_module("torch.distributed.rendezvous")
     if "mpi" not in getattr(rdzv, "_rendezvous_handlers", {}):
         rdzv.register_rendezvous_handler("mpi", mpi_rendezvous_handler)
 

