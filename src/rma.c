@@ -8,6 +8,8 @@
 #include "errors.h"
 #include "rma.h"
 
+#include <sched.h>
+
 #define CHECK(call, target)                                                                        \
     do {                                                                                           \
         int rc_ = (call);                                                                          \
@@ -15,11 +17,40 @@
             return mpistore__mpierr(r->w.err, rc_, #call, (target));                               \
     } while (0)
 
+/* Issue call (an RMA operation at encoded displacement off) into rc_, again
+ * while it fails only because Open MPI's osc/rdma looked the target's
+ * dynamic-window regions up while the target was attaching another one:
+ * for a target on its node it reads the region table from shared memory
+ * without the table's lock, and an attach moves the entries (seen once in
+ * 15 runs of the Open MPI 5 cells: MPI_ERR_RMA_RANGE on a segment attached
+ * and published long before).  Every displacement of ours in the dynamic
+ * window names memory attached before its address was published, so the
+ * retry (bounded: RANGE_TRIES, yielding) is sound; a real range error still
+ * fails after it. */
+#define RANGE_TRIES 1000u
+#define ISSUE(rc_, call, off)                                                                      \
+    do {                                                                                           \
+        unsigned tries_ = 0;                                                                       \
+        while (((rc_) = (call)) != MPI_SUCCESS && range_again((rc_), (off), &tries_))              \
+            ;                                                                                      \
+    } while (0)
+
+static int range_again(int mpirc, size_t off, unsigned *tries)
+{
+    int cls = 0;
+    if (!(off & MS_DYN) || ++*tries > RANGE_TRIES || MPI_Error_class(mpirc, &cls) != MPI_SUCCESS ||
+        cls != MPI_ERR_RMA_RANGE)
+        return 0;
+    sched_yield();
+    return 1;
+}
+
 /* An RMA call that fails to start: first complete whatever this rank issued
  * before it, so that no operation outlives the caller's buffers. */
-#define CHECK_ISSUE(call, target)                                                                  \
+#define CHECK_ISSUE(call, off, target)                                                             \
     do {                                                                                           \
-        int rc_ = (call);                                                                          \
+        int rc_;                                                                                   \
+        ISSUE(rc_, call, off);                                                                     \
         if (rc_ != MPI_SUCCESS) {                                                                  \
             mpistore__complete_all(&r->rq, &r->w);                                                 \
             return mpistore__mpierr(r->w.err, rc_, #call, (target));                               \
@@ -93,18 +124,21 @@ int mpistore__rget(mpistore__rma_t *r, int target, size_t off, void *buf, size_t
             void *st = NULL;
             MPI_Request *req = NULL;
             int rc = mpistore__rq_reserve(&r->rq, &r->w, target, buf, (size_t)n, &st, &req);
-            if (rc == 0)
-                rc = mpistore__rq_issued(&r->rq, &r->w,
-                                         MPI_Rget(st, n, MPI_BYTE, target, mpistore__disp(off), n,
-                                                  MPI_BYTE, mpistore__win_of(&r->w, off), req),
-                                         "MPI_Rget", target);
+            if (rc == 0) {
+                int m;
+                ISSUE(m,
+                      MPI_Rget(st, n, MPI_BYTE, target, mpistore__disp(off), n, MPI_BYTE,
+                               mpistore__win_of(&r->w, off), req),
+                      off);
+                rc = mpistore__rq_issued(&r->rq, &r->w, m, "MPI_Rget", target);
+            }
             if (rc)
                 return rc;
         } else {
             mpistore__rq_mark(&r->rq, target);
             CHECK_ISSUE(MPI_Get(buf, n, MPI_BYTE, target, mpistore__disp(off), n, MPI_BYTE,
                                 mpistore__win(&r->w, off, target)),
-                        target);
+                        off, target);
         }
         buf = (unsigned char *)buf + n;
         off += (size_t)n;
@@ -121,19 +155,19 @@ static int getacc(mpistore__rma_t *r, int target, size_t off, void *buf, size_t 
     if (mpistore__rq_on(&r->rq)) {
         void *st = NULL;
         MPI_Request *req = NULL;
-        int rc = mpistore__rq_reserve(&r->rq, &r->w, target, buf, n * size, &st, &req);
-        return rc ? rc
-                  : mpistore__rq_issued(&r->rq, &r->w,
-                                        MPI_Rget_accumulate(NULL, 0, type, st, (int)n, type, target,
-                                                            mpistore__disp(off), (int)n, type,
-                                                            MPI_NO_OP, mpistore__win_of(&r->w, off),
-                                                            req),
-                                        "MPI_Rget_accumulate", target);
+        int rc = mpistore__rq_reserve(&r->rq, &r->w, target, buf, n * size, &st, &req), m;
+        if (rc)
+            return rc;
+        ISSUE(m,
+              MPI_Rget_accumulate(NULL, 0, type, st, (int)n, type, target, mpistore__disp(off),
+                                  (int)n, type, MPI_NO_OP, mpistore__win_of(&r->w, off), req),
+              off);
+        return mpistore__rq_issued(&r->rq, &r->w, m, "MPI_Rget_accumulate", target);
     }
     mpistore__rq_mark(&r->rq, target);
     CHECK_ISSUE(MPI_Get_accumulate(NULL, 0, type, buf, (int)n, type, target, mpistore__disp(off),
                                    (int)n, type, MPI_NO_OP, mpistore__win(&r->w, off, target)),
-                target);
+                off, target);
     return 0;
 }
 
@@ -154,7 +188,7 @@ int mpistore__cas_u32(mpistore__rma_t *r, int target, size_t off, const uint32_t
     mpistore__rq_mark(&r->rq, target);
     CHECK_ISSUE(MPI_Compare_and_swap(desired, expected, result, MPI_UINT32_T, target,
                                      mpistore__disp(off), mpistore__win(&r->w, off, target)),
-                target);
+                off, target);
     return 0;
 }
 
@@ -166,7 +200,7 @@ static int acc1(mpistore__rma_t *r, int target, size_t off, const void *val, MPI
     mpistore__rq_mark(&r->rq, target);
     CHECK_ISSUE(MPI_Accumulate(val, 1, type, target, mpistore__disp(off), 1, type, op,
                                mpistore__win(&r->w, off, target)),
-                target);
+                off, target);
     return 0;
 }
 
@@ -207,7 +241,7 @@ int mpistore__fao_i64(mpistore__rma_t *r, int target, size_t off, const int64_t 
     mpistore__rq_mark(&r->rq, target);
     CHECK_ISSUE(MPI_Fetch_and_op(delta, result, MPI_INT64_T, target, mpistore__disp(off), MPI_SUM,
                                  mpistore__win(&r->w, off, target)),
-                target);
+                off, target);
     return 0;
 }
 
@@ -221,7 +255,7 @@ int mpistore__read_u64(mpistore__rma_t *r, int target, size_t off, uint64_t *res
     static const uint64_t unused = 0;
     CHECK_ISSUE(MPI_Fetch_and_op(&unused, result, MPI_UINT64_T, target, mpistore__disp(off),
                                  MPI_NO_OP, mpistore__win(&r->w, off, target)),
-                target);
+                off, target);
     return 0;
 }
 
