@@ -34,6 +34,13 @@ took() { echo "   ($(( SECONDS - t0 )) s so far)"; }
 # The pinned MPI wheels and mpi4py: scripts/venv.sh.
 wheel_pin() { sed -n "s/^$1=//p" scripts/venv.sh; }
 dist=build-dist
+# ctest's parallel level for the Open MPI builds, in MPI ranks: a test holds
+# PROCESSORS = its rank count, and most ranks wait (timeouts, deadlines,
+# sleeps, a torch import on the other core).  At -j 2 the ompi cell kept
+# 2 cores 44% busy (380 s); at -j 8 (up to 8 ranks on 2 cores, as a single
+# 8-rank test has anyway) 81%, 188 s, the same tests green (docs/testing.md,
+# "Time in tests").  MPICH busy-polls: its builds keep one test at a time.
+CTEST_JOBS=${CTEST_JOBS:-$(( 4 * JOBS ))}
 
 # The Python environments (scripts/venv.sh).  A venv that cannot be made
 # fails its stage; the cells that need it report themselves skipped
@@ -65,7 +72,7 @@ if stage ompi; then
   cmake -S . -B build-test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMPISTORE_WERROR=ON \
         -DMPISTORE_PYTHON="$PWD/.venv/bin/python" -DMPISTORE_SYSTEM_PYTHON=/usr/bin/python3
   cmake --build build-test -j "$JOBS"
-  (cd build-test && ctest --output-on-failure -j "$JOBS") || fail ompi
+  (cd build-test && ctest --output-on-failure -j "$CTEST_JOBS") || fail ompi
   took
 fi
 
@@ -90,7 +97,7 @@ pip_mpi_stage() { # stage venv build-dir ctest-jobs
   (cd "$3" && ctest --output-on-failure -j "$4")
 }
 if stage ompi5; then
-  { [ "$venv5_ok" -eq 1 ] && pip_mpi_stage ompi5 .venv-ompi5 build-ompi5 "$JOBS"; } || fail ompi5
+  { [ "$venv5_ok" -eq 1 ] && pip_mpi_stage ompi5 .venv-ompi5 build-ompi5 "$CTEST_JOBS"; } || fail ompi5
   took
 fi
 if stage mpich5; then
@@ -104,7 +111,7 @@ if stage asan; then
   cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug "-DMPISTORE_SANITIZE=address;undefined" \
         -DMPISTORE_WERROR=ON -DMPISTORE_TRANSPORTS=ompi
   cmake --build build-asan -j "$JOBS"
-  (cd build-asan && ctest --output-on-failure -j "$JOBS") || fail asan
+  (cd build-asan && ctest --output-on-failure -j "$CTEST_JOBS") || fail asan
   took
 fi
 
