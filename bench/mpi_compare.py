@@ -55,7 +55,7 @@ def main(path, env):
             for m in mpis:
                 b = "64" if ours == "synchronize" else ""
                 a, c = med.get((m, "mpistore", ours, b, "-", np)), med.get((m, "mpi", base, b, "-", np))
-                cells.append(f"{a / c:.1f}x" if a and c else "-")
+                cells.append((f"{a / c:.1f}x" if a / c >= 0.1 else f"{a / c:.3f}x") if a and c else "-")
             print(f"| {what} | " + " | ".join(cells) + " |")
 
 
