@@ -64,7 +64,8 @@ typedef struct mpistore mpistore_t;
     XX(ENOMEM, "local memory allocation failed")                                                   \
     XX(EMPI, "an MPI call failed")                                                                 \
     XX(ESTATE, "invalid state (MPI not initialised, open views at close, ...)")                    \
-    XX(EEMPTY, "the queue is empty (non-blocking queue_pop)")
+    XX(EEMPTY, "the queue is empty (non-blocking queue_pop)")                                      \
+    XX(EPROCFAILED, "a rank the call needs has died (MPI fault tolerance, ULFM)")
 
 enum {
     MPISTORE_OK = 0,
@@ -338,6 +339,15 @@ MPISTORE_EXTERN int mpistore_stats(mpistore_t *s, mpistore_stats_t *out, bool re
 /** The rank whose window holds key's index slot (its "home rank", named in
  *  timeout messages).  Local; for diagnostics and benchmarks. */
 MPISTORE_EXTERN int mpistore_key_rank(mpistore_t *s, const char *key, int *rank);
+
+/** The ranks of the store's communicator that this rank knows to have died,
+ *  ascending: *ranks (freed with mpistore_free; NULL when *count is 0) and
+ *  *count.  Asks MPI first where it has the fault-tolerance extension
+ *  (ULFM: Open MPI 5 under `mpiexec --with-ft ulfm`); elsewhere a death ends
+ *  the job and the list is always empty.  Local.  Calls that wait for a dead
+ *  rank fail with EPROCFAILED (README, "When a rank dies").
+ *  Errors: EINVAL, ENOMEM, EMPI. */
+MPISTORE_EXTERN int mpistore_failed_ranks(mpistore_t *s, int **ranks, size_t *count);
 
 /** Free a buffer returned by the library (NULL ok). */
 MPISTORE_EXTERN void mpistore_free(void *p);

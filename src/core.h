@@ -9,6 +9,7 @@
 #include "alloc.h"
 #include "apilock.h"
 #include "errors.h"
+#include "ft.h"
 #include "layout.h"
 #include "levels.h"
 #include "progress.h"
@@ -22,6 +23,7 @@ typedef struct mpistore__core {
     mpistore__progress_t prog; /* the optional progress thread (progress.h) */
     mpistore__apilock_t lock;  /* the API mutex (apilock.h) */
     mpistore__err_t err;       /* the sink of every layer's failure messages (errors.h) */
+    mpistore__ft_t ft;         /* ranks known dead (ft.h) */
 } mpistore__core_t;
 
 #endif /* MPISTORE_CORE_H */

@@ -177,6 +177,9 @@ static int await_members(mpistore_t *s, const arrival_t *a, int world_size, cons
                 continue; /* free again: look registered at once */
             if ((rc = mpistore__fail_check(&c->rma, "the barrier"))) /* a full store: no waiting */
                 break;
+            if ((rc = mpistore__ft_check(&c->ft, c->rma.w.comm, &c->err, -1, "barrier key", last,
+                                         mpistore__now() - t0)))
+                break; /* a member died (the helpers wait in an every-rank scope) */
             if (mpistore__expired(deadline)) {
                 rc = mpistore__err(&c->err, MPISTORE_ETIMEDOUT,
                                    "timeout after %.3f s waiting for all %d members (%" PRId64
@@ -285,10 +288,16 @@ static int barrier(mpistore_t *s, int rank, int world_size, const char *prefix, 
     char *last = NULL;
     double t0 = mpistore__now();
     arrival_t a = {0};
+    mpistore__ft_every_begin(&s->core->ft); /* a member's death fails the wait at once */
     int rc = barrier_arrive(s, world_size, prefix, timeout, &last, &a);
     if (rc == 0 && !a.was_last) /* the last member has just set the key itself */
         rc = await_members(s, &a, world_size, last, timeout);
+    mpistore__ft_every_end(&s->core->ft);
     free(last);
+    if (rc == -MPISTORE_EPROCFAILED)
+        return mpistore__err_prefix(&s->core->err, rc,
+                                    "barrier on rank %d for key prefix '%s' (world_size=%d)", rank,
+                                    prefix, world_size);
     if (rc == -MPISTORE_ETIMEDOUT &&
         mpistore__rq_late(&s->core->rma.rq) >= 0) /* a rank that is gone: */
         return mpistore__late_prefix(s->core, rc, /* no diagnosis */
@@ -334,6 +343,7 @@ static int get_all(mpistore_t *s, int rank, const char *prefix, int world_size, 
         if (!(keys[i] = join_int(prefix, (int)i, "")))
             rc = mpistore__err(mpistore__sink(s), MPISTORE_ENOMEM, "get_all: out of memory");
     int have = 0;
+    mpistore__ft_every_begin(&s->core->ft); /* a member's death fails the waits at once */
     if (rc == 0)
         rc = mpistore__multi_get_until(s, (const char *const *)keys, n, mpistore__deadline(timeout),
                                        vals, ls);
@@ -343,6 +353,7 @@ static int get_all(mpistore_t *s, int rank, const char *prefix, int world_size, 
         rc = barrier_arrive(s, world_size, fin, timeout, &last, &a);
     if (rc == 0 && rank == 0 && !a.was_last) /* as PyTorch: rank 0 returns after everyone read */
         rc = await_members(s, &a, world_size, last, timeout);
+    mpistore__ft_every_end(&s->core->ft);
     for (size_t i = 0; i < n; i++) {
         if (rc == 0) {
             values[i] = vals[i];

@@ -521,6 +521,8 @@ int mpistore_close(mpistore_t *s)
      * others waiting in MPI_Win_free, so the ranks agree first. */
     int mine = views > 0, any = 0;
     int rc = MPI_Allreduce(&mine, &any, 1, MPI_INT, MPI_MAX, c->rma.w.comm);
+    if (mpistore__ft_mpi_failed(rc)) /* which ranks died, for the message */
+        (void)mpistore__ft_poll(&c->ft, c->rma.w.comm, NULL);
     if (rc == MPI_SUCCESS && any) {
         if (mine)
             return mpistore__err(
@@ -550,7 +552,19 @@ int mpistore_close(mpistore_t *s)
     mpistore__levels_free(&c->lev, &c->rma.w);
     mpistore__mem_free(&c->mem, &c->rma.w);
     mpistore__grow_free(&c->rma.w);
+    mpistore__ft_t ft = c->ft;
     free(c);
     free(s);
+    if (rc != MPI_SUCCESS && mpistore__ft_mpi_failed(rc)) { /* a rank died: said as such */
+        char names[96] = "unknown";
+        if (ft.ndead > 0)
+            mpistore__ft_names(&ft, names, sizeof names);
+        mpistore__ft_free(&ft);
+        return mpistore__orphan_err(MPISTORE_EPROCFAILED,
+                                    "close: %s failed because rank(s) %s died; this rank's "
+                                    "windows and memory are released",
+                                    call, names);
+    }
+    mpistore__ft_free(&ft);
     return rc == MPI_SUCCESS ? MPISTORE_OK : open_mpi_fail(rc, call, 0);
 }

@@ -17,8 +17,11 @@ static int find(mpistore_t *s, const mpistore__key_t *k, double deadline, int *f
 {
     mpistore__snap_t sn;
     mpistore__backoff_t bo = {0};
+    int rc = mpistore__ft_known(&s->core->ft, mpistore__sink(s), k->rank, "key", k->full);
+    if (rc)
+        return rc; /* its home rank is known dead */
     for (;;) {
-        int rc = mpistore__snapshot(s->core, k, &sn);
+        rc = mpistore__snapshot(s->core, k, &sn);
         if (rc == 0)
             rc = mpistore__lookup(s->core, k, &sn, found, b);
         if (rc != MS_RETRY)
@@ -59,6 +62,9 @@ static int await(mpistore_t *s, const mpistore__key_t *k, const char *qkey, doub
         if ((rc = mpistore__fail_check(&s->core->rma,
                                        "a wait for an absent key"))) /* a full store: no waiting */
             return rc;
+        if ((rc = mpistore__ft_check(&s->core->ft, s->core->rma.w.comm, mpistore__sink(s), k->rank,
+                                     "key", k->full, mpistore__now() - t0)))
+            return rc; /* its home rank (or, in a helper, any rank) died */
         if (mpistore__expired(deadline))
             return mpistore__err(mpistore__sink(s), MPISTORE_ETIMEDOUT, KEY_WAIT_TIMEOUT,
                                  mpistore__now() - t0, k->full, k->rank);
@@ -399,6 +405,12 @@ static int mg_chunk(mpistore_t *s, const char *const *keys, size_t n, double t0,
                 rc = mpistore__fail_check(&s->core->rma, "a multi_get of absent keys");
             break;
         }
+        for (size_t i = 0; rc == 0 && i < n; i++) /* a pending key's home rank died */
+            if (!m[i].found)
+                rc = mpistore__ft_check(&s->core->ft, s->core->rma.w.comm, mpistore__sink(s),
+                                        m[i].k.rank, "key", m[i].k.full, mpistore__now() - t0);
+        if (rc)
+            break;
         if (mpistore__expired(deadline)) {
             size_t i = 0;
             while (m[i].found)

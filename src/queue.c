@@ -184,6 +184,9 @@ static int pop(mpistore_t *s, const q_t *q, bool block, void **value, size_t *le
         if ((rc = mpistore__fail_check(&s->core->rma,
                                        "a blocking queue_pop"))) /* a full store: no waiting */
             return rc;
+        if ((rc = mpistore__ft_check(&s->core->ft, s->core->rma.w.comm, mpistore__sink(s),
+                                     q->ikey.rank, "queue", q->user.full, mpistore__now() - t0)))
+            return rc; /* the rank hosting the queue died */
         if (mpistore__expired(deadline))
             return mpistore__err(mpistore__sink(s), MPISTORE_ETIMEDOUT,
                                  "timeout after %.3f s in queue_pop: queue '%.64s' stayed empty "

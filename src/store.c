@@ -123,6 +123,29 @@ int mpistore_key_rank(mpistore_t *s, const char *key, int *rank)
     return mpistore__api_leave(s, rc);
 }
 
+int mpistore_failed_ranks(mpistore_t *s, int **ranks, size_t *count)
+{
+    MS_ENTER(s);
+    mpistore__core_t *c = s->core;
+    int rc = ranks && count ? mpistore__ft_poll(&c->ft, c->rma.w.comm, &c->err)
+                            : mpistore__err(mpistore__sink(s), MPISTORE_EINVAL,
+                                            "failed_ranks: ranks or count is NULL");
+    int *out = NULL;
+    if (rc == 0 && c->ft.ndead > 0) {
+        out = malloc((size_t)c->ft.ndead * sizeof *out);
+        if (out)
+            memcpy(out, c->ft.dead, (size_t)c->ft.ndead * sizeof *out);
+        else
+            rc = mpistore__err(mpistore__sink(s), MPISTORE_ENOMEM,
+                               "failed_ranks: out of memory for %d ranks", c->ft.ndead);
+    }
+    if (rc == 0) {
+        *ranks = out;
+        *count = (size_t)c->ft.ndead;
+    }
+    return mpistore__api_leave(s, rc);
+}
+
 void mpistore_free(void *p)
 {
     free(p);

@@ -74,6 +74,8 @@ static int write_until(mpistore__core_t *c, const mpistore__key_t *kp, mpistore_
      * the lock holder may be waiting for registrations to end, and an adder
      * that registered for every look could keep it waiting for ever. */
     int reg = mpistore__counter_rule(c, w, NULL).announce, watch = 0;
+    if ((rc = mpistore__ft_known(&c->ft, &c->err, k.rank, "key", k.full)))
+        return rc; /* its home rank is known dead: nothing to write to */
     for (;;) {
         int registered = 0;
         rc = reg && !watch ? mpistore__reg_set(c, &k) : 0;
@@ -106,6 +108,9 @@ static int write_until(mpistore__core_t *c, const mpistore__key_t *kp, mpistore_
         if (rc == MS_RETRY_NOW)
             continue; /* grown: the next look finds room (at most once per level) */
         watch = reg;
+        if ((rc = mpistore__ft_check(&c->ft, c->rma.w.comm, &c->err, k.rank, "key", k.full,
+                                     mpistore__now() - t0)))
+            break; /* the key's home rank died */
         if (mpistore__expired(deadline)) {
             rc = mpistore__err(
                 &c->err, MPISTORE_ETIMEDOUT,

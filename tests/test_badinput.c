@@ -56,6 +56,7 @@ static double o_dbl;
 static char *o_str;
 static char **o_keys;
 static mpistore_t *o_h;
+static int *o_ints;
 static void *o_vals[2];
 static size_t o_lens[2];
 static mpistore_stats_t o_stats;
@@ -72,6 +73,7 @@ static void reset_outputs(void)
     o_str = SENT_PTR;
     o_keys = SENT_PTR;
     o_h = SENT_PTR;
+    o_ints = SENT_PTR;
     o_vals[0] = o_vals[1] = SENT_PTR;
     o_lens[0] = o_lens[1] = SENT_LEN;
     memset(&o_stats, 0x5a, sizeof o_stats);
@@ -82,7 +84,7 @@ static int outputs_untouched(void)
     mpistore_stats_t st;
     memset(&st, 0x5a, sizeof st);
     return o_val == SENT_PTR && o_len == SENT_LEN && o_i64 == SENT_I64 && !o_bool && o_int == -77 &&
-           o_dbl == -77.0 && o_str == SENT_PTR && o_keys == SENT_PTR && o_h == SENT_PTR && o_vals[0] == SENT_PTR &&
+           o_dbl == -77.0 && o_str == SENT_PTR && o_keys == SENT_PTR && o_h == SENT_PTR && o_ints == SENT_PTR && o_vals[0] == SENT_PTR &&
            o_vals[1] == SENT_PTR && o_lens[0] == SENT_LEN && o_lens[1] == SENT_LEN &&
            memcmp(&st, &o_stats, sizeof st) == 0;
 }
@@ -248,6 +250,9 @@ BAD(key_rank,      null_key,         ON_S, EINVAL,    "key is NULL",        mpis
 BAD(key_rank,      empty_key,        ON_S, EINVAL,    "key is empty",       mpistore_key_rank(S, "", &o_int)) \
 BAD(key_rank,      long_key,         ON_V, EKEYTOOLONG, LIMIT_KEY,          mpistore_key_rank(V, VKEY_LONG, &o_int)) \
 BAD(key_rank,      null_rank_out,    ON_S, EINVAL,    "rank is NULL",       mpistore_key_rank(S, "snap/0", NULL)) \
+BAD(failed_ranks,  null_handle,      NONE, EINVAL,    NULL_HANDLE,          mpistore_failed_ranks(NULL, &o_ints, &o_len)) \
+BAD(failed_ranks,  null_ranks_out,   ON_S, EINVAL,    "ranks or count is NULL", mpistore_failed_ranks(S, NULL, &o_len)) \
+BAD(failed_ranks,  null_count_out,   ON_V, EINVAL,    "ranks or count is NULL", mpistore_failed_ranks(V, &o_ints, NULL)) \
 BAD(swap_timeout,  null_handle,      NONE, EINVAL,    NULL_HANDLE,          mpistore_swap_timeout(NULL, 1.0, &o_dbl)) \
 BAD(swap_timeout,  negative,         ON_S, EINVAL,    "must be finite",     mpistore_swap_timeout(S, -3.0, &o_dbl)) \
 BAD(swap_timeout,  nan,              ON_S, EINVAL,    "must be finite",     mpistore_swap_timeout(S, NAN, &o_dbl)) \

@@ -449,8 +449,22 @@ static void semantics_version_and_strings(void **state)
     assert_string_equal(mpistore_errmsg(NULL), "");
 }
 
+/* No rank died: an empty list (a job where one does ends in test_rankfail) */
+static void semantics_failed_ranks_none(void **state)
+{
+    (void)state;
+    int *ranks = (int *)&ranks;
+    size_t n = 99;
+    MT_OK(mt_store, mpistore_failed_ranks(mt_store, &ranks, &n));
+    assert_int_equal(n, 0);
+    assert_null(ranks);
+    assert_string_equal(mpistore_errname(MPISTORE_EPROCFAILED), "MPISTORE_EPROCFAILED");
+    assert_non_null(strstr(mpistore_strerror(-MPISTORE_EPROCFAILED), "died"));
+}
+
 static const struct CMUnitTest tests[] = {
     MT_TEST(semantics_set_get_overwrite),
+    MT_TEST(semantics_failed_ranks_none),
     MT_TEST(semantics_every_rank_sets_own_key),
     MT_TEST(semantics_empty_and_binary_values),
     MT_TEST(semantics_get_blocks_until_later_set),

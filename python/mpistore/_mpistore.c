@@ -52,6 +52,7 @@
 #include <dlfcn.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 /* clang-format off */
@@ -78,13 +79,9 @@ static PyObject *default_errors;       /* _set_errors(): mpistore's exception cl
     } while (0)
 #define CALL(rc, expr) UNLOCKED((rc) = (expr))
 
-/* Raise self's exception for return code rc; the message is h's
- * (mpistore_errmsg(NULL): the calling thread's, for a failed open or close). */
-static PyObject *fail(StoreObject *self, int rc, const mpistore_t *h)
+/* Raise self's exception for return code rc with message msg (UTF-8). */
+static PyObject *raise_rc(StoreObject *self, int rc, const char *msg, Py_ssize_t len)
 {
-    const char *msg = mpistore_errmsg(h);
-    if (!msg || !*msg)
-        msg = mpistore_strerror(rc);
     PyObject *errors = self->errors ? self->errors : default_errors;
     PyObject *cls = PyExc_RuntimeError; /* before _set_errors */
     if (errors)
@@ -92,7 +89,7 @@ static PyObject *fail(StoreObject *self, int rc, const mpistore_t *h)
                                        : rc == -MPISTORE_EEMPTY  ? 1
                                                                  : 2);
     Py_INCREF(cls);
-    PyObject *text = PyUnicode_DecodeUTF8(msg, (Py_ssize_t)strlen(msg), "replace");
+    PyObject *text = PyUnicode_DecodeUTF8(msg, len, "replace");
     PyObject *exc = text ? PyObject_CallFunction(cls, "Ois", text, rc, mpistore_errname(rc)) : NULL;
     if (exc) {
         PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
@@ -100,6 +97,54 @@ static PyObject *fail(StoreObject *self, int rc, const mpistore_t *h)
     }
     Py_XDECREF(text);
     Py_DECREF(cls);
+    return NULL;
+}
+
+static const char *message_of(int rc, const mpistore_t *h)
+{
+    const char *msg = mpistore_errmsg(h);
+    return msg && *msg ? msg : mpistore_strerror(rc);
+}
+
+/* Raise self's exception for return code rc; the message is h's
+ * (mpistore_errmsg(NULL): the calling thread's, for a failed open or close). */
+static PyObject *fail(StoreObject *self, int rc, const mpistore_t *h)
+{
+    const char *msg = message_of(rc, h);
+    return raise_rc(self, rc, msg, (Py_ssize_t)strlen(msg));
+}
+
+/* A timeout in c10d's words, then ours: code written for TCPStore matches
+ * the text of its DistStoreError (torch 2.13's TCPStore says "wait timeout
+ * after 100ms, keys: /a, /b" for get, wait, multi_get and a blocking
+ * queue_pop, naming every key of the call with its "/" prefix, and
+ * "barrier timeout after 100ms, key: k" for Store.barrier), so ours begins
+ * with exactly that and adds " (mpistore: <the library's message>)".
+ * barrier: the one key of Store.barrier, else keys[0..n) of a wait.
+ * timeout_s: the call's timeout (the handle's where the call has none). */
+static PyObject *fail_wait(StoreObject *self, int rc, const mpistore_t *h, const char *barrier,
+                           const char *const *keys, size_t n, double timeout_s)
+{
+    if (rc != -MPISTORE_ETIMEDOUT)
+        return fail(self, rc, h);
+    /* c10d prints std::chrono::milliseconds: whole milliseconds */
+    long long ms = (long long)(timeout_s * 1e6 + 0.5) / 1000;
+    char head[64];
+    snprintf(head, sizeof head, "%s timeout after %lldms, key%s: ", barrier ? "barrier" : "wait",
+             ms, barrier ? "" : "s");
+    PyObject *w = PyBytes_FromString(head);
+    for (size_t i = 0; w && i < (barrier ? 1 : n); i++) {
+        if (barrier)
+            PyBytes_ConcatAndDel(&w, PyBytes_FromString(barrier));
+        else
+            PyBytes_ConcatAndDel(&w, PyBytes_FromFormat("%s/%s", i ? ", " : "", keys[i]));
+    }
+    if (w)
+        PyBytes_ConcatAndDel(&w, PyBytes_FromFormat(" (mpistore: %s)", message_of(rc, h)));
+    if (!w)
+        return NULL;
+    raise_rc(self, rc, PyBytes_AS_STRING(w), PyBytes_GET_SIZE(w));
+    Py_DECREF(w);
     return NULL;
 }
 
@@ -537,7 +582,7 @@ static PyObject *Store_get(METHOD_ARGS)
     size_t n = 0;
     int rc;
     CALL(rc, mpistore_get(h, k, &p, &n));
-    return rc ? fail(self, rc, h) : take(p, n);
+    return rc ? fail_wait(self, rc, h, NULL, &k, 1, mpistore_timeout(h)) : take(p, n);
 }
 
 static PyObject *Store_add(METHOD_ARGS)
@@ -628,9 +673,12 @@ static PyObject *Store_wait(METHOD_ARGS)
         return NULL;
     int rc;
     CALL(rc, mpistore_wait(h, ks, (size_t)n, t));
+    if (rc)
+        fail_wait(self, rc, h, NULL, ks, (size_t)n,
+                  t == MPISTORE_TIMEOUT_DEFAULT ? mpistore_timeout(h) : t);
     keys_done(ks, small, keep);
     if (rc)
-        return fail(self, rc, h);
+        return NULL;
     Py_RETURN_NONE;
 }
 
@@ -669,7 +717,7 @@ static PyObject *Store_multi_get(METHOD_ARGS)
     int rc;
     CALL(rc, mpistore_multi_get(h, ks, (size_t)n, vals, lens));
     if (rc) {
-        fail(self, rc, h);
+        fail_wait(self, rc, h, NULL, ks, (size_t)n, mpistore_timeout(h));
         goto done;
     }
     out = PyList_New(n);
@@ -765,7 +813,7 @@ static PyObject *Store_queue_pop(METHOD_ARGS)
     size_t n = 0;
     int rc;
     CALL(rc, mpistore_queue_pop(h, k, block != 0, &p, &n));
-    return rc ? fail(self, rc, h) : take(p, n);
+    return rc ? fail_wait(self, rc, h, NULL, &k, 1, mpistore_timeout(h)) : take(p, n);
 }
 
 static PyObject *Store_queue_len(METHOD_ARGS)
@@ -808,8 +856,8 @@ static PyObject *Store_barrier(METHOD_ARGS)
         return NULL;
     int rc;
     CALL(rc, mpistore_barrier(h, (int)rank, (int)ws, k, t));
-    if (rc)
-        return fail(self, rc, h);
+    if (rc) /* c10d's words for its Store.barrier (rank -1), not for the elastic one */
+        return rank == -1 ? fail_wait(self, rc, h, k, NULL, 0, t) : fail(self, rc, h);
     Py_RETURN_NONE;
 }
 

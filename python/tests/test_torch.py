@@ -1,6 +1,7 @@
 """mpistore.torch.MPIStore under PyTorch: the c10d names, PrefixStore (C++
 trampoline path), gloo init + all_reduce, and PyTorch's elastic helpers."""
 import datetime
+import inspect
 import os
 import threading
 import time
@@ -278,3 +279,56 @@ def test_elastic_barrier_long_job_grows(monkeypatch):
     finally:
         COMM.Barrier()
         s.close()
+
+
+def _raised(call):
+    """The text of what call() raised (DistStoreError expected)."""
+    with pytest.raises(dist.DistStoreError) as e:
+        call()
+    return str(e.value)
+
+
+def test_timeout_words_are_tcpstores(tstore):
+    """Code written for TCPStore matches the text of its DistStoreError: each
+    timeout of MPIStore begins with exactly what a real TCPStore of this
+    torch says for the same call, then adds mpistore's detail (issue #22)."""
+    if not hasattr(dist, "DistStoreError"):
+        pytest.skip(f"torch {torch.__version__} has no DistStoreError: mpistore speaks torch 2.13's words")
+    tcp = dist.TCPStore("127.0.0.1", 0, 1, True, timeout=td(seconds=30), wait_for_workers=False)
+    tcp.set_timeout(td(milliseconds=100))
+    first = _raised(lambda: tcp.get("nonexistent key"))
+    if not first.startswith("wait timeout after 100ms"):
+        pytest.skip(f"torch {torch.__version__}'s TCPStore says {first!r}: mpistore speaks torch 2.13's words")
+    tstore.set_timeout(td(milliseconds=100))
+    r = RANK
+
+    def both(name, call):
+        """call(store) on TCPStore, then on MPIStore: ours begins with theirs."""
+        theirs = _raised(lambda: call(tcp))
+        ours = _raised(lambda: call(tstore))
+        assert ours.startswith(theirs), f"{name}: TCPStore {theirs!r}, MPIStore {ours!r}"
+        return theirs, ours
+
+    for s in (tcp, tstore):
+        s.set(f"a{r}", b"1")
+    t, o = both("get", lambda s: s.get(f"nonexistent key{r}"))
+    assert t == f"wait timeout after 100ms, keys: /nonexistent key{r}"
+    assert o[len(t):].startswith(" (mpistore: timeout after 0.1"), o
+    t, _ = both("wait, one key present", lambda s: s.wait([f"a{r}", f"zz{r}"]))
+    assert t == f"wait timeout after 100ms, keys: /a{r}, /zz{r}"
+    both("wait with its own timeout", lambda s: s.wait([f"x{r}"], td(milliseconds=250)))
+    both("multi_get", lambda s: s.multi_get([f"a{r}", f"q1{r}", f"q2{r}"]))
+    both("PrefixStore.get", lambda s: dist.PrefixStore("pre", s).get(f"k{r}"))
+    if hasattr(tcp, "queue_pop"):
+        both("queue_pop", lambda s: s.queue_pop(f"qq{r}"))
+    if hasattr(tcp, "barrier"):
+        t, _ = both("Store.barrier", lambda s: s.barrier(f"bk{r}", 2))
+        assert t == f"barrier timeout after 100ms, key: bk{r}"
+    # PyTorch's elastic helpers over each store: the texts they raise
+    both("synchronize", lambda s: elastic.synchronize(s, b"d", 0, 2, f"sy{r}/", 0.1))
+    both("get_all", lambda s: elastic.get_all(s, 0, f"ga{r}/", 2))
+    kw = {"trace_timeout": 0.1} if "trace_timeout" in inspect.signature(elastic.barrier).parameters else {}
+    t, _ = both("elastic barrier", lambda s: elastic.barrier(s, world_size=2, key_prefix=f"eb{r}",
+                                                           barrier_timeout=0.2, rank=0, **kw))
+    assert "Timed out waiting on barrier" in t, t
+    tstore.set_timeout(td(seconds=60))

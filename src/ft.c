@@ -1,0 +1,145 @@
+/* Dead ranks: MPI's fault-tolerance extension (ULFM) asked from wait loops
+ * (docs/design.md, "Rank failures").  RMA does not tell an origin that its
+ * target died (an MPI_Fetch_and_op on a dead rank's window returns
+ * MPI_SUCCESS), so a wait that depends on a rank asks MPI about it, at most
+ * every MS_FT_POLL_S: never on a call that does not wait, so the operations'
+ * RMA calls and round trips stay what they are. */
+#include "clock.h"
+#include "ft.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef MPISTORE_HAVE_ULFM
+#include <mpi-ext.h>
+#endif
+
+#define MS_FT_POLL_S 0.02
+
+static int cmp_int(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+int mpistore__ft_poll(mpistore__ft_t *f, MPI_Comm comm, mpistore__err_t *err)
+{
+#ifdef MPISTORE_HAVE_ULFM
+    MPI_Group failed = MPI_GROUP_NULL, all = MPI_GROUP_NULL;
+    int n = 0, rc = MPIX_Comm_get_failed(comm, &failed);
+    if (rc == MPI_SUCCESS)
+        rc = MPI_Group_size(failed, &n);
+    if (rc == MPI_SUCCESS && n > f->ndead) {
+        int *in = malloc(2 * (size_t)n * sizeof *in);
+        if (!in) {
+            MPI_Group_free(&failed);
+            return mpistore__err(err, MPISTORE_ENOMEM, "out of memory for %d dead ranks", n);
+        }
+        for (int i = 0; i < n; i++)
+            in[i] = i;
+        rc = MPI_Comm_group(comm, &all);
+        if (rc == MPI_SUCCESS)
+            rc = MPI_Group_translate_ranks(failed, n, in, all, in + n);
+        if (rc == MPI_SUCCESS) {
+            memmove(in, in + n, (size_t)n * sizeof *in);
+            qsort(in, (size_t)n, sizeof *in, cmp_int);
+            free(f->dead);
+            f->dead = in; /* the 2n ints' first half */
+            f->ndead = n;
+        } else {
+            free(in);
+        }
+        if (all != MPI_GROUP_NULL)
+            MPI_Group_free(&all);
+    }
+    if (failed != MPI_GROUP_NULL)
+        MPI_Group_free(&failed);
+    return rc == MPI_SUCCESS ? 0 : mpistore__mpierr(err, rc, "MPIX_Comm_get_failed", -1);
+#else
+    (void)f, (void)comm, (void)err;
+    return 0;
+#endif
+}
+
+int mpistore__ft_is_dead(const mpistore__ft_t *f, int rank)
+{
+    return f->ndead > 0 && bsearch(&rank, f->dead, (size_t)f->ndead, sizeof rank, cmp_int) != NULL;
+}
+
+int mpistore__ft_mpi_failed(int mpirc)
+{
+#ifdef MPISTORE_HAVE_ULFM
+    int cls = MPI_SUCCESS;
+    if (mpirc != MPI_SUCCESS && MPI_Error_class(mpirc, &cls) == MPI_SUCCESS)
+        return cls == MPIX_ERR_PROC_FAILED || cls == MPIX_ERR_REVOKED;
+#else
+    (void)mpirc;
+#endif
+    return 0;
+}
+
+void mpistore__ft_names(const mpistore__ft_t *f, char *buf, size_t n)
+{
+    size_t used = 0;
+    buf[0] = 0;
+    for (int i = 0; i < f->ndead && used < n; i++) {
+        int w = snprintf(buf + used, n - used, "%s%d", i ? ", " : "", f->dead[i]);
+        if (w < 0 || (size_t)w >= n - used) {
+            if (n >= 4)
+                memcpy(buf + n - 4, "...", 4);
+            return;
+        }
+        used += (size_t)w;
+    }
+}
+
+int mpistore__ft_check(mpistore__ft_t *f, MPI_Comm comm, mpistore__err_t *err, int home,
+                       const char *kind, const char *name, double waited)
+{
+#ifdef MPISTORE_HAVE_ULFM
+    double now = mpistore__now();
+    if (now >= f->next_poll) {
+        f->next_poll = now + MS_FT_POLL_S;
+        int rc = mpistore__ft_poll(f, comm, err);
+        if (rc)
+            return rc;
+    }
+#else
+    (void)comm;
+#endif
+    if (f->ndead == 0)
+        return 0;
+    if (home >= 0 && mpistore__ft_is_dead(f, home))
+        return mpistore__err(err, MPISTORE_EPROCFAILED,
+                             "rank %d died (MPI reports it failed): %s '%.64s' is homed there "
+                             "(waited %.3f s)",
+                             home, kind, name, waited);
+    if (f->every > 0) {
+        char names[96];
+        mpistore__ft_names(f, names, sizeof names);
+        return mpistore__err(err, MPISTORE_EPROCFAILED,
+                             "rank%s %s died (MPI reports %s failed): %s '%.64s' waits for "
+                             "every rank (waited %.3f s)",
+                             f->ndead > 1 ? "s" : "", names, f->ndead > 1 ? "them" : "it", kind,
+                             name, waited);
+    }
+    return 0;
+}
+
+int mpistore__ft_known(const mpistore__ft_t *f, mpistore__err_t *err, int home, const char *kind,
+                       const char *name)
+{
+    if (f->ndead == 0 || !mpistore__ft_is_dead(f, home))
+        return 0;
+    return mpistore__err(err, MPISTORE_EPROCFAILED,
+                         "rank %d died (MPI reported it failed): %s '%.64s' is homed there", home,
+                         kind, name);
+}
+
+void mpistore__ft_free(mpistore__ft_t *f)
+{
+    free(f->dead);
+    f->dead = NULL;
+    f->ndead = 0;
+}

@@ -1,0 +1,49 @@
+/* Dead ranks (ft.c): what MPI's fault-tolerance extension (ULFM,
+ * MPIX_Comm_get_failed) reports about the store's communicator, asked by
+ * wait loops only (docs/design.md, "Rank failures").  Without ULFM
+ * (MPISTORE_HAVE_ULFM unset) nothing is ever dead. */
+#ifndef MPISTORE_FT_H
+#define MPISTORE_FT_H
+
+#include "errors.h"
+
+#include <mpi.h>
+#include <stddef.h>
+
+typedef struct mpistore__ft {
+    double next_poll; /* a wait loop asks MPI again from this time on */
+    int every;        /* > 0: the running call waits for every rank (a helper's scope) */
+    int *dead;        /* ranks of the store's communicator known dead, ascending */
+    int ndead;
+} mpistore__ft_t;
+
+/* Ask MPI now which ranks of comm failed (the list only grows): 0, or a
+ * negative code with the message in err. */
+int mpistore__ft_poll(mpistore__ft_t *f, MPI_Comm comm, mpistore__err_t *err);
+/* In a wait loop, for a wait on rank `home` (-1: on no rank in particular):
+ * asks MPI at most every MS_FT_POLL_S, then fails with EPROCFAILED if home
+ * died, or, inside an every-rank scope, if any rank died.  What is waited
+ * for is `kind` 'name' ("key", "k"); waited: seconds so far. */
+int mpistore__ft_check(mpistore__ft_t *f, MPI_Comm comm, mpistore__err_t *err, int home,
+                       const char *kind, const char *name, double waited);
+/* Without asking MPI (no cost on a call that does not wait): fail with
+ * EPROCFAILED if rank `home` is already known dead. */
+int mpistore__ft_known(const mpistore__ft_t *f, mpistore__err_t *err, int home, const char *kind,
+                       const char *name);
+/* The elastic helpers wait for every rank: a death of any fails them. */
+static inline void mpistore__ft_every_begin(mpistore__ft_t *f)
+{
+    f->every++;
+}
+static inline void mpistore__ft_every_end(mpistore__ft_t *f)
+{
+    f->every--;
+}
+int mpistore__ft_is_dead(const mpistore__ft_t *f, int rank);
+/* Is an MPI return code ULFM's "a process failed" (or "revoked")? */
+int mpistore__ft_mpi_failed(int mpirc);
+/* "2, 5" (at most n bytes, "..." when cut). */
+void mpistore__ft_names(const mpistore__ft_t *f, char *buf, size_t n);
+void mpistore__ft_free(mpistore__ft_t *f);
+
+#endif /* MPISTORE_FT_H */
