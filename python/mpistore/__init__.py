@@ -11,7 +11,8 @@ windows, for jobs started with mpirun/mpiexec.
 Values are bytes (str is encoded as UTF-8); keys are str (or bytes) without
 NUL.  Errors raise MPIStoreError (a RuntimeError) carrying the library's
 message; timeouts raise MPIStoreTimeout, also a TimeoutError; a non-blocking
-queue_pop on an empty queue raises QueueEmpty.  With PyTorch installed,
+queue_pop on an empty queue raises QueueEmpty; a call that needs a rank that
+died raises ProcessFailedError (``.ranks``; MPI ULFM only).  With PyTorch installed,
 ``mpistore.torch.MPIStore`` is a ``torch.distributed.Store``.
 
 ``Store`` is the compiled module's type (``mpistore._mpistore``, over
@@ -21,7 +22,7 @@ classes it raises.
 from __future__ import annotations
 
 import datetime
-from typing import Union
+from typing import List, Union
 
 from . import _mpienv
 
@@ -31,8 +32,8 @@ from mpi4py import MPI  # noqa: E402,F401  (initialises MPI, as mpi4py.rc says)
 
 from . import _mpistore  # noqa: E402
 
-__all__ = ["Store", "MPIStoreError", "MPIStoreTimeout", "QueueEmpty", "version", "library_path",
-           "call_layer", "__version__"]
+__all__ = ["Store", "MPIStoreError", "MPIStoreTimeout", "QueueEmpty", "ProcessFailedError",
+           "version", "library_path", "call_layer", "__version__"]
 
 Key = Union[str, bytes, bytearray]
 # also what bytes() takes: buffers, lists of ints (PyTorch 1.13's trampoline)
@@ -70,7 +71,17 @@ class QueueEmpty(MPIStoreError):
     """Non-blocking queue_pop on an empty queue."""
 
 
+class ProcessFailedError(MPIStoreError):
+    """A rank the call needs has died (MPI's fault tolerance, ULFM: Open MPI 5
+    under ``mpiexec --with-ft ulfm``); ``ranks``: the dead ranks of the
+    store's communicator that this rank knows of, ascending."""
+
+    def __init__(self, message: str, code: int = 0, name: str = "") -> None:
+        super().__init__(message, code, name)
+        self.ranks: List[int] = []
+
+
 #: a handle: ``Store(comm, *, timeout=300.0, ...)`` (collective), ``prefix()``
 #: views and ``clone()`` clones; the compiled type itself (see its docstring)
 Store = _mpistore.Store
-_mpistore._set_errors(MPIStoreTimeout, QueueEmpty, MPIStoreError)
+_mpistore._set_errors(MPIStoreTimeout, QueueEmpty, MPIStoreError, ProcessFailedError)

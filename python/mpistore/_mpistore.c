@@ -15,7 +15,7 @@
  * GIL around every library call (any call may block on a remote rank), and
  * raise on a non-zero return code.  The exception classes are the Python
  * package's (mpistore/__init__.py registers them with _set_errors), or a
- * handle's own (Store(..., _errors=(timeout, empty, other)), what
+ * handle's own (Store(..., _errors=(timeout, empty, other, process failed)), what
  * mpistore.torch passes; views and clones take their parent's), each
  * called as cls(message, code, name).  mpistore.Store is this type itself,
  * not a Python subclass: CPython 3.11 specialises a call of a C method only
@@ -79,18 +79,49 @@ static PyObject *default_errors;       /* _set_errors(): mpistore's exception cl
     } while (0)
 #define CALL(rc, expr) UNLOCKED((rc) = (expr))
 
-/* Raise self's exception for return code rc with message msg (UTF-8). */
-static PyObject *raise_rc(StoreObject *self, int rc, const char *msg, Py_ssize_t len)
+/* The dead ranks h knows of, as a list (an empty one if it cannot tell). */
+static PyObject *dead_ranks(mpistore_t *h)
+{
+    int *r = NULL, rc = -1;
+    size_t n = 0;
+    if (h) /* with the serial lock, as every library call (it asks MPI) */
+        CALL(rc, mpistore_failed_ranks(h, &r, &n));
+    if (rc != 0)
+        n = 0;
+    PyObject *l = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; l && i < n; i++) {
+        PyObject *v = PyLong_FromLong(r[i]);
+        if (!v) {
+            Py_CLEAR(l);
+            break;
+        }
+        PyList_SET_ITEM(l, (Py_ssize_t)i, v);
+    }
+    mpistore_free(r);
+    return l;
+}
+
+/* Raise self's exception for return code rc with message msg (UTF-8); an
+ * EPROCFAILED one gets .ranks, the dead ranks h knows of. */
+static PyObject *raise_rc(StoreObject *self, int rc, const char *msg, Py_ssize_t len,
+                          mpistore_t *h)
 {
     PyObject *errors = self->errors ? self->errors : default_errors;
     PyObject *cls = PyExc_RuntimeError; /* before _set_errors */
     if (errors)
-        cls = PyTuple_GET_ITEM(errors, rc == -MPISTORE_ETIMEDOUT ? 0
-                                       : rc == -MPISTORE_EEMPTY  ? 1
-                                                                 : 2);
+        cls = PyTuple_GET_ITEM(errors, rc == -MPISTORE_ETIMEDOUT     ? 0
+                                       : rc == -MPISTORE_EEMPTY      ? 1
+                                       : rc == -MPISTORE_EPROCFAILED ? 3
+                                                                     : 2);
     Py_INCREF(cls);
     PyObject *text = PyUnicode_DecodeUTF8(msg, len, "replace");
     PyObject *exc = text ? PyObject_CallFunction(cls, "Ois", text, rc, mpistore_errname(rc)) : NULL;
+    if (exc && rc == -MPISTORE_EPROCFAILED) {
+        PyObject *ranks = dead_ranks(h);
+        if (!ranks || PyObject_SetAttrString(exc, "ranks", ranks) < 0)
+            Py_CLEAR(exc);
+        Py_XDECREF(ranks);
+    }
     if (exc) {
         PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
         Py_DECREF(exc);
@@ -108,10 +139,10 @@ static const char *message_of(int rc, const mpistore_t *h)
 
 /* Raise self's exception for return code rc; the message is h's
  * (mpistore_errmsg(NULL): the calling thread's, for a failed open or close). */
-static PyObject *fail(StoreObject *self, int rc, const mpistore_t *h)
+static PyObject *fail(StoreObject *self, int rc, mpistore_t *h)
 {
     const char *msg = message_of(rc, h);
-    return raise_rc(self, rc, msg, (Py_ssize_t)strlen(msg));
+    return raise_rc(self, rc, msg, (Py_ssize_t)strlen(msg), h);
 }
 
 /* A timeout in c10d's words, then ours: code written for TCPStore matches
@@ -122,7 +153,7 @@ static PyObject *fail(StoreObject *self, int rc, const mpistore_t *h)
  * with exactly that and adds " (mpistore: <the library's message>)".
  * barrier: the one key of Store.barrier, else keys[0..n) of a wait.
  * timeout_s: the call's timeout (the handle's where the call has none). */
-static PyObject *fail_wait(StoreObject *self, int rc, const mpistore_t *h, const char *barrier,
+static PyObject *fail_wait(StoreObject *self, int rc, mpistore_t *h, const char *barrier,
                            const char *const *keys, size_t n, double timeout_s)
 {
     if (rc != -MPISTORE_ETIMEDOUT)
@@ -143,7 +174,7 @@ static PyObject *fail_wait(StoreObject *self, int rc, const mpistore_t *h, const
         PyBytes_ConcatAndDel(&w, PyBytes_FromFormat(" (mpistore: %s)", message_of(rc, h)));
     if (!w)
         return NULL;
-    raise_rc(self, rc, PyBytes_AS_STRING(w), PyBytes_GET_SIZE(w));
+    raise_rc(self, rc, PyBytes_AS_STRING(w), PyBytes_GET_SIZE(w), h);
     Py_DECREF(w);
     return NULL;
 }
@@ -334,19 +365,20 @@ static PyObject *take(void *p, size_t n)
 
 /* ---- life cycle ---- */
 
-/* (timeout, empty, other): three exception classes, or NULL with an error */
+/* (timeout, empty, other, process failed): four exception classes, or NULL
+ * with an error */
 static PyObject *errors_of(PyObject *o)
 {
-    if (!PyTuple_Check(o) || PyTuple_GET_SIZE(o) != 3) {
-        PyErr_SetString(PyExc_TypeError, "mpistore: errors are a tuple of three exception classes");
+    if (!PyTuple_Check(o) || PyTuple_GET_SIZE(o) != 4) {
+        PyErr_SetString(PyExc_TypeError, "mpistore: errors are a tuple of four exception classes");
         return NULL;
     }
-    for (Py_ssize_t i = 0; i < 3; i++) {
+    for (Py_ssize_t i = 0; i < 4; i++) {
         PyObject *c = PyTuple_GET_ITEM(o, i);
         if (!PyType_Check(c) ||
             !PyType_IsSubtype((PyTypeObject *)c, (PyTypeObject *)PyExc_Exception)) {
             PyErr_SetString(PyExc_TypeError,
-                            "mpistore: errors are a tuple of three exception classes");
+                            "mpistore: errors are a tuple of four exception classes");
             return NULL;
         }
     }
@@ -1016,7 +1048,7 @@ static PyObject *x_version(PyObject *m, PyObject *unused)
     return PyUnicode_FromString(mpistore_version());
 }
 
-/* _set_errors(timeout, empty, other): the default exception classes */
+/* _set_errors(timeout, empty, other, process_failed): the default exception classes */
 static PyObject *x_set_errors(PyObject *m, PyObject *args)
 {
     (void)m;
@@ -1030,8 +1062,8 @@ static PyObject *x_set_errors(PyObject *m, PyObject *args)
 static PyMethodDef methods[] = {
     {"version", x_version, METH_NOARGS, "The loaded library's version string."},
     {"_set_errors", x_set_errors, METH_VARARGS,
-     "_set_errors(timeout, empty, other): the exception classes of handles opened "
-     "without _errors"},
+     "_set_errors(timeout, empty, other, process_failed): the exception classes of "
+     "handles opened without _errors"},
     {NULL, NULL, 0, NULL},
 };
 

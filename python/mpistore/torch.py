@@ -32,7 +32,7 @@ from urllib.parse import parse_qs, urlparse
 import torch.distributed as dist
 from mpi4py import MPI
 
-from . import Key, MPIStoreError, MPIStoreTimeout, QueueEmpty, Store, Value
+from . import Key, MPIStoreError, MPIStoreTimeout, ProcessFailedError, QueueEmpty, Store, Value
 
 if TYPE_CHECKING:  # torch.distributed re-exports Store without declaring it
     from torch._C._distributed_c10d import Store as _TorchStore
@@ -40,7 +40,7 @@ else:
     _TorchStore = dist.Store
 
 __all__ = ["MPIStore", "MPIStoreTimeoutError", "MPIStoreQueueEmpty", "MPIStoreTorchError",
-           "mpi_rendezvous_handler"]
+           "MPIStoreProcessFailedError", "mpi_rendezvous_handler"]
 
 _DistStoreError = getattr(dist, "DistStoreError", None)  # PyTorch >= 2.1
 _QueueEmptyError = getattr(dist, "QueueEmptyError", None)  # PyTorch >= 2.6
@@ -63,8 +63,16 @@ class MPIStoreTorchError(*((_DistStoreError,) if _DistStoreError else ()),  # ty
     """Any other failure (also DistStoreError where it exists)."""
 
 
-# what our handles raise (Store(_errors=...)): timeout, empty queue, other
-_ERRORS = (MPIStoreTimeoutError, MPIStoreQueueEmpty, MPIStoreTorchError)
+class MPIStoreProcessFailedError(*((_DistStoreError,) if _DistStoreError else ()),  # type: ignore[misc]
+                                 ProcessFailedError):
+    """A rank the call needs has died (MPI ULFM): ``mpistore.ProcessFailedError``
+    (``.ranks``) and, where it exists, DistStoreError."""
+
+
+# what our handles raise (Store(_errors=...)): timeout, empty queue, other,
+# a dead rank
+_ERRORS = (MPIStoreTimeoutError, MPIStoreQueueEmpty, MPIStoreTorchError,
+           MPIStoreProcessFailedError)
 
 
 def _td(t: Timeout) -> datetime.timedelta:

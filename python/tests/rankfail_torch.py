@@ -1,0 +1,63 @@
+"""A rank dies under MPIStore (MPI ULFM): the survivors' get of a key homed
+there raises mpistore.ProcessFailedError, a torch.distributed.DistStoreError
+with .ranks.  Not a pytest module (a rank kills itself):
+
+    mpiexec --with-ft ulfm -n 3 python python/tests/rankfail_torch.py
+
+(Open MPI 5; ctest python_<cell>_rankfail).  Prints "all passed" on the
+lowest survivor; the survivors end with os._exit (Open MPI 5.0.11's
+MPI_Finalize hangs now and then after a death: docs/testing.md)."""
+import datetime
+import os
+import signal
+import sys
+
+from mpi4py import MPI
+
+import mpistore
+import torch.distributed as dist
+from mpistore.torch import MPIStore
+
+comm = MPI.COMM_WORLD
+rank, size = comm.Get_rank(), comm.Get_size()
+victim = size - 1
+store = MPIStore(comm, timeout=datetime.timedelta(seconds=60))
+key = next(f"k{i}" for i in range(100000) if store._s.key_rank(f"k{i}") == victim)
+live = next(f"l{i}" for i in range(100000) if store._s.key_rank(f"l{i}") == 0)
+if rank == 0:
+    store.set(live, b"v")
+comm.Barrier()
+if rank == victim:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+failures = []
+try:
+    store.get(key)
+    failures.append("get of a key homed on the dead rank returned")
+except mpistore.ProcessFailedError as e:
+    if not isinstance(e, dist.DistStoreError):
+        failures.append(f"{type(e).__name__} is not a DistStoreError")
+    if e.ranks != [victim] or f"rank {victim} died" not in str(e):
+        failures.append(f"ranks {e.ranks}, message {e}")
+if store.get(live) != b"v":
+    failures.append("get of a key on a live rank")
+for f in failures:
+    print(f"rankfail_torch: rank {rank} FAILED: {f}", flush=True)
+
+# the verdict on the lowest survivor (point-to-point among the living)
+comm.Set_errhandler(MPI.ERRORS_RETURN)
+if rank != 0:
+    comm.send(len(failures), dest=0, tag=7)
+    try:
+        comm.recv(source=0, tag=8)
+    except MPI.Exception:
+        pass  # rank 0 has exited already
+else:
+    total = len(failures) + sum(comm.recv(source=r, tag=7) for r in range(1, size) if r != victim)
+    print(f"rankfail_torch: victim {victim}, {total} failed checks: "
+          f"{'all passed' if total == 0 else 'FAILED'}", flush=True)
+    for r in range(1, size):
+        if r != victim:
+            comm.send(total, dest=r, tag=8)
+sys.stdout.flush()
+os._exit(1 if failures else 0)
