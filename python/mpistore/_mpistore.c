@@ -103,8 +103,7 @@ static PyObject *dead_ranks(mpistore_t *h)
 
 /* Raise self's exception for return code rc with message msg (UTF-8); an
  * EPROCFAILED one gets .ranks, the dead ranks h knows of. */
-static PyObject *raise_rc(StoreObject *self, int rc, const char *msg, Py_ssize_t len,
-                          mpistore_t *h)
+static PyObject *raise_rc(StoreObject *self, int rc, const char *msg, Py_ssize_t len, mpistore_t *h)
 {
     PyObject *errors = self->errors ? self->errors : default_errors;
     PyObject *cls = PyExc_RuntimeError; /* before _set_errors */
