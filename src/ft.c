@@ -62,9 +62,31 @@ int mpistore__ft_poll(mpistore__ft_t *f, MPI_Comm comm, mpistore__err_t *err)
 #endif
 }
 
-int mpistore__ft_is_dead(const mpistore__ft_t *f, int rank)
+static int is_dead(const mpistore__ft_t *f, int rank)
 {
     return f->ndead > 0 && bsearch(&rank, f->dead, (size_t)f->ndead, sizeof rank, cmp_int) != NULL;
+}
+
+/* EPROCFAILED if home is known dead (waited >= 0: how long the call waited) */
+static int homed_on_dead(const mpistore__ft_t *f, mpistore__err_t *err, int home, const char *kind,
+                         const char *name, double waited)
+{
+    if (home < 0 || !is_dead(f, home))
+        return 0;
+    if (waited < 0)
+        return mpistore__err(err, MPISTORE_EPROCFAILED,
+                             "rank %d died (MPI reports it failed): %s '%.64s' is homed there",
+                             home, kind, name);
+    return mpistore__err(err, MPISTORE_EPROCFAILED,
+                         "rank %d died (MPI reports it failed): %s '%.64s' is homed there "
+                         "(waited %.3f s)",
+                         home, kind, name, waited);
+}
+
+int mpistore__ft_known(const mpistore__ft_t *f, mpistore__err_t *err, int home, const char *kind,
+                       const char *name)
+{
+    return homed_on_dead(f, err, home, kind, name, -1);
 }
 
 int mpistore__ft_mpi_failed(int mpirc)
@@ -110,11 +132,9 @@ int mpistore__ft_check(mpistore__ft_t *f, MPI_Comm comm, mpistore__err_t *err, i
 #endif
     if (f->ndead == 0)
         return 0;
-    if (home >= 0 && mpistore__ft_is_dead(f, home))
-        return mpistore__err(err, MPISTORE_EPROCFAILED,
-                             "rank %d died (MPI reports it failed): %s '%.64s' is homed there "
-                             "(waited %.3f s)",
-                             home, kind, name, waited);
+    int rc = homed_on_dead(f, err, home, kind, name, waited);
+    if (rc)
+        return rc;
     if (f->every > 0) {
         char names[96];
         mpistore__ft_names(f, names, sizeof names);
@@ -125,16 +145,6 @@ int mpistore__ft_check(mpistore__ft_t *f, MPI_Comm comm, mpistore__err_t *err, i
                              name, waited);
     }
     return 0;
-}
-
-int mpistore__ft_known(const mpistore__ft_t *f, mpistore__err_t *err, int home, const char *kind,
-                       const char *name)
-{
-    if (f->ndead == 0 || !mpistore__ft_is_dead(f, home))
-        return 0;
-    return mpistore__err(err, MPISTORE_EPROCFAILED,
-                         "rank %d died (MPI reported it failed): %s '%.64s' is homed there", home,
-                         kind, name);
 }
 
 void mpistore__ft_free(mpistore__ft_t *f)

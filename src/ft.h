@@ -39,7 +39,6 @@ static inline void mpistore__ft_every_end(mpistore__ft_t *f)
 {
     f->every--;
 }
-int mpistore__ft_is_dead(const mpistore__ft_t *f, int rank);
 /* Is an MPI return code ULFM's "a process failed" (or "revoked")? */
 int mpistore__ft_mpi_failed(int mpirc);
 /* "2, 5" (at most n bytes, "..." when cut). */

@@ -552,19 +552,17 @@ int mpistore_close(mpistore_t *s)
     mpistore__levels_free(&c->lev, &c->rma.w);
     mpistore__mem_free(&c->mem, &c->rma.w);
     mpistore__grow_free(&c->rma.w);
-    mpistore__ft_t ft = c->ft;
+    int died = mpistore__ft_mpi_failed(rc); /* a rank died: said as such */
+    char names[96] = "unknown";
+    if (died && c->ft.ndead > 0)
+        mpistore__ft_names(&c->ft, names, sizeof names);
+    mpistore__ft_free(&c->ft);
     free(c);
     free(s);
-    if (rc != MPI_SUCCESS && mpistore__ft_mpi_failed(rc)) { /* a rank died: said as such */
-        char names[96] = "unknown";
-        if (ft.ndead > 0)
-            mpistore__ft_names(&ft, names, sizeof names);
-        mpistore__ft_free(&ft);
+    if (died)
         return mpistore__orphan_err(MPISTORE_EPROCFAILED,
                                     "close: %s failed because rank(s) %s died; this rank's "
                                     "windows and memory are released",
                                     call, names);
-    }
-    mpistore__ft_free(&ft);
     return rc == MPI_SUCCESS ? MPISTORE_OK : open_mpi_fail(rc, call, 0);
 }

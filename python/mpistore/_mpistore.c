@@ -163,12 +163,10 @@ static PyObject *fail_wait(StoreObject *self, int rc, mpistore_t *h, const char 
     snprintf(head, sizeof head, "%s timeout after %lldms, key%s: ", barrier ? "barrier" : "wait",
              ms, barrier ? "" : "s");
     PyObject *w = PyBytes_FromString(head);
-    for (size_t i = 0; w && i < (barrier ? 1 : n); i++) {
-        if (barrier)
-            PyBytes_ConcatAndDel(&w, PyBytes_FromString(barrier));
-        else
-            PyBytes_ConcatAndDel(&w, PyBytes_FromFormat("%s/%s", i ? ", " : "", keys[i]));
-    }
+    if (barrier && w)
+        PyBytes_ConcatAndDel(&w, PyBytes_FromString(barrier));
+    for (size_t i = 0; !barrier && w && i < n; i++)
+        PyBytes_ConcatAndDel(&w, PyBytes_FromFormat("%s/%s", i ? ", " : "", keys[i]));
     if (w)
         PyBytes_ConcatAndDel(&w, PyBytes_FromFormat(" (mpistore: %s)", message_of(rc, h)));
     if (!w)
