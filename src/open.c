@@ -3,6 +3,7 @@
  * close") and close (collective for a store, local for a view or clone). */
 #include "errors.h"
 #include "mpienv.h"
+#include "mpiyield.h"
 #include "options.h"
 #include "ops.h"
 
@@ -186,6 +187,7 @@ static int open_check_mpi(MPI_Comm comm)
         return open_fail(MPISTORE_ESTATE, "%s", "mpistore_open: MPI is not initialised");
     if (comm == MPI_COMM_NULL)
         return open_fail(MPISTORE_EINVAL, "%s", "mpistore_open: comm is MPI_COMM_NULL");
+    mpistore__mpiyield_init();
     return MPISTORE_OK;
 }
 
