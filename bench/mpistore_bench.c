@@ -284,6 +284,19 @@ static void bench_barriers(mpistore_t *s, meas_t *m, int iters, int timed)
     row(m, "mpistore", "barrier_arrive", -1, "-", rma_arr, rt_arr);
     row(&w, "mpistore", "barrier_wait", -1, "-", whole_rma - rma_arr, whole_rt - rt_arr);
     free(w.t);
+    /* c10d's Store.barrier (mpistore_store_barrier), one key reused: the
+     * i-th barrier of size ranks waits for the count (i + 1) * size */
+    for (int i = 0; i < warm; i++)
+        die(s, mpistore_store_barrier(s, "sbw", (int64_t)(i + 1) * size, TIMEOUT_S),
+            "store_barrier");
+    meas_start(m, s);
+    for (int i = 0; i < iters; i++) {
+        double t0 = MPI_Wtime();
+        die(s, mpistore_store_barrier(s, "sb", (int64_t)(i + 1) * size, TIMEOUT_S),
+            "store_barrier");
+        sample(m, MPI_Wtime() - t0);
+    }
+    report(m, s, "mpistore", "store_barrier", -1, "-");
 }
 
 static void bench_sync(mpistore_t *s, meas_t *m, size_t len, int iters)

@@ -243,6 +243,23 @@ MPISTORE_EXTERN int mpistore_check(mpistore_t *s, const char *const *keys, size_
 MPISTORE_EXTERN int mpistore_wait(mpistore_t *s, const char *const *keys, size_t nkeys,
                                   double timeout_s);
 
+/**
+ * c10d's Store.barrier, as torch 2.13's TCPStore does it: add(key, 1), then
+ * block until the counter key reaches world_size.  One key, holding the
+ * count as add does ("4" after four calls); nothing else is written.  A key
+ * counts callers for ever, so a second barrier of the same world_size on it
+ * returns at once: use a fresh key, or raise world_size (the n-th barrier of
+ * w callers on one key passes n * w).  timeout_s: MPISTORE_TIMEOUT_DEFAULT =
+ * the handle's, 0 = forever, > 0 = seconds, for the whole call.  Errors: those
+ * of add (EINVAL, EKEYTOOLONG, ENOTINT for a key that is no decimal int64),
+ * EINVAL for world_size < 1 or a bad timeout, ETIMEDOUT with the count
+ * reached, EPROCFAILED when a rank of the store died (ULFM).  While the key
+ * stays the counter this call's add left, a wait costs one round trip per
+ * look at it.
+ */
+MPISTORE_EXTERN int mpistore_store_barrier(mpistore_t *s, const char *key, int64_t world_size,
+                                           double timeout_s);
+
 /** Number of keys in the store now (exact when no insert/delete is in flight). */
 MPISTORE_EXTERN int mpistore_num_keys(mpistore_t *s, int64_t *count);
 

@@ -11,6 +11,7 @@
 #include "wait.h"
 #include "fail.h"
 #include "ops.h"
+#include "write_plan.h"
 #include "mpistore_elastic.h"
 
 #include <inttypes.h>
@@ -149,6 +150,47 @@ int mpistore_barrier_nonblocking(mpistore_t *s, int world_size, const char *key_
     return mpistore__api_leave(s, rc);
 }
 
+/* Watch the counter that a member's add left (w, one round trip per look)
+ * until it reaches world_size: MS_DONE, MS_GONE (the slot no longer holds
+ * that counter: overwritten, deleted; the caller waits its own way), or <0
+ * (ETIMEDOUT at the deadline, EPROCFAILED, a full store).  *seen: the last
+ * count read. */
+static int watch_count(mpistore_t *s, const mpistore__watch_t *w, int64_t world_size, double t0,
+                       double deadline, const char *key, int64_t *seen)
+{
+    mpistore__core_t *c = s->core;
+    mpistore__backoff_t bo = {0};
+    int64_t v = *seen;
+    int rc, peek = 0;
+    double saved = mpistore__rq_begin(&c->rma.rq, deadline); /* a rank that stops answering */
+    for (;;) {
+        rc = mpistore__counter_watch(c, w, peek, &v);
+        if ((rc == MS_DONE && v >= world_size) || rc == MS_GONE || rc < 0)
+            break;
+        peek = rc == MS_BUSY;
+        if (rc == MS_STABLE)
+            continue; /* free again: look registered at once */
+        if ((rc = mpistore__fail_check(&c->rma, "the barrier"))) /* a full store: no waiting */
+            break;
+        if ((rc = mpistore__ft_check(&c->ft, c->rma.w.comm, &c->err, -1, "barrier key", key,
+                                     mpistore__now() - t0)))
+            break; /* a member died (the helpers wait in an every-rank scope) */
+        if (mpistore__expired(deadline)) {
+            rc = mpistore__err(&c->err, MPISTORE_ETIMEDOUT,
+                               "timeout after %.3f s waiting for all %" PRId64
+                               " members (%" PRId64 " arrived)",
+                               mpistore__now() - t0, world_size, v);
+            break;
+        }
+        mpistore__backoff(c->rma.w.comm, &c->lock, &bo);
+    }
+    mpistore__rq_end(&c->rma.rq, saved);
+    *seen = v;
+    return mpistore__late_prefix(
+        c, rc, "timeout after %.3f s waiting for all %" PRId64 " members (%" PRId64 " arrived)",
+        mpistore__now() - t0, world_size, v);
+}
+
 /* A member that did not arrive last: wait until every member has arrived.
  * While the num_members counter is the one this member's add saw, watch it
  * (one round trip per look) until it reaches world_size; if it stops being
@@ -159,41 +201,15 @@ int mpistore_barrier_nonblocking(mpistore_t *s, int world_size, const char *key_
 static int await_members(mpistore_t *s, const arrival_t *a, int world_size, const char *last,
                          double timeout)
 {
-    mpistore__core_t *c = s->core;
     double t0 = mpistore__now(), deadline = mpistore__deadline(timeout);
     int64_t v = 0;
-    int rc = MS_GONE, peek = 0; /* no counter to watch: wait for last_member */
+    int rc = MS_GONE; /* no counter to watch: wait for last_member */
     /* only a member that saw the count below world_size watches it: one
      * that saw more (a stale num_members) waits for last_member as PyTorch */
-    if (a->watch.valid && a->arrived >= 1 && a->arrived < world_size) {
-        mpistore__backoff_t bo = {0};
-        double saved = mpistore__rq_begin(&c->rma.rq, deadline); /* a rank that stops answering */
-        for (;;) {
-            rc = mpistore__counter_watch(c, &a->watch, peek, &v);
-            if ((rc == MS_DONE && v >= world_size) || rc == MS_GONE || rc < 0)
-                break;
-            peek = rc == MS_BUSY;
-            if (rc == MS_STABLE)
-                continue; /* free again: look registered at once */
-            if ((rc = mpistore__fail_check(&c->rma, "the barrier"))) /* a full store: no waiting */
-                break;
-            if ((rc = mpistore__ft_check(&c->ft, c->rma.w.comm, &c->err, -1, "barrier key", last,
-                                         mpistore__now() - t0)))
-                break; /* a member died (the helpers wait in an every-rank scope) */
-            if (mpistore__expired(deadline)) {
-                rc = mpistore__err(&c->err, MPISTORE_ETIMEDOUT,
-                                   "timeout after %.3f s waiting for all %d members (%" PRId64
-                                   " arrived)",
-                                   mpistore__now() - t0, world_size, v);
-                break;
-            }
-            mpistore__backoff(c->rma.w.comm, &c->lock, &bo);
-        }
-        mpistore__rq_end(&c->rma.rq, saved);
-        rc = mpistore__late_prefix(
-            c, rc, "timeout after %.3f s waiting for all %d members (%" PRId64 " arrived)",
-            mpistore__now() - t0, world_size, v);
-    }
+    if (a->watch.valid && a->arrived >= 1 && a->arrived < world_size)
+        rc = watch_count(s, &a->watch, world_size, t0, deadline, last, &v);
+    if (rc == MS_DONE)
+        return 0;
     if (rc != MS_GONE)
         return rc;
     /* what is left of the deadline (a moment at least) for last_member */
@@ -204,6 +220,60 @@ static int await_members(mpistore_t *s, const arrival_t *a, int world_size, cons
                              &val, &len);
     free(val);
     return rc;
+}
+
+/* c10d's Store.barrier after a member's add returned n < world_size: watch
+ * the counter; if it is no counter (or stops being the one the add saw),
+ * read the key until its decimal value reaches world_size. */
+static int await_count(mpistore_t *s, const char *key, const mpistore__watch_t *w, int64_t n,
+                       int64_t world_size, double t0, double deadline)
+{
+    int64_t v = n;
+    int rc = w->valid ? watch_count(s, w, world_size, t0, deadline, key, &v) : MS_GONE;
+    mpistore__backoff_t bo = {0};
+    while (rc == MS_GONE) {
+        void *val = NULL;
+        size_t len = 0;
+        int64_t x = 0;
+        rc = mpistore__get_until(s, key, deadline, &val, &len);
+        int reached = rc == 0 && mpistore__parse_i64(val, len, &x) == 0 && x >= world_size;
+        free(val);
+        if (rc || reached)
+            break;
+        if (mpistore__expired(deadline))
+            return mpistore__err(mpistore__sink(s), MPISTORE_ETIMEDOUT,
+                                 "timeout after %.3f s waiting for all %" PRId64
+                                 " members (key '%.64s' is not a count of them any more)",
+                                 mpistore__now() - t0, world_size, key);
+        mpistore__backoff(s->core->rma.w.comm, &s->core->lock, &bo);
+        rc = MS_GONE;
+    }
+    return rc;
+}
+
+int mpistore_store_barrier(mpistore_t *s, const char *key, int64_t world_size, double timeout_s)
+{
+    MS_ENTER(s);
+    int rc = 0;
+    if (world_size < 1)
+        rc = mpistore__err(mpistore__sink(s), MPISTORE_EINVAL,
+                           "store_barrier: world_size %" PRId64 " < 1", world_size);
+    if (rc == 0 && timeout_s != MPISTORE_TIMEOUT_DEFAULT && !valid_timeout(timeout_s))
+        rc = mpistore__err(mpistore__sink(s), MPISTORE_EINVAL,
+                           "store_barrier: timeout %g s must be finite and >= 0", timeout_s);
+    if (rc)
+        return mpistore__api_leave(s, rc);
+    double t0 = mpistore__now();
+    double deadline =
+        mpistore__deadline(timeout_s == MPISTORE_TIMEOUT_DEFAULT ? s->timeout : timeout_s);
+    mpistore__watch_t w = {0};
+    int64_t n = 0;
+    mpistore__ft_every_begin(&s->core->ft); /* a member's death fails the wait at once */
+    rc = mpistore__add_until(s, key, 1, deadline, &n, &w); /* checks the key, too */
+    if (rc == 0 && n < world_size)
+        rc = await_count(s, key, &w, n, world_size, t0, deadline);
+    mpistore__ft_every_end(&s->core->ft);
+    return mpistore__api_leave(s, rc);
 }
 
 /* Does key exist within `seconds` (0: check once, reads bounded by

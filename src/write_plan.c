@@ -12,7 +12,7 @@
 
 /* strict decimal int64: [+-]?[0-9]+ within range (leading zeros allowed, as
  * c10d's std::stoll allows them) */
-static int parse_i64(const unsigned char *p, size_t n, int64_t *out)
+int mpistore__parse_i64(const unsigned char *p, size_t n, int64_t *out)
 {
     char buf[32];
     char *end = NULL;
@@ -50,7 +50,7 @@ static int plan_add(mpistore__core_t *c, const mpistore__key_t *k, const mpistor
     const unsigned char *old = st.old;
     size_t oldlen = st.oldlen;
     int64_t base = 0;
-    if (present && parse_i64(old, oldlen, &base) != 0)
+    if (present && mpistore__parse_i64(old, oldlen, &base) != 0)
         return mpistore__err(&c->err, MPISTORE_ENOTINT,
                              "add on key '%.64s': value (%zu bytes) is not a decimal int64",
                              k->full, oldlen);

@@ -92,4 +92,8 @@ static inline int mpistore__needs_value(const mpistore__wreq_t *w)
     return w->kind != W_SET && w->kind != W_DELETE;
 }
 
+/* A value as c10d's add reads it: strict decimal int64, [+-]?[0-9]+ within
+ * range, leading zeros allowed.  0 and *out, or -1. */
+int mpistore__parse_i64(const unsigned char *p, size_t n, int64_t *out);
+
 #endif /* MPISTORE_WRITE_PLAN_H */

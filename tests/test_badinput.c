@@ -273,6 +273,14 @@ BAD(barrier,       long_prefix,      ON_S, EKEYTOOLONG, LIMIT_KEY,          mpis
 BAD(barrier,       negative_timeout, ON_S, EINVAL,    "timeout -1 s",       mpistore_barrier(S, 0, 1, "bp", -1.0)) \
 BAD(barrier,       nan_timeout,      ON_S, EINVAL,    "timeout nan s",      mpistore_barrier(S, 0, 1, "bp", NAN)) \
 BAD(barrier,       inf_timeout,      ON_W, EINVAL,    "timeout inf s",      mpistore_barrier(W, 0, 1, "bp", INFINITY)) \
+BAD(store_barrier, null_handle,      NONE, EINVAL,    NULL_HANDLE,          mpistore_store_barrier(NULL, "bp", 1, 1.0)) \
+BAD(store_barrier, null_key,         ON_S, EINVAL,    "key is NULL",        mpistore_store_barrier(S, NULL, 1, 1.0)) \
+BAD(store_barrier, empty_key,        ON_S, EINVAL,    "key is empty",       mpistore_store_barrier(S, "", 1, 1.0)) \
+BAD(store_barrier, long_key,         ON_S, EKEYTOOLONG, LIMIT_KEY,          mpistore_store_barrier(S, KEY_LONG, 1, 1.0)) \
+BAD(store_barrier, world_size_0,     ON_S, EINVAL,    "world_size 0 < 1",   mpistore_store_barrier(S, "bp", 0, 1.0)) \
+BAD(store_barrier, negative_timeout, ON_S, EINVAL,    "timeout -3 s",       mpistore_store_barrier(S, "bp", 1, -3.0)) \
+BAD(store_barrier, nan_timeout,      ON_W, EINVAL,    "timeout nan s",      mpistore_store_barrier(W, "bp", 1, NAN)) \
+BAD(store_barrier, not_an_integer,   ON_S, ENOTINT,   "not a decimal int64", mpistore_store_barrier(S, "snap/0", 1, 1.0)) \
 BAD(get_all,       null_handle,      NONE, EINVAL,    NULL_HANDLE,          mpistore_get_all(NULL, 0, "bp", 1, o_vals, o_lens)) \
 BAD(queue_push,    null_handle,      NONE, EINVAL,    NULL_HANDLE,          mpistore_queue_push(NULL, "victim", "x", 1)) \
 BAD(queue_push,    null_key,         ON_S, EINVAL,    "key is NULL",        mpistore_queue_push(S, NULL, "x", 1)) \

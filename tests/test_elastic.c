@@ -2,6 +2,7 @@
  * missing-rank diagnosis, with PyTorch's key names. */
 #include "mpitest.h"
 
+#include <math.h>
 #include <mpi.h>
 #include <mpistore_elastic.h>
 #include <stdio.h>
@@ -317,6 +318,71 @@ static void elastic_barrier_when_the_counter_changes(void **state)
     mt_barrier();
 }
 
+/* c10d's Store.barrier as TCPStore: one counter key; nobody returns before
+ * the last caller arrived (the last leaves a mark first); the key reused by
+ * raising world_size; a timeout keeps the add; a key that stops being that
+ * counter while members wait (rank 1 sets the final count as a string) is
+ * read as a decimal value instead. */
+static void elastic_store_barrier(void **state)
+{
+    (void)state;
+    const char *p = mt_unique("sb");
+    char k[160], mark[160], want[32];
+    for (int g = 1; g <= 3; g++) { /* one key, the g-th barrier of mt_size callers */
+        snprintf(mark, sizeof mark, "%s-mark/%d", p, g);
+        if (mt_rank == mt_size - 1)
+            MT_OK(S, mpistore_set(S, mark, "1", 1));
+        MT_OK(S, mpistore_store_barrier(S, p, (int64_t)g * mt_size, 30.0));
+        bool all = false;
+        const char *keys[] = {mark};
+        MT_OK(S, mpistore_check(S, keys, 1, &all));
+        if (!all)
+            fail_msg("rank %d left barrier %d before the last member arrived", mt_rank, g);
+    }
+    mt_barrier();
+    snprintf(want, sizeof want, "%d", 3 * mt_size);
+    mt_expect_str(S, p, want);
+    bool any = true;
+    key_of(k, sizeof k, p, "/num_members");
+    const char *nm[] = {k};
+    MT_OK(S, mpistore_check(S, nm, 1, &any));
+    assert_false(any); /* nothing but the one key */
+
+    /* alone: a timeout, the add stays */
+    snprintf(k, sizeof k, "%s-alone/%d", p, mt_rank);
+    MT_ERR(S, MPISTORE_ETIMEDOUT, mpistore_store_barrier(S, k, 2, 0.1));
+    if (!strstr(mpistore_errmsg(S), "1 arrived"))
+        fail_msg("timeout message: %s", mpistore_errmsg(S));
+    mt_expect_str(S, k, "1");
+    /* a string is no count: add's ENOTINT, nothing changed */
+    snprintf(k, sizeof k, "%s-text/%d", p, mt_rank);
+    MT_OK(S, mpistore_set(S, k, "abc", 3));
+    MT_ERR(S, MPISTORE_ENOTINT, mpistore_store_barrier(S, k, 1, 1.0));
+    mt_expect_str(S, k, "abc");
+
+    if (mt_size >= 2) { /* the counter replaced by a string while members wait */
+        const char *q = mt_unique("sbset");
+        if (mt_rank == 1) {
+            for (;;) { /* until every other member has added */
+                void *v = NULL;
+                size_t len = 0;
+                MT_OK(S, mpistore_get(S, q, &v, &len));
+                long n = strtol(v, NULL, 10);
+                mpistore_free(v);
+                if (n == mt_size - 1)
+                    break;
+                sleep_ms(1);
+            }
+            sleep_ms(20); /* let them watch */
+            snprintf(want, sizeof want, "%d", mt_size + 1);
+            MT_OK(S, mpistore_set(S, q, want, strlen(want)));
+        } else {
+            MT_OK(S, mpistore_store_barrier(S, q, mt_size + 1, 30.0));
+        }
+    }
+    mt_barrier();
+}
+
 static void elastic_invalid_arguments(void **state)
 {
     (void)state;
@@ -349,6 +415,12 @@ static void elastic_invalid_arguments(void **state)
     MT_ERR(S, MPISTORE_EINVAL, mpistore_synchronize(S, "d", 1, 0, 2, "p", 1.0, vals, NULL));
     MT_ERR(S, MPISTORE_EINVAL, mpistore_synchronize(S, "d", 1, 0, 2, "p", -3.0, vals, lens));
     MT_ERR(S, MPISTORE_EINVAL, mpistore_swap_timeout(S, -1.0, &prev));
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_store_barrier(S, "p", 0, 1.0)); /* world_size < 1 */
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_store_barrier(S, "p", 1, -3.0));
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_store_barrier(S, "p", 1, NAN));
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_store_barrier(S, "", 1, 1.0));
+    MT_ERR(S, MPISTORE_EINVAL, mpistore_store_barrier(S, NULL, 1, 1.0));
+    assert_int_equal(mpistore_store_barrier(NULL, "p", 1, 1.0), -MPISTORE_EINVAL);
     assert_int_equal(mpistore_barrier(NULL, 0, 1, "p", 1.0), -MPISTORE_EINVAL);
     assert_int_equal(mpistore_swap_timeout(NULL, 1.0, &prev), -MPISTORE_EINVAL);
     assert_true(prev == -7);
@@ -373,6 +445,7 @@ static const struct CMUnitTest tests[] = {
     MT_TEST(elastic_timeout_restored),
     MT_TEST(elastic_invalid_arguments),
     MT_TEST(elastic_barrier_when_the_counter_changes),
+    MT_TEST(elastic_store_barrier),
 };
 
 MT_MAIN("elastic", tests)

@@ -885,8 +885,32 @@ static PyObject *Store_barrier(METHOD_ARGS)
         return NULL;
     int rc;
     CALL(rc, mpistore_barrier(h, (int)rank, (int)ws, k, t));
-    if (rc) /* c10d's words for its Store.barrier (rank -1), not for the elastic one */
-        return rank == -1 ? fail_wait(self, rc, h, k, NULL, 0, t) : fail(self, rc, h);
+    if (rc)
+        return fail(self, rc, h);
+    Py_RETURN_NONE;
+}
+
+/* store_barrier(key, world_size, timeout=None): mpistore_store_barrier, c10d's
+ * Store.barrier (TCPStore's one counter key), with TCPStore's words. */
+static PyObject *Store_store_barrier(METHOD_ARGS)
+{
+    PARSE("store_barrier", 2, "key", "world_size", "timeout");
+    mpistore_t *h = handle_of(self);
+    if (!h)
+        return NULL;
+    long long ws = PyLong_AsLongLong(a[1]);
+    if (ws == -1 && PyErr_Occurred())
+        return NULL;
+    const char *k = key_of(a[0]);
+    if (!k)
+        return NULL;
+    double t = MPISTORE_TIMEOUT_DEFAULT;
+    if (a[2] && a[2] != Py_None && seconds_of(a[2], &t))
+        return NULL;
+    int rc;
+    CALL(rc, mpistore_store_barrier(h, k, (int64_t)ws, t));
+    if (rc)
+        return fail_wait(self, rc, h, k, NULL, 0, t < 0 ? mpistore_timeout(h) : t);
     Py_RETURN_NONE;
 }
 
@@ -1001,6 +1025,8 @@ static PyMethodDef Store_methods[] = {
                   "sets key_prefix/last_member, all wait for it.  timeout None = the handle's.  "
                   "With rank >= 0 a timeout names the ranks that never arrived (every member "
                   "must then pass its rank)."),
+    FAST(store_barrier, "c10d's Store.barrier as TCPStore: add(key, 1), then block until the "
+                        "count reaches world_size.  timeout None = the handle's."),
     FAST(set_timeout, "Default deadline of blocking calls: seconds or timedelta; 0 = none."),
     NOARGS(list_keys, "Every key in the store (not queues)."),
     FAST(stats, "RMA calls, round trips and bytes issued (shared by a store's handles)."),

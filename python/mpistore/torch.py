@@ -188,11 +188,12 @@ class MPIStore(_TorchStore):
 
     def barrier(self, key: str, world_size: int,
                 timeout: Optional[datetime.timedelta] = None) -> None:
-        """``Store.barrier`` of PyTorch 2.x, natively: blocks until world_size
-        callers arrived with the same key (``key/num_members`` counts them,
-        the last sets ``key/last_member``); timeout None = the store's.
+        """``Store.barrier`` of PyTorch 2.x, natively and as TCPStore does it:
+        adds 1 to the counter ``key``, then blocks until it reaches
+        world_size (a key counts for ever: a second barrier of the same
+        world_size on it returns at once); timeout None = the store's.
         Raises DistStoreError (MPIStoreTimeoutError) on a timeout."""
-        self._sync().barrier(key, world_size, timeout)
+        self._sync().store_barrier(key, world_size, timeout)
 
     def has_extended_api(self) -> bool:
         return True

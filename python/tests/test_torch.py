@@ -91,21 +91,52 @@ def test_errors_and_bad_input(tstore):
 
 
 def test_native_barrier(tstore):
-    """Store.barrier (PyTorch 2.x's API) on our store, on a PrefixStore over it."""
+    """Store.barrier (PyTorch 2.x's API) on our store: as torch 2.13's
+    TCPStore, one counter key that every caller adds 1 to, and nobody returns
+    before the last caller arrived.  A PrefixStore over it has no barrier of
+    its own: c10d's default (num_members, last_member), as over TCPStore."""
     for i in range(3):
+        if RANK == SIZE - 1:  # the last to arrive leaves a mark first
+            tstore.set(f"nb/mark{i}", b"1")
         tstore.barrier(f"nb/{i}", SIZE)
-    assert tstore.get("nb/0/num_members") == str(SIZE).encode()
-    # the last member sets last_member; a member that watched the counter may
-    # return a moment before that set lands (docs/design.md), so wait for it
-    tstore.wait(["nb/2/last_member"], td(seconds=30))
-    assert tstore.get("nb/2/last_member") == b"<val_ignored>"
+        assert tstore.check([f"nb/mark{i}"]), "a member passed before the last arrived"
+    assert tstore.get("nb/0") == str(SIZE).encode()
+    assert not tstore.check(["nb/0/num_members"]) and not tstore.check(["nb/0/last_member"])
+    for g in range(1, 4):  # one key reused: the g-th barrier of SIZE callers waits for g * SIZE
+        if RANK == SIZE - 1:
+            tstore.set(f"nb/rmark{g}", b"1")
+        tstore.barrier("nb/r", g * SIZE)
+        assert tstore.check([f"nb/rmark{g}"])
     tstore.barrier("nb/t", SIZE, td(seconds=30))
     with pytest.raises(TimeoutError, match="timeout"):
-        tstore.barrier(f"nb/alone{RANK}", SIZE + 1, td(milliseconds=200))
-    if hasattr(dist.Store, "barrier"):  # through C++ (PrefixStore) too
+        tstore.barrier(f"nb/alone{RANK}", 2, td(milliseconds=200))
+    assert tstore.get(f"nb/alone{RANK}") == b"1"  # the add stays, as TCPStore's
+    if hasattr(dist.Store, "barrier"):  # PrefixStore: c10d's default barrier (as over TCPStore)
         p = dist.PrefixStore("pb", tstore)
         p.barrier("x", SIZE)
-        tstore.wait(["pb/x/last_member"], td(seconds=30))  # as above: set by the last
+        tstore.wait(["pb/x/last_member"], td(seconds=30))  # set by the last member
+        assert tstore.get("pb/x/num_members") == str(SIZE).encode()
+
+
+def test_native_barrier_as_tcpstores(tstore):
+    """The same calls of Store.barrier on a real TCPStore (one process) and on
+    MPIStore leave the same values and raise at the same calls."""
+    if not hasattr(dist.Store, "barrier"):
+        pytest.skip(f"torch {torch.__version__} has no Store.barrier")
+    tcp = dist.TCPStore("127.0.0.1", 0, 1, True, timeout=td(seconds=30), wait_for_workers=False)
+
+    def trace(s, k):
+        out = []
+        for ws, t in ((1, None), (1, None), (3, None), (5, td(milliseconds=200)), (4, None)):
+            try:
+                s.barrier(k, ws) if t is None else s.barrier(k, ws, t)
+                out.append(("ok", s.get(k)))
+            except dist.DistStoreError:
+                out.append(("timeout", s.get(k)))
+        out.append([s.check([k + x]) for x in ("/num_members", "/last_member")])
+        return out
+
+    assert trace(tstore, f"cmp{RANK}") == trace(tcp, "cmp")
 
 
 def test_torch_store_check_through_the_trampoline():
