@@ -2,7 +2,8 @@
  * one handle may be shared by threads, and the calls on a store are
  * serialised by this mutex.  Taken by the public API layer (ops.h), given up
  * by the waiting layer while a wait sleeps (wait.c).  Whoever holds it
- * also holds Open MPI's idle yield off (mpiyield.h).  The bottom layer:
+ * also holds Open MPI's idle yield off (mpiyield.h) where the store's
+ * operations need no target's progress (quiet).  The bottom layer:
  * inline functions only. */
 #ifndef MPISTORE_APILOCK_H
 #define MPISTORE_APILOCK_H
@@ -12,7 +13,8 @@
 #include <pthread.h>
 
 typedef struct mpistore__apilock {
-    int on; /* MPI_THREAD_MULTIPLE: the mutex is used */
+    int on;    /* MPI_THREAD_MULTIPLE: the mutex is used */
+    int quiet; /* the store needs no target's progress: hold Open MPI's idle yield off */
     pthread_mutex_t mu;
 } mpistore__apilock_t;
 
@@ -20,11 +22,13 @@ static inline void mpistore__apilock_take(mpistore__apilock_t *l)
 {
     if (l->on)
         pthread_mutex_lock(&l->mu);
-    mpistore__mpiyield_hold(); /* Open MPI's idle yield is off inside the store */
+    if (l->quiet)
+        mpistore__mpiyield_hold(); /* Open MPI's idle yield is off inside the store */
 }
 static inline void mpistore__apilock_give(mpistore__apilock_t *l)
 {
-    mpistore__mpiyield_release();
+    if (l->quiet)
+        mpistore__mpiyield_release();
     if (l->on)
         pthread_mutex_unlock(&l->mu);
 }

@@ -171,6 +171,25 @@ int mpistore__snapshot(mpistore__core_t *c, const mpistore__key_t *k, mpistore__
     return rc ? rc : mpistore__snapshot_fix(c, k, sn);
 }
 
+int mpistore__snapshot_claim(mpistore__core_t *c, const mpistore__key_t *k, mpistore__snap_t *sn,
+                             int *claimed)
+{
+    const uint32_t never = 0, locked = 1;
+    uint32_t got = 1;
+    size_t lockoff = mpistore__ctl_off(&c->lay, k->home, MS_CTL_LOCK);
+    int rc = mpistore__cas_u32(&c->rma, k->rank, lockoff, &locked, &never, &got);
+    if (rc == 0)
+        rc = mpistore__snapshot_issue(c, k, sn);
+    if (rc == 0)
+        rc = mpistore__flush(&c->rma, k->rank);
+    if (rc == 0)
+        rc = mpistore__snapshot_fix(c, k, sn);
+    *claimed = rc == 0 && got == never;
+    if (rc && got == never && mpistore__replace_u32(&c->rma, k->rank, lockoff, &never) == 0)
+        (void)mpistore__flush(&c->rma, k->rank); /* locked, then failed: give it back */
+    return rc;
+}
+
 int mpistore__snapshot_until(mpistore__core_t *c, const mpistore__key_t *k, mpistore__snap_t *sn,
                              double deadline)
 {

@@ -112,6 +112,14 @@ int mpistore__snapshot_issue(mpistore__core_t *c, const mpistore__key_t *k, mpis
 int mpistore__snapshot_until(mpistore__core_t *c, const mpistore__key_t *k, mpistore__snap_t *sn,
                              double deadline);
 int mpistore__snapshot_fix(mpistore__core_t *c, const mpistore__key_t *k, mpistore__snap_t *sn);
+/* A write's first look that may also claim the key's home slot (design.md,
+ * "Inserts in two round trips"): a compare-and-swap of the home lock from
+ * 0 (a slot never used) to locked, in the flush of the snapshot.  *claimed:
+ * the swap succeeded, the caller holds the home lock (word 0 before) and
+ * the key is absent.  Only where flushes cannot block (no request-based
+ * reads): it runs in no deadline scope. */
+int mpistore__snapshot_claim(mpistore__core_t *c, const mpistore__key_t *k, mpistore__snap_t *sn,
+                             int *claimed);
 
 /* Reader validation (design.md, "Reader validation") of one candidate
  * slot: block b (after mpistore__block_complete, torn as it said) was fetched for

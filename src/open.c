@@ -446,6 +446,10 @@ static void open_finish(open_state_t *st, mpistore_t **out)
 {
     mpistore__core_t *c = st->c;
     c->lock.on = st->level == MPI_THREAD_MULTIPLE;
+    /* no request-based reads: Open MPI's osc/rdma or osc/sm on one node, where
+     * the origin reads and does atomics in shared memory (rq.c) and Open
+     * MPI's idle yield only gives the core away (mpiyield.h) */
+    c->lock.quiet = c->rma.w.quiet = !c->rma.rq.use;
     if (c->lock.on)
         pthread_mutex_init(&c->lock.mu, NULL);
     if (c->rma.rq.use)

@@ -31,8 +31,10 @@
 #define ISSUE(rc_, call, off)                                                                      \
     do {                                                                                           \
         unsigned tries_ = 0;                                                                       \
+        mpistore__dyn_enter(&r->w, (off));                                                         \
         while (((rc_) = (call)) != MPI_SUCCESS && range_again((rc_), (off), &tries_))              \
             ;                                                                                      \
+        mpistore__dyn_leave(&r->w, (off));                                                         \
     } while (0)
 
 static int range_again(int mpirc, size_t off, unsigned *tries)

@@ -36,7 +36,10 @@ int mpistore__wins_allocate(mpistore__wins_t *w, size_t bytes)
 {
     MPI_Info info;
     MPI_Info_create(&info);
-    MPI_Info_set(info, "accumulate_ordering", "none");
+    /* write after write in issue order, per origin and target: an insert's
+     * hints, counter word and key count land before its descriptor and
+     * unlock in one flush (design.md, "Inserts in two round trips") */
+    MPI_Info_set(info, "accumulate_ordering", "waw");
     MPI_Info_set(info, "same_size", "true");
     MPI_Info_set(info, "same_disp_unit", "true");
     int rc = MPI_Win_allocate((MPI_Aint)bytes, 1, info, w->comm, &w->base, &w->win);
@@ -57,7 +60,7 @@ int mpistore__wins_dynamic(mpistore__wins_t *w)
         return MPI_SUCCESS;
     MPI_Info info;
     MPI_Info_create(&info);
-    MPI_Info_set(info, "accumulate_ordering", "none");
+    MPI_Info_set(info, "accumulate_ordering", "waw"); /* as the allocated window's */
     int rc = MPI_Win_create_dynamic(info, w->comm, &w->dwin);
     MPI_Info_free(&info);
     if (rc != MPI_SUCCESS) {
@@ -225,6 +228,9 @@ int mpistore__win_mem(mpistore__wins_t *w, size_t n, int zero, unsigned char **m
 int mpistore__dyn_flush(mpistore__wins_t *w)
 {
     int rc = MPI_SUCCESS, bad = -1;
+    if (w->dyn_n == 0)
+        return 0;
+    mpistore__dyn_enter(w, MS_DYN); /* the target's progress: let Open MPI yield */
     for (unsigned x = 0; w->dwin == MPI_WIN_NULL && w->dyn_n && x < w->nxwin; x++) {
         int e = MPI_Win_flush(0, w->xwin[x]);
         if (e != MPI_SUCCESS && rc == MPI_SUCCESS)
@@ -238,12 +244,16 @@ int mpistore__dyn_flush(mpistore__wins_t *w)
             rc = e, bad = r;
     }
     w->dyn_n = 0;
+    mpistore__dyn_leave(w, MS_DYN);
     return rc == MPI_SUCCESS ? 0
                              : mpistore__mpierr(w->err, rc, "MPI_Win_flush (dynamic window)", bad);
 }
 
 void mpistore__dyn_complete(mpistore__wins_t *w)
 {
+    if (w->dyn_n == 0)
+        return;
+    mpistore__dyn_enter(w, MS_DYN);
     for (unsigned x = 0; w->dwin == MPI_WIN_NULL && w->dyn_n && x < w->nxwin; x++)
         (void)MPI_Win_flush(0, w->xwin[x]);
     for (size_t i = 0; i < w->dyn_n; i++) {
@@ -252,4 +262,5 @@ void mpistore__dyn_complete(mpistore__wins_t *w)
         w->dyn_mark[w->dyn_list[i]] = 0;
     }
     w->dyn_n = 0;
+    mpistore__dyn_leave(w, MS_DYN);
 }

@@ -8,6 +8,7 @@
 
 #include "errors.h"
 #include "layout.h"
+#include "mpiyield.h"
 
 #include <mpi.h>
 
@@ -25,6 +26,8 @@ typedef struct mpistore__wins {
     size_t dyn_n;
     int64_t *dwarm;      /* a mapped page attached to the dynamic window: first contacts' target */
     int locked, dlocked; /* MPI_Win_lock_all holds on win, dwin */
+    int quiet; /* calls hold Open MPI's idle yield off (apilock.h): give it back for the
+                  dynamic window, whose operations wait for the target's progress */
 } mpistore__wins_t;
 
 /* ---- open and close (collective; store.c decides, here is the MPI) ---- */
@@ -85,6 +88,19 @@ static inline MPI_Win mpistore__win(mpistore__wins_t *w, size_t off, int target)
     if (off & MS_DYN)
         mpistore__dyn_touch(w, target);
     return mpistore__win_of(w, off);
+}
+/* Around an operation or flush that may wait for a target's progress (the
+ * dynamic window on Open MPI's osc/rdma): let Open MPI yield while it waits,
+ * else a waiting rank keeps the core from the target it waits for. */
+static inline void mpistore__dyn_enter(const mpistore__wins_t *w, size_t off)
+{
+    if (w->quiet && (off & MS_DYN))
+        mpistore__mpiyield_release();
+}
+static inline void mpistore__dyn_leave(const mpistore__wins_t *w, size_t off)
+{
+    if (w->quiet && (off & MS_DYN))
+        mpistore__mpiyield_hold();
 }
 static inline MPI_Aint mpistore__disp(size_t off)
 {

@@ -19,6 +19,7 @@
 #include "write_plan.h"
 #include "write_update.h"
 #include "write_insert.h"
+#include "write_publish.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +59,28 @@ static int candidates_stable(const mpistore__snap_t *sn, uint32_t fp)
     return 1;
 }
 
+/* Does w write the key when it is absent?  Then its first look may claim the
+ * home slot (mpistore__snapshot_claim): a key that has never been there is
+ * inserted in two round trips.  Not where a read may have to give up at a
+ * deadline (request-based reads): a claim that may have landed cannot be
+ * abandoned. */
+static int claims(const mpistore__core_t *c, const mpistore__wreq_t *w)
+{
+    if (c->rma.rq.use)
+        return 0;
+    switch (w->kind) {
+    case W_SET:
+    case W_ADD:
+    case W_APPEND:
+    case W_QPUSH:
+        return 1;
+    case W_CAS:
+        return w->explen == 0; /* a missing key matches "" only */
+    default:
+        return 0;
+    }
+}
+
 /* The write loop on a prepared key (user or internal). */
 static int write_until(mpistore__core_t *c, const mpistore__key_t *kp, mpistore__wreq_t *w,
                        double deadline)
@@ -73,16 +96,22 @@ static int write_until(mpistore__core_t *c, const mpistore__key_t *kp, mpistore_
      * slot locked it watches without registering until the slot is free:
      * the lock holder may be waiting for registrations to end, and an adder
      * that registered for every look could keep it waiting for ever. */
-    int reg = mpistore__counter_rule(c, w, NULL).announce, watch = 0;
+    int reg = mpistore__counter_rule(c, w, NULL).announce, watch = 0, claim = claims(c, w);
     if ((rc = mpistore__ft_known(&c->ft, &c->err, k.rank, "key", k.full)))
         return rc; /* its home rank is known dead: nothing to write to */
     for (;;) {
         int registered = 0;
         rc = reg && !watch ? mpistore__reg_set(c, &k) : 0;
         registered = rc == 0 && reg && !watch;
-        if (rc == 0) /* nothing locked yet: a rank that does not answer costs the deadline */
+        int claimed = 0;
+        if (rc == 0 && claim) /* the first look: claim a home slot never used */
+            rc = mpistore__snapshot_claim(c, &k, &sn, &claimed);
+        else if (rc == 0) /* nothing locked yet: a rank that does not answer costs the deadline */
             rc = mpistore__snapshot_until(c, &k, &sn, deadline);
-        if (rc == 0 && watch) {
+        claim = 0;
+        if (rc == 0 && claimed) {
+            rc = MS_ABSENT; /* nobody ever inserted a key of this home: insert, holding it */
+        } else if (rc == 0 && watch) {
             watch = 0;
             if (candidates_stable(&sn, k.fp))
                 continue; /* register and look again at once */
@@ -95,8 +124,13 @@ static int write_until(mpistore__core_t *c, const mpistore__key_t *kp, mpistore_
             if (rc >= 0 && urc)
                 rc = urc;
         }
+        if (claimed && rc < 0) { /* the home slot claimed, then a failure: give it back */
+            const uint32_t never = 0;
+            (void)mpistore__unlock_unchanged(
+                c, k.rank, mpistore__ctl_off(&c->lay, k.home, MS_CTL_LOCK), &never);
+        }
         if (rc == MS_ABSENT)
-            rc = mpistore__insert(&x, &sn);
+            rc = mpistore__insert(&x, &sn, claimed);
         if (rc != MS_DONE) { /* results of an attempt that did not complete */
             free(w->cur);
             w->cur = NULL;

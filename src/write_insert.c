@@ -1,12 +1,14 @@
 /* Inserting a key that no slot holds (docs/design.md, "Inserts",
- * "Growth"), top down:
+ * "Inserts in two round trips", "Growth"), top down:
  *
  *   mpistore__insert              plan the value and the kind (the counter decision)
  *     lock_home              lock the home slot, re-read every level
+ *                            (or the first look claimed it: claimed_home)
  *     present_under_home     is the key still absent?
  *     choose_slot            the home slot, a free one, or a new level
  *     reserve_slot           hints, the counter's word, the key count
- *     check_max_keys
+ *     check_max_keys         (with max_keys_per_rank only: else the
+ *                            reservation goes out with the publication)
  *     publish_insert         publish, release the home lock
  *     rollback_insert        (or give everything back) */
 #include "errors.h"
@@ -106,6 +108,23 @@ static int lock_home(mpistore__core_t *c, const mpistore__key_t *k, mpistore__in
     return MS_DONE;
 }
 
+/* The first look claimed the home slot (mpistore__snapshot_claim): its lock
+ * word was 0, so no key with this home was ever inserted and none is being
+ * inserted; the look is the window under the home lock.  MS_DONE (in->sn2
+ * is a copy of sn), else <0 with the lock given back and the block freed. */
+static int claimed_home(mpistore__core_t *c, const mpistore__key_t *k, const mpistore__snap_t *sn,
+                        mpistore__ins_t *in)
+{
+    in->sn2 = malloc(sizeof *in->sn2);
+    if (in->sn2) {
+        *in->sn2 = *sn;
+        return MS_DONE;
+    }
+    mpistore__free_block(&c->mem, in->uoff);
+    (void)mpistore__unlock_unchanged(c, in->home, in->hlock, &in->exph);
+    return mpistore__err(&c->err, MPISTORE_ENOMEM, "out of memory inserting key '%.64s'", k->full);
+}
+
 /* Claim the first free slot of the re-read window that is stable, level 0
  * first: MS_DONE (in->js, in->slot_exp), MS_RETRY (lost every race for a
  * free slot), MS_NO_ROOM (no slot is free) or <0. */
@@ -178,8 +197,11 @@ static int choose_slot(mpistore__core_t *c, const mpistore__key_t *k, const mpis
 }
 
 /* The hints of the new slot (fingerprint, length, kind; a counter's value in
- * its word), then the key reservation, before the descriptor can be seen:
- * one round trip.  MS_DONE (in->count) or <0. */
+ * its word), then the key reservation, before the descriptor can be seen.
+ * With max_keys_per_rank, one round trip: MS_DONE and in->count, for
+ * check_max_keys.  Without, no flush: the writes go out with the
+ * publication's, which lands after them (accumulate ordering waw, design.md
+ * "Inserts in two round trips"); in->count is then unknown (-1). */
 static int reserve_slot(mpistore__core_t *c, const mpistore__key_t *k, int64_t counter_value,
                         mpistore__ins_t *in)
 {
@@ -199,8 +221,10 @@ static int reserve_slot(mpistore__core_t *c, const mpistore__key_t *k, int64_t c
         rc = mpistore__fao_i64(&c->rma, in->home, MS_OFF_COUNT, &plus1, &in->count);
     if (rc == 0 && k->internal)
         rc = mpistore__add_i64(&c->rma, in->home, MS_OFF_QCOUNT, &plus1);
-    if (rc == 0)
+    if (rc == 0 && c->lay.max_keys)
         rc = mpistore__flush2(&c->rma, in->home, t);
+    else
+        in->count = -1; /* (the result lands with the publication's flush) */
     in->reserved = rc == 0;
     in->rma_failed = rc != 0;
     return rc;
@@ -270,32 +294,40 @@ static int publish_insert(const mpistore__write_t *x, mpistore__ins_t *in)
     return rc;
 }
 
-int mpistore__insert(const mpistore__write_t *x, const mpistore__snap_t *sn)
+int mpistore__insert(const mpistore__write_t *x, const mpistore__snap_t *sn, int claimed)
 {
     mpistore__core_t *c = x->c;
     const mpistore__key_t *k = x->k;
     mpistore__wplan_t p;
     int rc =
         mpistore__plan(c, k, x->w, (mpistore__wstate_t){.present = 0}, &p); /* not slot-dependent */
-    if (rc || p.action == ACT_NONE)
-        return rc;
-    if (!mpistore__snap_stable(sn, 0))
-        return MS_RETRY;
-
     mpistore__ins_t in = {.home = sn->rank, .h = sn->first, .exph = mpistore__snap_lock(sn, 0)};
     in.hlock = mpistore__ctl_off(&c->lay, in.h, MS_CTL_LOCK);
+    if (claimed) /* the claim swapped the home lock from 0 (the look may predate it) */
+        in.exph = 0;
+    if (claimed && (rc || p.action == ACT_NONE)) { /* (not for the writes that claim) */
+        int urc = mpistore__unlock_unchanged(c, in.home, in.hlock, &in.exph);
+        return rc ? rc : urc;
+    }
+    if (rc || p.action == ACT_NONE)
+        return rc;
+    if (!claimed && !mpistore__snap_stable(sn, 0))
+        return MS_RETRY;
+
     in.kind = mpistore__counter_rule(c, x->w, NULL).counter ? MS_KIND_CNT : MS_KIND_STR;
     if (in.kind == MS_KIND_CNT)
         rc = mpistore__block_build_counter(c, k, &in.uoff, &in.total);
     else
         rc = mpistore__block_build(c, k, p.a, p.alen, p.b, p.blen, &in.uoff, &in.total);
+    if (rc && claimed)
+        (void)mpistore__unlock_unchanged(c, in.home, in.hlock, &in.exph);
     if (rc == 0)
-        rc = lock_home(c, k, &in);
+        rc = claimed ? claimed_home(c, k, sn, &in) : lock_home(c, k, &in);
     if (rc)
         return rc;
     /* holding the home lock: every completed insert of a key with this home
-     * is visible in sn2; is ours among them? */
-    int st = present_under_home(c, k, in.sn2);
+     * is visible in sn2; is ours among them?  (Claimed: none ever was.) */
+    int st = claimed ? MS_ABSENT : present_under_home(c, k, in.sn2);
     if (st == MS_ABSENT)
         st = choose_slot(c, k, sn, &in);
     if (st == MS_DONE)

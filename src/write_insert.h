@@ -7,6 +7,6 @@
 
 /* The key of x is absent in sn: insert it.  MS_DONE, MS_RETRY,
  * MS_RETRY_NOW (this rank just grew the index: look again at once) or <0. */
-int mpistore__insert(const mpistore__write_t *x, const mpistore__snap_t *sn);
+int mpistore__insert(const mpistore__write_t *x, const mpistore__snap_t *sn, int claimed);
 
 #endif /* MPISTORE_WRITE_INSERT_H */

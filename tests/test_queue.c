@@ -356,7 +356,7 @@ static void queue_round_trips(void **state)
            "pop %llu, last pop %llu, empty pop %llu\n",
            mt_size, (unsigned long long)rt[0], (unsigned long long)rt[1], (unsigned long long)rt[2],
            (unsigned long long)rt[3], (unsigned long long)rt[4], (unsigned long long)rt[5]);
-    assert_true(rt[0] >= 4 && rt[0] <= 6); /* an insert */
+    assert_true(rt[0] >= 2 && rt[0] <= 5); /* an insert: 2 if its home slot was never used */
     assert_true(rt[1] >= 3 && rt[1] <= 4); /* an update (+1: old block on another rank) */
     assert_int_equal(rt[2], 3);            /* a validated read */
     assert_true(rt[3] >= 3 && rt[3] <= 4);
