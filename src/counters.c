@@ -111,6 +111,23 @@ int mpistore__counter_meet(mpistore__core_t *c, const mpistore__key_t *k,
  * A peek reads lock and descriptor only, unregistered: after a look that
  * found the slot locked, so that a writer draining registrations is not kept
  * waiting by the watcher (as adders do, write.c). */
+int mpistore__counter_glance(mpistore__core_t *c, const mpistore__watch_t *w, int64_t *value)
+{
+    uint64_t desc = 0;
+    int64_t v = 0;
+    int rc = mpistore__read_u64s(&c->rma, w->rank, w->dsc, &desc, 1);
+    if (rc == 0)
+        rc = mpistore__read_i64(&c->rma, w->rank, w->cnt, &v);
+    if (rc == 0)
+        rc = mpistore__flush(&c->rma, w->rank);
+    if (rc)
+        return rc;
+    if (desc != w->desc)
+        return MS_GONE;
+    *value = v;
+    return MS_DONE;
+}
+
 int mpistore__counter_watch(mpistore__core_t *c, const mpistore__watch_t *w, int peek,
                             int64_t *value)
 {

@@ -164,7 +164,15 @@ static int watch_count(mpistore_t *s, const mpistore__watch_t *w, int64_t world_
     int rc, peek = 0;
     double saved = mpistore__rq_begin(&c->rma.rq, deadline); /* a rank that stops answering */
     for (;;) {
-        rc = mpistore__counter_watch(c, w, peek, &v);
+        /* a glance (two reads, no registration) while the count is below
+         * world_size; the registered watch decides when it looks reached or
+         * the slot changed (and peeks while the slot is locked) */
+        int64_t glimpse = v;
+        rc = peek ? MS_BUSY : mpistore__counter_glance(c, w, &glimpse);
+        if (rc == MS_DONE && glimpse < world_size)
+            v = glimpse; /* not yet */
+        else if (rc >= 0)
+            rc = mpistore__counter_watch(c, w, peek, &v);
         if ((rc == MS_DONE && v >= world_size) || rc == MS_GONE || rc < 0)
             break;
         peek = rc == MS_BUSY;

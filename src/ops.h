@@ -134,6 +134,12 @@ static inline void mpistore__watch_make(const mpistore__key_t *k, const mpistore
  * lock and descriptor only, MS_STABLE when the slot is stable again. */
 int mpistore__counter_watch(mpistore__core_t *c, const mpistore__watch_t *w, int peek,
                             int64_t *value);
+/* An unregistered look at a watched counter (1 round trip, two reads): the
+ * descriptor and the counter word, no registration.  MS_GONE if the
+ * descriptor moved, else MS_DONE and *value, which is only a hint: the slot
+ * may be locked or changing, so a decision on it is confirmed with
+ * mpistore__counter_watch. */
+int mpistore__counter_glance(mpistore__core_t *c, const mpistore__watch_t *w, int64_t *value);
 /* Can this store keep counters (a decimal int64 fits max_value_len)? */
 static inline int mpistore__counters_enabled(const mpistore__core_t *c)
 {

@@ -67,7 +67,8 @@ typedef struct mpistore__ins {
     int home;              /* the home rank */
     size_t h, hlock;       /* the home bucket, the displacement of its lock word */
     uint32_t exph;         /* the home lock word we lock from */
-    mpistore__snap_t *sn2; /* every level, re-read under the home lock */
+    const mpistore__snap_t *sn2; /* every level, re-read under the home lock ... */
+    mpistore__snap_t *own;       /* ... in this memory (freed), or the claim's look (NULL) */
     size_t js;             /* the new key's slot, as an index of sn2 (0: the home slot) */
     uint32_t slot_exp;     /* that slot's lock word before we locked it */
     uint32_t uoff, total;  /* the new block */
@@ -104,25 +105,19 @@ static int lock_home(mpistore__core_t *c, const mpistore__key_t *k, mpistore__in
         free(sn2);
         return rc ? rc : MS_RETRY;
     }
-    in->sn2 = sn2;
+    in->sn2 = in->own = sn2;
     return MS_DONE;
 }
 
 /* The first look claimed the home slot (mpistore__snapshot_claim): its lock
  * word was 0, so no key with this home was ever inserted and none is being
- * inserted; the look is the window under the home lock.  MS_DONE (in->sn2
- * is a copy of sn), else <0 with the lock given back and the block freed. */
-static int claimed_home(mpistore__core_t *c, const mpistore__key_t *k, const mpistore__snap_t *sn,
-                        mpistore__ins_t *in)
+ * inserted; the look is the window under the home lock.  MS_DONE: in->sn2
+ * is sn itself (12 KiB: not copied). */
+static int claimed_home(const mpistore__snap_t *sn, mpistore__ins_t *in)
 {
-    in->sn2 = malloc(sizeof *in->sn2);
-    if (in->sn2) {
-        *in->sn2 = *sn;
-        return MS_DONE;
-    }
-    mpistore__free_block(&c->mem, in->uoff);
-    (void)mpistore__unlock_unchanged(c, in->home, in->hlock, &in->exph);
-    return mpistore__err(&c->err, MPISTORE_ENOMEM, "out of memory inserting key '%.64s'", k->full);
+    in->sn2 = sn;
+    in->own = NULL;
+    return MS_DONE;
 }
 
 /* Claim the first free slot of the re-read window that is stable, level 0
@@ -264,7 +259,7 @@ static int rollback_insert(mpistore__core_t *c, const mpistore__key_t *k, mpisto
         if (rc == 0)
             rc = mpistore__unlock_unchanged(c, in->home, in->hlock, &in->exph);
     }
-    free(in->sn2);
+    free(in->own);
     return rc ? rc : outcome;
 }
 
@@ -281,7 +276,8 @@ static int publish_insert(const mpistore__write_t *x, mpistore__ins_t *in)
                            .valid = 1,
                            .uoff = in->uoff,
                            .total = in->total,
-                           .kind = in->kind};
+                           .kind = in->kind,
+                           .hinted = 1}; /* reserve_slot wrote them, ahead */
     int rc = mpistore__publish(c, &pub);
     if (rc == 0 && in->kind == MS_KIND_CNT) /* the descriptor mpistore__publish wrote */
         mpistore__watch_make(x->k, in->sn2, in->js,
@@ -290,7 +286,7 @@ static int publish_insert(const mpistore__write_t *x, mpistore__ins_t *in)
                              &x->w->watch);
     if (rc == 0 && in->js != 0)
         rc = mpistore__release_home(c, in->home, in->h, in->exph, in->sn2->desc[0]);
-    free(in->sn2);
+    free(in->own);
     return rc;
 }
 
@@ -322,7 +318,7 @@ int mpistore__insert(const mpistore__write_t *x, const mpistore__snap_t *sn, int
     if (rc && claimed)
         (void)mpistore__unlock_unchanged(c, in.home, in.hlock, &in.exph);
     if (rc == 0)
-        rc = claimed ? claimed_home(c, k, sn, &in) : lock_home(c, k, &in);
+        rc = claimed ? claimed_home(sn, &in) : lock_home(c, k, &in);
     if (rc)
         return rc;
     /* holding the home lock: every completed insert of a key with this home

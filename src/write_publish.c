@@ -59,9 +59,9 @@ int mpistore__publish(mpistore__core_t *c, const mpistore__pub_t *p)
     uint64_t nd = mpistore__desc_make(ver, p->valid, (uint32_t)r->w.rank, p->uoff);
     int64_t delta = p->count_delta;
     int rc = mpistore__replace_u64(r, t, mpistore__snap_desc_off(sn, p->i), &nd);
-    if (rc == 0 && p->valid)
+    if (rc == 0 && p->valid && !p->hinted)
         rc = mpistore__replace_u32(r, t, mpistore__snap_ctl_off(sn, p->i, MS_CTL_BLEN), &nb);
-    if (rc == 0 && p->valid)
+    if (rc == 0 && p->valid && !p->hinted)
         rc = mpistore__set_kind(c, t, mpistore__snap_ctl_off(sn, p->i, MS_CTL_KIND), p->kind);
     if (rc == 0 && delta)
         rc = mpistore__add_i64(r, home, MS_OFF_COUNT, &delta);

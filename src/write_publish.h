@@ -17,6 +17,7 @@ typedef struct mpistore__pub {
     int64_t count_delta;  /* the home rank's key count changes by this ... */
     int internal;         /* ... and its queue count too (a queue's key) */
     uint32_t kind;        /* the kind hint of the new state (MS_KIND_*) */
+    int hinted;           /* an insert wrote the length and kind hints already */
 } mpistore__pub_t;
 
 /* Descriptor, length and kind hints, key count, and the unlock with the
