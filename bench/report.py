@@ -203,6 +203,23 @@ def main():
               ", ".join("%.2f at %d" % (c, np) for np, c in arr2), verdict(not grows(arr2)),
               ", ".join("%.2f at %d" % (c, np) for np, c in whole), verdict(not grows(whole))))
     w("")
+
+    # ---- targets of issue #22 (C side; the torch side is bench/torch_run.sh) ----
+    w("## Targets of issue #22 (C, 2 ranks)\n")
+    w("- barrier at 2 ranks <= 8x MPI_Barrier: %s (%s)" % (
+        rx(b2), verdict(b2 is not None and b2 <= 8)))
+    w("- synchronize 64 B at 2 ranks <= 10x MPI_Allgather: %s (%s)" % (
+        rx(s2), verdict(s2 is not None and s2 <= 10)))
+    sb2 = ratio(rep.med("mpistore", "store_barrier", np=2), rep.med("mpi", "barrier", np=2))
+    w("- `Store.barrier` (`mpistore_store_barrier`, one key reused) at 2 ranks <= 3x "
+      "MPI_Barrier: %s (%s)" % (rx(sb2), verdict(sb2 is not None and sb2 <= 3)))
+    for np in rep.nps:
+        if np < 2:
+            continue
+        m, t = rep.med("mpistore", "store_barrier", np=np), rep.med("mpi", "barrier", np=np)
+        if m is not None and t is not None:
+            w("- `Store.barrier` at %d ranks: %.2f us, %s MPI_Barrier" % (np, m, rx(ratio(m, t))))
+    w("")
     with open(md_path, "w") as f:
         f.write("\n".join(out))
 
