@@ -95,6 +95,63 @@ static void concurrency_same_new_key_inserted_once(void **state)
     mt_barrier();
 }
 
+/* Every rank creates the same fresh key at once, round after round, by
+ * add, append and queue push: the writes that claim a never-used home slot
+ * on their first look (docs/design.md, "Inserts in two round trips").  One
+ * rank's claim wins, the others find the key and update it: add results are
+ * 1..size once each, an append holds every rank's piece once, a queue every
+ * rank's element. */
+static void concurrency_fresh_keys_created_by_all(void **state)
+{
+    (void)state;
+    enum { ROUNDS = 40 };
+    int64_t *got = mt_rank == 0 ? malloc((size_t)mt_size * sizeof *got) : NULL;
+    for (int round = 0; round < ROUNDS; round++) {
+        const char *k = mt_unique("fresh");
+        char ka[64], kq[64], piece[16];
+        snprintf(ka, sizeof ka, "%s-app", k);
+        snprintf(kq, sizeof kq, "%s-q", k);
+        snprintf(piece, sizeof piece, "<%03d>", mt_rank % 1000);
+        int64_t r = 0;
+        mt_barrier();
+        MT_OK(S, mpistore_add(S, k, 1, &r));
+        MT_OK(S, mpistore_append(S, ka, piece, 5));
+        MT_OK(S, mpistore_queue_push(S, kq, piece, 5));
+        MPI_Gather(&r, 1, MPI_INT64_T, got, 1, MPI_INT64_T, 0, MPI_COMM_WORLD);
+        mt_barrier(); /* every write done */
+        if (mt_rank == 0) {
+            qsort(got, (size_t)mt_size, sizeof *got, cmp_i64);
+            for (int i = 0; i < mt_size; i++)
+                if (got[i] != i + 1)
+                    fail_msg("round %d: add results not 1..%d (position %d holds %lld)", round,
+                             mt_size, i, (long long)got[i]);
+            void *v = NULL;
+            size_t n = 0;
+            MT_OK(S, mpistore_get(S, ka, &v, &n));
+            assert_int_equal(n, (size_t)mt_size * 5);
+            for (int p = 0; p < mt_size; p++) {
+                char want[16];
+                snprintf(want, sizeof want, "<%03d>", p % 1000);
+                int seen = 0;
+                for (size_t o = 0; o < n; o += 5)
+                    seen += memcmp((char *)v + o, want, 5) == 0;
+                if (seen != 1)
+                    fail_msg("round %d: rank %d's piece appears %d times in the append", round,
+                             p, seen);
+            }
+            mpistore_free(v);
+            int64_t qlen = 0;
+            MT_OK(S, mpistore_queue_len(S, kq, &qlen));
+            assert_int_equal(qlen, mt_size);
+        }
+        char want[24];
+        snprintf(want, sizeof want, "%d", mt_size);
+        mt_expect_str(S, k, want);
+    }
+    free(got);
+    mt_barrier();
+}
+
 static void concurrency_delete_exactly_once(void **state)
 {
     (void)state;
@@ -192,6 +249,7 @@ static const struct CMUnitTest tests[] = {
     MT_TEST(concurrency_add_totals_and_unique_results),
     MT_TEST(concurrency_compare_set_single_winner),
     MT_TEST(concurrency_same_new_key_inserted_once),
+    MT_TEST(concurrency_fresh_keys_created_by_all),
     MT_TEST(concurrency_delete_exactly_once),
     MT_TEST(concurrency_no_torn_values),
 };
