@@ -179,10 +179,13 @@ int mpistore__counter_drain(mpistore__core_t *c, const mpistore__key_t *k,
             break;
         int busy = -1;
         for (int r = 0; r < c->rma.w.nranks && busy < 0; r++)
-            if (regs[r] == want)
-                busy = r;
+            if (regs[r] == want && !mpistore__ft_dead(&c->ft, r))
+                busy = r; /* a dead adder's add landed or never will: not waited for */
         if (busy < 0)
             break;
+        if ((rc = mpistore__ft_check(&c->ft, c->rma.w.comm, &c->err, k->rank, "counter", k->full,
+                                     mpistore__now() - t0)))
+            break; /* the counter's home died (and who died is known: looked again) */
         if (mpistore__expired(deadline)) {
             rc = mpistore__err(&c->err, MPISTORE_ETIMEDOUT,
                                "timeout after %.3f s waiting for rank %d to finish an add on the "

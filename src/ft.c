@@ -62,7 +62,7 @@ int mpistore__ft_poll(mpistore__ft_t *f, MPI_Comm comm, mpistore__err_t *err)
 #endif
 }
 
-static int is_dead(const mpistore__ft_t *f, int rank)
+int mpistore__ft_dead(const mpistore__ft_t *f, int rank)
 {
     return f->ndead > 0 && bsearch(&rank, f->dead, (size_t)f->ndead, sizeof rank, cmp_int) != NULL;
 }
@@ -71,7 +71,7 @@ static int is_dead(const mpistore__ft_t *f, int rank)
 static int homed_on_dead(const mpistore__ft_t *f, mpistore__err_t *err, int home, const char *kind,
                          const char *name, double waited)
 {
-    if (home < 0 || !is_dead(f, home))
+    if (home < 0 || !mpistore__ft_dead(f, home))
         return 0;
     if (waited < 0)
         return mpistore__err(err, MPISTORE_EPROCFAILED,
@@ -145,6 +145,20 @@ int mpistore__ft_check(mpistore__ft_t *f, MPI_Comm comm, mpistore__err_t *err, i
                              name, waited);
     }
     return 0;
+}
+
+int mpistore__ft_stuck(const mpistore__ft_t *f, mpistore__err_t *err, const char *what,
+                       const char *name, int home, double waited)
+{
+    if (f->ndead == 0 || waited < MS_FT_STUCK_S)
+        return 0;
+    char names[96];
+    mpistore__ft_names(f, names, sizeof names);
+    return mpistore__err(err, MPISTORE_EPROCFAILED,
+                         "rank%s %s died (MPI reports %s failed) and %s '%.64s' (home rank %d) "
+                         "has waited %.3f s for a slot lock: a dead rank may hold it",
+                         f->ndead > 1 ? "s" : "", names, f->ndead > 1 ? "them" : "it", what,
+                         name, home, waited);
 }
 
 void mpistore__ft_free(mpistore__ft_t *f)

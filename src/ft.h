@@ -30,6 +30,15 @@ int mpistore__ft_check(mpistore__ft_t *f, MPI_Comm comm, mpistore__err_t *err, i
  * EPROCFAILED if rank `home` is already known dead. */
 int mpistore__ft_known(const mpistore__ft_t *f, mpistore__err_t *err, int home, const char *kind,
                        const char *name);
+/* Is rank known dead (no question to MPI)? */
+int mpistore__ft_dead(const mpistore__ft_t *f, int rank);
+/* A write that has waited MS_FT_STUCK_S or more for a slot lock while some
+ * rank is known dead fails with EPROCFAILED: the lock word names no
+ * holder, a live holder holds a lock for microseconds, and a dead one for
+ * ever.  what 'name' (home rank home) is the write's key. */
+#define MS_FT_STUCK_S 1.0
+int mpistore__ft_stuck(const mpistore__ft_t *f, mpistore__err_t *err, const char *what,
+                       const char *name, int home, double waited);
 /* The elastic helpers wait for every rank: a death of any fails them. */
 static inline void mpistore__ft_every_begin(mpistore__ft_t *f)
 {

@@ -145,6 +145,9 @@ static int write_until(mpistore__core_t *c, const mpistore__key_t *kp, mpistore_
         if ((rc = mpistore__ft_check(&c->ft, c->rma.w.comm, &c->err, k.rank, "key", k.full,
                                      mpistore__now() - t0)))
             break; /* the key's home rank died */
+        if ((rc = mpistore__ft_stuck(&c->ft, &c->err, "a write of key", k.full, k.rank,
+                                     mpistore__now() - t0)))
+            break; /* a rank died, and the slot's lock is not given back */
         if (mpistore__expired(deadline)) {
             rc = mpistore__err(
                 &c->err, MPISTORE_ETIMEDOUT,

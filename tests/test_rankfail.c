@@ -6,9 +6,15 @@
  * Every wait runs under a 60 s timeout: a call that returns EPROCFAILED has
  * returned before its deadline, which is the order of events this test
  * asserts (no wall-clock bound).  The survivors then agree, over a shrunken
- * communicator, that each passed; the lowest prints the verdict. */
+ * communicator, that each passed; the lowest prints the verdict.
+ *
+ * White-box (the library's internal headers): before it dies the victim
+ * also leaves an add registered on a counter and a slot lock taken, as a
+ * rank killed in the middle of those writes would. */
 #include <mpistore.h>
 #include <mpistore_elastic.h>
+
+#include "ops.h" /* white-box: a registration and a slot lock left by the victim */
 
 #include <mpi.h>
 #include <mpi-ext.h>
@@ -53,6 +59,41 @@ static void key_on(mpistore_t *s, int home, const char *tag, char *out, size_t n
     }
 }
 
+/* The victim, before it dies: an add registered on counter key `cnt`
+ * (counters.c) and the slot of key `held` locked (both homed on live
+ * ranks), never given back. */
+static void leave_registration_and_lock(mpistore_t *s, const char *cnt, const char *held)
+{
+    mpistore__key_t k;
+    mpistore__snap_t *sn = malloc(sizeof *sn);
+    int rc = sn ? mpistore__key_of(s, cnt, &k) : -1;
+    if (rc == 0)
+        rc = mpistore__reg_set(s->core, &k);
+    mpistore__key_release(&k);
+    if (rc == 0)
+        rc = mpistore__key_of(s, held, &k);
+    if (rc == 0)
+        rc = mpistore__snapshot(s->core, &k, sn);
+    size_t i = 0;
+    while (rc == 0 && i < sn->n && !mpistore__snap_candidate(sn, i, k.fp))
+        i++;
+    if (rc == 0 && i < sn->n) {
+        uint32_t exp = mpistore__snap_lock(sn, i), locked = exp | 1u, got = 0;
+        int t = mpistore__snap_target(sn, i);
+        rc = mpistore__cas_u32(&s->core->rma, t, mpistore__snap_ctl_off(sn, i, MS_CTL_LOCK),
+                               &locked, &exp, &got);
+        if (rc == 0)
+            rc = mpistore__flush(&s->core->rma, t);
+        if (rc == 0 && got != exp)
+            rc = -1;
+    } else if (rc == 0) {
+        rc = -1;
+    }
+    mpistore__key_release(&k);
+    free(sn);
+    CHECK(rc == 0, "the victim could not leave its registration and lock (%d)", rc);
+}
+
 /* A queue whose internal key the victim hosts: its host is only named by a
  * blocking pop's timeout ("hosted by rank N"); tried with 1 ms timeouts. */
 static void queue_on(mpistore_t *s, int host, char *out, size_t n)
@@ -93,16 +134,22 @@ int main(int argc, char **argv)
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
     int live = (victim + 1) % size; /* a survivor */
-    char on_dead[64], on_live[64], q_dead[64], kept[64];
+    char on_dead[64], on_live[64], q_dead[64], kept[64], cnt[64], held[64];
+    key_on(s, live, "counter", cnt, sizeof cnt);
+    key_on(s, live, "held", held, sizeof held);
     key_on(s, victim, "absent", on_dead, sizeof on_dead);
     key_on(s, victim, "kept", kept, sizeof kept); /* set, on the victim */
     key_on(s, live, "present", on_live, sizeof on_live);
     queue_on(s, victim, q_dead, sizeof q_dead);
-    if (rank == live && (mpistore_set(s, on_live, "v", 1) != 0 || mpistore_set(s, kept, "k", 1)))
-        CHECK(0, "set %s, %s: %s", on_live, kept, mpistore_errmsg(s));
+    int64_t three = 0;
+    if (rank == live && (mpistore_set(s, on_live, "v", 1) != 0 || mpistore_set(s, kept, "k", 1) ||
+                         mpistore_add(s, cnt, 3, &three) || mpistore_set(s, held, "h", 1)))
+        CHECK(0, "set %s, %s, %s, %s: %s", on_live, kept, cnt, held, mpistore_errmsg(s));
     MPI_Barrier(MPI_COMM_WORLD);
-    if (rank == victim)
+    if (rank == victim) {
+        leave_registration_and_lock(s, cnt, held);
         raise(SIGKILL);
+    }
 
     /* 1. a get of an absent key homed on the dead rank */
     void *v = NULL;
@@ -149,6 +196,21 @@ int main(int argc, char **argv)
     size_t alls[8];
     rc = mpistore_synchronize(s, "d", 1, rank, size, "rf/sync", 60, all, alls);
     CHECK(rc == -MPISTORE_EPROCFAILED, "synchronize returned %s: %s", mpistore_errname(rc),
+          mpistore_errmsg(s));
+    /* 9. a counter with the dead rank's add still registered: a set, which
+     * waits for the adders of the counter's bucket, does not wait for it */
+    rc = mpistore_set(s, cnt, "7", 1);
+    CHECK(rc == 0, "set of counter %s (victim's add registered): %s", cnt, mpistore_errmsg(s));
+    rc = mpistore_get(s, cnt, &v, &len);
+    CHECK(rc == 0 && len == 1 && memcmp(v, "7", 1) == 0, "get of %s: %s", cnt,
+          rc ? mpistore_errmsg(s) : "another value");
+    if (rc == 0)
+        mpistore_free(v);
+    /* 10. a key whose slot lock the dead rank holds: a write fails soon
+     * (EPROCFAILED, about a second), not at its 60 s deadline */
+    rc = mpistore_set(s, held, "w", 1);
+    CHECK(rc == -MPISTORE_EPROCFAILED && strstr(mpistore_errmsg(s), "may hold it"),
+          "set of %s (slot locked by the victim) returned %s: %s", held, mpistore_errname(rc),
           mpistore_errmsg(s));
     /* 8. close returns (a documented code) instead of hanging in a collective */
     rc = mpistore_close(s);
