@@ -296,16 +296,39 @@ static int appears(mpistore_t *s, const char *key, double seconds)
     return mpistore__wait_until(s, keys, 1, mpistore__deadline(seconds)) == 0;
 }
 
-/* Rank 0: which members never set their TRACE key?  Writes "[a, b]" to list.
- * As PyTorch: a grace period while nobody is missing yet, then quick checks;
- * at most MAX_TRACE_MISSING names. */
-static void find_missing(mpistore_t *s, const char *prefix, int world_size, char *list, size_t n)
+/* Is key homed on a rank known dead (it can be neither written nor read)? */
+static int homed_dead(mpistore_t *s, const char *key)
 {
-    double grace_end = mpistore__now() + TRACE_GRACE_S;
-    int missing = 0;
-    size_t used = (size_t)snprintf(list, n, "[");
-    for (int i = 1; i < world_size && missing < MAX_TRACE_MISSING; i++) {
+    mpistore__key_t k;
+    if (!key || mpistore__key_of(s, key, &k) != 0)
+        return 0;
+    int dead = mpistore__ft_dead(&s->core->ft, k.rank);
+    mpistore__key_release(&k);
+    return dead;
+}
+
+/* The collector (rank 0 after a timeout): which members never set their
+ * TRACE key?  Writes "[a, b]" to list.  As PyTorch: a grace period while
+ * nobody is missing yet, then quick checks; at most MAX_TRACE_MISSING
+ * names.  unknown (after a death, else NULL): members known dead are not
+ * listed (they died), and those whose TRACE key is homed on a dead rank go
+ * to unknown ("[c]"): nobody can tell whether they arrived. */
+static void find_missing(mpistore_t *s, const char *prefix, int world_size, int collector,
+                         double grace, char *list, size_t n, char *unknown, size_t un)
+{
+    double grace_end = mpistore__now() + grace;
+    int missing = 0, nunknown = 0;
+    size_t used = (size_t)snprintf(list, n, "["), uused = unknown ? (size_t)snprintf(unknown, un, "[") : 0;
+    for (int i = 0; i < world_size && missing < MAX_TRACE_MISSING; i++) {
+        if (i == collector || (unknown && mpistore__ft_dead(&s->core->ft, i)))
+            continue;
         char *key = join_int(prefix, i, TRACE);
+        if (unknown && homed_dead(s, key)) {
+            if (uused < un)
+                uused += (size_t)snprintf(unknown + uused, un - uused, "%s%d", nunknown++ ? ", " : "", i);
+            free(key);
+            continue;
+        }
         double left = grace_end - mpistore__now();
         int here = key && appears(s, key, missing == 0 && left > 0.001 ? left : 0);
         free(key);
@@ -316,6 +339,8 @@ static void find_missing(mpistore_t *s, const char *prefix, int world_size, char
     }
     if (used < n)
         snprintf(list + used, n - used, "]");
+    if (unknown && uused < un)
+        snprintf(unknown + uused, un - uused, "]");
 }
 
 /* After a barrier timeout: the TRACE / TRACING_GATE exchange, every step
@@ -337,7 +362,7 @@ static int diagnose(mpistore_t *s, int rank, int world_size, const char *prefix,
             snprintf(list, sizeof list, "unknown: rank %d did not answer",
                      mpistore__rq_late(&c->rma.rq));
         } else if (rank == 0) {
-            find_missing(s, prefix, world_size, list, sizeof list);
+            find_missing(s, prefix, world_size, 0, TRACE_GRACE_S, list, sizeof list, NULL, 0);
             mpistore__set_until(s, gate, list, strlen(list), mpistore__deadline(GATE_WAIT_S));
         } else if (appears(s, gate, GATE_WAIT_S)) {
             void *v = NULL;
@@ -361,6 +386,60 @@ static int diagnose(mpistore_t *s, int rank, int world_size, const char *prefix,
         rank, prefix, waited, world_size, list);
 }
 
+/* A member died (EPROCFAILED, its message in the sink): which live members
+ * did not arrive?  The same TRACE / TRACING_GATE exchange as after a
+ * timeout, with the lowest live rank collecting, a shorter grace (the
+ * death is known: the survivors that arrived fail within MS_FT_POLL_S of
+ * each other) and the dead left out; if the gate key is homed on a dead
+ * rank, every survivor collects for itself.  Only where the elastic group
+ * is the store's communicator (world_size ranks, the caller's rank its
+ * own): otherwise group ranks cannot be told from the dead ones.  Returns
+ * rc with "died: [..], did not arrive: [..]" (and "unknown: [..]", members
+ * whose TRACE key was homed on a dead rank) in front of the message. */
+#define FT_GRACE_S 0.5
+#define FT_GATE_S 1.0
+static int diagnose_death(mpistore_t *s, int rank, int world_size, const char *prefix, int rc)
+{
+    mpistore__core_t *c = s->core;
+    char dead[96] = "", list[200] = "unknown", unknown[100] = "[]";
+    mpistore__ft_names(&c->ft, dead, sizeof dead);
+    int collector = 0;
+    while (collector < world_size && mpistore__ft_dead(&c->ft, collector))
+        collector++;
+    char *trace = join_int(prefix, rank, TRACE), *gate = join(prefix, TRACING_GATE);
+    mpistore__err_t saved = c->err; /* the death's message, kept through the exchange */
+    if (trace && gate) {
+        (void)mpistore__set_until(s, trace, VAL_IGNORED, strlen(VAL_IGNORED),
+                                  mpistore__deadline(FT_GATE_S));
+        int no_gate = homed_dead(s, gate);
+        if (rank == collector || no_gate) {
+            find_missing(s, prefix, world_size, rank, FT_GRACE_S, list, sizeof list, unknown,
+                         sizeof unknown);
+            if (!no_gate)
+                (void)mpistore__set_until(s, gate, list, strlen(list),
+                                          mpistore__deadline(FT_GATE_S));
+        } else if (appears(s, gate, FT_GATE_S)) {
+            void *v = NULL;
+            size_t len = 0;
+            if (mpistore__get_until(s, gate, mpistore__deadline(FT_GATE_S), &v, &len) == 0 &&
+                len > 0 && len < sizeof list && ((char *)v)[0] == '[') {
+                memcpy(list, v, len);
+                list[len] = 0;
+            }
+            free(v);
+        }
+    }
+    free(trace);
+    free(gate);
+    c->err = saved;
+    return mpistore__err_prefix(&c->err, rc,
+                                "barrier on rank %d for key prefix '%s' (world_size=%d; died: "
+                                "[%s], did not arrive: %s%s%s)",
+                                rank, prefix, world_size, dead, list,
+                                strcmp(unknown, "[]") ? ", unknown: " : "",
+                                strcmp(unknown, "[]") ? unknown : "");
+}
+
 static int barrier(mpistore_t *s, int rank, int world_size, const char *prefix, double timeout)
 {
     char *last = NULL;
@@ -372,6 +451,9 @@ static int barrier(mpistore_t *s, int rank, int world_size, const char *prefix, 
         rc = await_members(s, &a, world_size, last, timeout);
     mpistore__ft_every_end(&s->core->ft);
     free(last);
+    if (rc == -MPISTORE_EPROCFAILED && rank == s->core->rma.w.rank &&
+        world_size == s->core->rma.w.nranks && s->core->ft.ndead > 0)
+        return diagnose_death(s, rank, world_size, prefix, rc);
     if (rc == -MPISTORE_EPROCFAILED)
         return mpistore__err_prefix(&s->core->err, rc,
                                     "barrier on rank %d for key prefix '%s' (world_size=%d)", rank,

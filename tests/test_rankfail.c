@@ -197,6 +197,27 @@ int main(int argc, char **argv)
     rc = mpistore_synchronize(s, "d", 1, rank, size, "rf/sync", 60, all, alls);
     CHECK(rc == -MPISTORE_EPROCFAILED, "synchronize returned %s: %s", mpistore_errname(rc),
           mpistore_errmsg(s));
+    /* 7b. the barrier's message: who died, and which live rank did not
+     * arrive (the highest live rank stays away; the lowest collects) */
+    int straggler = size - 1 == victim ? size - 2 : size - 1;
+    char strag[32], trace[64];
+    for (int i = 0, at = victim; at == victim; i++) { /* its TRACE key on a live rank */
+        snprintf(strag, sizeof strag, "rf/strag%d", i);
+        snprintf(trace, sizeof trace, "%s%d/TRACE", strag, straggler);
+        mpistore_key_rank(s, trace, &at);
+    }
+    if (rank != straggler) {
+        char want_dead[32], want_late[48];
+        snprintf(want_dead, sizeof want_dead, "died: [%d]", victim);
+        snprintf(want_late, sizeof want_late, "did not arrive: [%d]", straggler);
+        rc = mpistore_barrier(s, rank, size, strag, 60);
+        CHECK(rc == -MPISTORE_EPROCFAILED && strstr(mpistore_errmsg(s), want_dead) &&
+                  strstr(mpistore_errmsg(s), want_late),
+              "barrier with rank %d away returned %s: %s", straggler, mpistore_errname(rc),
+              mpistore_errmsg(s));
+        if (rank == (victim == 0 ? 1 : 0))
+            printf("rankfail: the barrier's message: %s\n", mpistore_errmsg(s));
+    }
     /* 9. a counter with the dead rank's add still registered: a set, which
      * waits for the adders of the counter's bucket, does not wait for it */
     rc = mpistore_set(s, cnt, "7", 1);
