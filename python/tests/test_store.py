@@ -212,7 +212,9 @@ def test_context_manager_and_stats():
         s.stats(reset=True)
         s.set(f"s{COMM.Get_rank()}", b"1")
         st = s.stats()
-        assert st["round_trips"] >= 3 and st["rma_calls"] > 0
+        # a new key: 2 round trips where its home slot was never used
+        # (docs/design.md, "Inserts in two round trips"), more otherwise
+        assert st["round_trips"] >= 2 and st["rma_calls"] > 0
         assert 0 <= s.key_rank("abc") < COMM.Get_size()
         COMM.Barrier()
     with pytest.raises(ValueError):
