@@ -185,8 +185,8 @@ static int watch_count(mpistore_t *s, const mpistore__watch_t *w, int64_t world_
             break; /* a member died (the helpers wait in an every-rank scope) */
         if (mpistore__expired(deadline)) {
             rc = mpistore__err(&c->err, MPISTORE_ETIMEDOUT,
-                               "timeout after %.3f s waiting for all %" PRId64
-                               " members (%" PRId64 " arrived)",
+                               "timeout after %.3f s waiting for all %" PRId64 " members (%" PRId64
+                               " arrived)",
                                mpistore__now() - t0, world_size, v);
             break;
         }
@@ -318,14 +318,16 @@ static void find_missing(mpistore_t *s, const char *prefix, int world_size, int 
 {
     double grace_end = mpistore__now() + grace;
     int missing = 0, nunknown = 0;
-    size_t used = (size_t)snprintf(list, n, "["), uused = unknown ? (size_t)snprintf(unknown, un, "[") : 0;
+    size_t used = (size_t)snprintf(list, n, "["),
+           uused = unknown ? (size_t)snprintf(unknown, un, "[") : 0;
     for (int i = 0; i < world_size && missing < MAX_TRACE_MISSING; i++) {
         if (i == collector || (unknown && mpistore__ft_dead(&s->core->ft, i)))
             continue;
         char *key = join_int(prefix, i, TRACE);
         if (unknown && homed_dead(s, key)) {
             if (uused < un)
-                uused += (size_t)snprintf(unknown + uused, un - uused, "%s%d", nunknown++ ? ", " : "", i);
+                uused += (size_t)snprintf(unknown + uused, un - uused, "%s%d",
+                                          nunknown++ ? ", " : "", i);
             free(key);
             continue;
         }
@@ -341,6 +343,23 @@ static void find_missing(mpistore_t *s, const char *prefix, int world_size, int 
         snprintf(list + used, n - used, "]");
     if (unknown && uused < un)
         snprintf(unknown + uused, un - uused, "]");
+}
+
+/* The collector's list from the gate key (within `seconds`) into list:
+ * 1 if it was there and is a list ("[...]"), else 0 (list unchanged). */
+static int read_gate(mpistore_t *s, const char *gate, double seconds, char *list, size_t n)
+{
+    void *v = NULL;
+    size_t len = 0;
+    int ok = appears(s, gate, seconds) &&
+             mpistore__get_until(s, gate, mpistore__deadline(seconds), &v, &len) == 0 && len > 0 &&
+             len < n && ((char *)v)[0] == '[';
+    if (ok) {
+        memcpy(list, v, len);
+        list[len] = 0;
+    }
+    free(v);
+    return ok;
 }
 
 /* After a barrier timeout: the TRACE / TRACING_GATE exchange, every step
@@ -364,16 +383,7 @@ static int diagnose(mpistore_t *s, int rank, int world_size, const char *prefix,
         } else if (rank == 0) {
             find_missing(s, prefix, world_size, 0, TRACE_GRACE_S, list, sizeof list, NULL, 0);
             mpistore__set_until(s, gate, list, strlen(list), mpistore__deadline(GATE_WAIT_S));
-        } else if (appears(s, gate, GATE_WAIT_S)) {
-            void *v = NULL;
-            size_t len = 0;
-            if (mpistore__get_until(s, gate, mpistore__deadline(GATE_WAIT_S), &v, &len) == 0 &&
-                len > 0 && len < sizeof list && ((char *)v)[0] == '[') {
-                memcpy(list, v, len);
-                list[len] = 0;
-            }
-            free(v);
-        } else {
+        } else if (!read_gate(s, gate, GATE_WAIT_S, list, sizeof list)) {
             snprintf(list, sizeof list, "unknown: rank 0 published no %s", TRACING_GATE);
         }
     }
@@ -418,15 +428,8 @@ static int diagnose_death(mpistore_t *s, int rank, int world_size, const char *p
             if (!no_gate)
                 (void)mpistore__set_until(s, gate, list, strlen(list),
                                           mpistore__deadline(FT_GATE_S));
-        } else if (appears(s, gate, FT_GATE_S)) {
-            void *v = NULL;
-            size_t len = 0;
-            if (mpistore__get_until(s, gate, mpistore__deadline(FT_GATE_S), &v, &len) == 0 &&
-                len > 0 && len < sizeof list && ((char *)v)[0] == '[') {
-                memcpy(list, v, len);
-                list[len] = 0;
-            }
-            free(v);
+        } else {
+            (void)read_gate(s, gate, FT_GATE_S, list, sizeof list);
         }
     }
     free(trace);

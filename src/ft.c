@@ -116,6 +116,16 @@ void mpistore__ft_names(const mpistore__ft_t *f, char *buf, size_t n)
     }
 }
 
+/* "rank 2 died (MPI reports it failed)", "ranks 2, 3 died (MPI reports them
+ * failed)": the head of a message about every known death. */
+static void deaths(const mpistore__ft_t *f, char *buf, size_t n)
+{
+    char names[96];
+    mpistore__ft_names(f, names, sizeof names);
+    snprintf(buf, n, "rank%s %s died (MPI reports %s failed)", f->ndead > 1 ? "s" : "", names,
+             f->ndead > 1 ? "them" : "it");
+}
+
 int mpistore__ft_check(mpistore__ft_t *f, MPI_Comm comm, mpistore__err_t *err, int home,
                        const char *kind, const char *name, double waited)
 {
@@ -136,12 +146,10 @@ int mpistore__ft_check(mpistore__ft_t *f, MPI_Comm comm, mpistore__err_t *err, i
     if (rc)
         return rc;
     if (f->every > 0) {
-        char names[96];
-        mpistore__ft_names(f, names, sizeof names);
+        char head[160];
+        deaths(f, head, sizeof head);
         return mpistore__err(err, MPISTORE_EPROCFAILED,
-                             "rank%s %s died (MPI reports %s failed): %s '%.64s' waits for "
-                             "every rank (waited %.3f s)",
-                             f->ndead > 1 ? "s" : "", names, f->ndead > 1 ? "them" : "it", kind,
+                             "%s: %s '%.64s' waits for every rank (waited %.3f s)", head, kind,
                              name, waited);
     }
     return 0;
@@ -152,13 +160,12 @@ int mpistore__ft_stuck(const mpistore__ft_t *f, mpistore__err_t *err, const char
 {
     if (f->ndead == 0 || waited < MS_FT_STUCK_S)
         return 0;
-    char names[96];
-    mpistore__ft_names(f, names, sizeof names);
+    char head[160];
+    deaths(f, head, sizeof head);
     return mpistore__err(err, MPISTORE_EPROCFAILED,
-                         "rank%s %s died (MPI reports %s failed) and %s '%.64s' (home rank %d) "
-                         "has waited %.3f s for a slot lock: a dead rank may hold it",
-                         f->ndead > 1 ? "s" : "", names, f->ndead > 1 ? "them" : "it", what,
-                         name, home, waited);
+                         "%s and %s '%.64s' (home rank %d) has waited %.3f s for a slot lock: a "
+                         "dead rank may hold it",
+                         head, what, name, home, waited);
 }
 
 void mpistore__ft_free(mpistore__ft_t *f)

@@ -26,8 +26,8 @@ typedef struct mpistore__wins {
     size_t dyn_n;
     int64_t *dwarm;      /* a mapped page attached to the dynamic window: first contacts' target */
     int locked, dlocked; /* MPI_Win_lock_all holds on win, dwin */
-    int quiet; /* calls hold Open MPI's idle yield off (apilock.h): give it back for the
-                  dynamic window, whose operations wait for the target's progress */
+    int quiet;           /* calls hold Open MPI's idle yield off (apilock.h): give it back for the
+                            dynamic window, whose operations wait for the target's progress */
 } mpistore__wins_t;
 
 /* ---- open and close (collective; store.c decides, here is the MPI) ---- */

@@ -64,18 +64,18 @@ static int present_under_home(mpistore__core_t *c, const mpistore__key_t *k,
 /* An insert under way (design.md, "Inserts"): what it holds, so that
  * rollback_insert can give it back. */
 typedef struct mpistore__ins {
-    int home;              /* the home rank */
-    size_t h, hlock;       /* the home bucket, the displacement of its lock word */
-    uint32_t exph;         /* the home lock word we lock from */
+    int home;                    /* the home rank */
+    size_t h, hlock;             /* the home bucket, the displacement of its lock word */
+    uint32_t exph;               /* the home lock word we lock from */
     const mpistore__snap_t *sn2; /* every level, re-read under the home lock ... */
     mpistore__snap_t *own;       /* ... in this memory (freed), or the claim's look (NULL) */
-    size_t js;             /* the new key's slot, as an index of sn2 (0: the home slot) */
-    uint32_t slot_exp;     /* that slot's lock word before we locked it */
-    uint32_t uoff, total;  /* the new block */
-    uint32_t kind;         /* MS_KIND_CNT: the new key is a counter */
-    int64_t count;         /* the home rank's key count before our reservation */
-    int reserved;          /* our +1 to the key count has landed */
-    int rma_failed;        /* one of our RMA calls failed: give back only the block */
+    size_t js;                   /* the new key's slot, as an index of sn2 (0: the home slot) */
+    uint32_t slot_exp;           /* that slot's lock word before we locked it */
+    uint32_t uoff, total;        /* the new block */
+    uint32_t kind;               /* MS_KIND_CNT: the new key is a counter */
+    int64_t count;               /* the home rank's key count before our reservation */
+    int reserved;                /* our +1 to the key count has landed */
+    int rma_failed;              /* one of our RMA calls failed: give back only the block */
 } mpistore__ins_t;
 
 /* Lock the home slot and re-read every level in one round trip: see

@@ -136,8 +136,8 @@ static void concurrency_fresh_keys_created_by_all(void **state)
                 for (size_t o = 0; o < n; o += 5)
                     seen += memcmp((char *)v + o, want, 5) == 0;
                 if (seen != 1)
-                    fail_msg("round %d: rank %d's piece appears %d times in the append", round,
-                             p, seen);
+                    fail_msg("round %d: rank %d's piece appears %d times in the append", round, p,
+                             seen);
             }
             mpistore_free(v);
             int64_t qlen = 0;

@@ -203,7 +203,8 @@ static void elastic_ops(mpistore_t *s, int home, const char *where)
     mt_key_on(s, "br", "/num_members", home, p, sizeof p);
     COUNT(s, "barrier", scen(sc, sizeof sc, "world1", where), mpistore_barrier(s, 0, 1, p, 60));
     mt_key_on(s, "sb", "", home, p, sizeof p); /* Store.barrier: new counter, then reused */
-    COUNT(s, "store_barrier", scen(sc, sizeof sc, "new", where), mpistore_store_barrier(s, p, 1, 60));
+    COUNT(s, "store_barrier", scen(sc, sizeof sc, "new", where),
+          mpistore_store_barrier(s, p, 1, 60));
     COUNT(s, "store_barrier", scen(sc, sizeof sc, "again", where),
           mpistore_store_barrier(s, p, 2, 60));
     mt_key_on(s, "sy", "0", home, p, sizeof p);
