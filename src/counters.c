@@ -103,14 +103,7 @@ int mpistore__counter_meet(mpistore__core_t *c, const mpistore__key_t *k,
     return rc;
 }
 
-/* Registered, the slot's lock, descriptor and counter are read in one flush.
- * If lock and descriptor show the watched publication, stable, the counter
- * read is that key's: a writer that locked before the registration shows in
- * the lock word (or a new version), one that locks after it waits for the
- * registration to end before it changes anything (the Dekker argument above).
- * A peek reads lock and descriptor only, unregistered: after a look that
- * found the slot locked, so that a writer draining registrations is not kept
- * waiting by the watcher (as adders do, write.c). */
+/* An unregistered glance (ops.h): a hint, confirmed by the watch below. */
 int mpistore__counter_glance(mpistore__core_t *c, const mpistore__watch_t *w, int64_t *value)
 {
     uint64_t desc = 0;
@@ -128,6 +121,14 @@ int mpistore__counter_glance(mpistore__core_t *c, const mpistore__watch_t *w, in
     return MS_DONE;
 }
 
+/* Registered, the slot's lock, descriptor and counter are read in one flush.
+ * If lock and descriptor show the watched publication, stable, the counter
+ * read is that key's: a writer that locked before the registration shows in
+ * the lock word (or a new version), one that locks after it waits for the
+ * registration to end before it changes anything (the Dekker argument above).
+ * A peek reads lock and descriptor only, unregistered: after a look that
+ * found the slot locked, so that a writer draining registrations is not kept
+ * waiting by the watcher (as adders do, write.c). */
 int mpistore__counter_watch(mpistore__core_t *c, const mpistore__watch_t *w, int peek,
                             int64_t *value)
 {

@@ -150,6 +150,9 @@ int mpistore_barrier_nonblocking(mpistore_t *s, int world_size, const char *key_
     return mpistore__api_leave(s, rc);
 }
 
+#define MEMBERS_WAIT_TIMEOUT                                                                       \
+    "timeout after %.3f s waiting for all %" PRId64 " members (%" PRId64 " arrived)"
+
 /* Watch the counter that a member's add left (w, one round trip per look)
  * until it reaches world_size: MS_DONE, MS_GONE (the slot no longer holds
  * that counter: overwritten, deleted; the caller waits its own way), or <0
@@ -184,9 +187,7 @@ static int watch_count(mpistore_t *s, const mpistore__watch_t *w, int64_t world_
                                      mpistore__now() - t0)))
             break; /* a member died (the helpers wait in an every-rank scope) */
         if (mpistore__expired(deadline)) {
-            rc = mpistore__err(&c->err, MPISTORE_ETIMEDOUT,
-                               "timeout after %.3f s waiting for all %" PRId64 " members (%" PRId64
-                               " arrived)",
+            rc = mpistore__err(&c->err, MPISTORE_ETIMEDOUT, MEMBERS_WAIT_TIMEOUT,
                                mpistore__now() - t0, world_size, v);
             break;
         }
@@ -194,9 +195,7 @@ static int watch_count(mpistore_t *s, const mpistore__watch_t *w, int64_t world_
     }
     mpistore__rq_end(&c->rma.rq, saved);
     *seen = v;
-    return mpistore__late_prefix(
-        c, rc, "timeout after %.3f s waiting for all %" PRId64 " members (%" PRId64 " arrived)",
-        mpistore__now() - t0, world_size, v);
+    return mpistore__late_prefix(c, rc, MEMBERS_WAIT_TIMEOUT, mpistore__now() - t0, world_size, v);
 }
 
 /* A member that did not arrive last: wait until every member has arrived.

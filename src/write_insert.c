@@ -301,24 +301,20 @@ int mpistore__insert(const mpistore__write_t *x, const mpistore__snap_t *sn, int
     in.hlock = mpistore__ctl_off(&c->lay, in.h, MS_CTL_LOCK);
     if (claimed) /* the claim swapped the home lock from 0 (the look may predate it) */
         in.exph = 0;
-    if (claimed && (rc || p.action == ACT_NONE)) { /* (not for the writes that claim) */
-        int urc = mpistore__unlock_unchanged(c, in.home, in.hlock, &in.exph);
+    else if (rc == 0 && p.action != ACT_NONE && !mpistore__snap_stable(sn, 0))
+        return MS_RETRY;
+    if (rc == 0 && p.action != ACT_NONE) {
+        in.kind = mpistore__counter_rule(c, x->w, NULL).counter ? MS_KIND_CNT : MS_KIND_STR;
+        if (in.kind == MS_KIND_CNT)
+            rc = mpistore__block_build_counter(c, k, &in.uoff, &in.total);
+        else
+            rc = mpistore__block_build(c, k, p.a, p.alen, p.b, p.blen, &in.uoff, &in.total);
+    }
+    if (rc || p.action == ACT_NONE) { /* nothing to insert: a claimed home slot goes back */
+        int urc = claimed ? mpistore__unlock_unchanged(c, in.home, in.hlock, &in.exph) : 0;
         return rc ? rc : urc;
     }
-    if (rc || p.action == ACT_NONE)
-        return rc;
-    if (!claimed && !mpistore__snap_stable(sn, 0))
-        return MS_RETRY;
-
-    in.kind = mpistore__counter_rule(c, x->w, NULL).counter ? MS_KIND_CNT : MS_KIND_STR;
-    if (in.kind == MS_KIND_CNT)
-        rc = mpistore__block_build_counter(c, k, &in.uoff, &in.total);
-    else
-        rc = mpistore__block_build(c, k, p.a, p.alen, p.b, p.blen, &in.uoff, &in.total);
-    if (rc && claimed)
-        (void)mpistore__unlock_unchanged(c, in.home, in.hlock, &in.exph);
-    if (rc == 0)
-        rc = claimed ? claimed_home(sn, &in) : lock_home(c, k, &in);
+    rc = claimed ? claimed_home(sn, &in) : lock_home(c, k, &in);
     if (rc)
         return rc;
     /* holding the home lock: every completed insert of a key with this home
