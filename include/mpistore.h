@@ -366,6 +366,36 @@ MPISTORE_EXTERN int mpistore_key_rank(mpistore_t *s, const char *key, int *rank)
  *  Errors: EINVAL, ENOMEM, EMPI. */
 MPISTORE_EXTERN int mpistore_failed_ranks(mpistore_t *s, int **ranks, size_t *count);
 
+/** This rank's rank in the store's communicator, and its size (either
+ *  pointer may be NULL).  Local.  After mpistore_shrink, the new store's
+ *  ranks are the survivors' in their old order.  Errors: EINVAL, ESTATE (a
+ *  shrunk-away handle). */
+MPISTORE_EXTERN int mpistore_rank(mpistore_t *s, int *rank, int *size);
+
+/** After a rank died: a new store over the survivors of s's communicator,
+ *  holding every key of s that survived, with its value and kind (a counter
+ *  stays a counter, a queue keeps its order), and the old handle s can then
+ *  only be closed (every other call returns ESTATE; close it on every
+ *  survivor).  Collective over the survivors, whatever order they learn of
+ *  the death in: the first to call it revokes s's communicator, so that the
+ *  others' waiting calls fail with EPROCFAILED and they can join; a rank
+ *  that dies during the shrink makes it start again over fewer ranks.  The
+ *  survivors keep their order: rank r becomes r minus the number of dead
+ *  ranks below it.  The new store has s's options, its own communicator and
+ *  the handle timeout of the options.
+ *  *lost_keys (may be NULL) counts the keys (a queue is one) that did not
+ *  survive and that the survivors can count: keys homed on a live rank
+ *  whose value or index level was on a dead rank.  Keys homed on a dead
+ *  rank are lost too and cannot be counted, because their count died with
+ *  the rank: then *lost_keys is a lower bound (README, "When a rank dies").
+ *  Needs MPI's fault-tolerance extension (ULFM: Open MPI 5 under
+ *  `mpiexec --with-ft ulfm`).
+ *  Errors: EINVAL (s or out NULL, s a prefix view or clone), ESTATE (no
+ *  rank of s has failed and its communicator is not revoked; s shrunk
+ *  already; an MPI without ULFM), ENOMEM, ENOSPC (the survivors' store
+ *  cannot hold the keys), EMPI.  On error *out is unchanged. */
+MPISTORE_EXTERN int mpistore_shrink(mpistore_t **out, mpistore_t *s, size_t *lost_keys);
+
 /** Free a buffer returned by the library (NULL ok). */
 MPISTORE_EXTERN void mpistore_free(void *p);
 

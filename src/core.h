@@ -24,6 +24,8 @@ typedef struct mpistore__core {
     mpistore__apilock_t lock;  /* the API mutex (apilock.h) */
     mpistore__err_t err;       /* the sink of every layer's failure messages (errors.h) */
     mpistore__ft_t ft;         /* ranks known dead (ft.h) */
+    mpistore_options_t opts;   /* the options in effect at open (a shrink reopens with them) */
+    int shrunk; /* mpistore_shrink made a new store of it: only close is left (shrink.c) */
 } mpistore__core_t;
 
 #endif /* MPISTORE_CORE_H */

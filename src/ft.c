@@ -133,9 +133,19 @@ int mpistore__ft_check(mpistore__ft_t *f, MPI_Comm comm, mpistore__err_t *err, i
     double now = mpistore__now();
     if (now >= f->next_poll) {
         f->next_poll = now + MS_FT_POLL_S;
-        int rc = mpistore__ft_poll(f, comm, err);
+        int rc = mpistore__ft_poll(f, comm, err), revoked = 0;
         if (rc)
             return rc;
+        /* another survivor started mpistore_shrink: join it */
+        if (MPIX_Comm_is_revoked(comm, &revoked) == MPI_SUCCESS && revoked) {
+            char head[160] = "a rank died";
+            if (f->ndead > 0)
+                deaths(f, head, sizeof head);
+            return mpistore__err(err, MPISTORE_EPROCFAILED,
+                                 "%s and another rank started mpistore_shrink (the store's "
+                                 "communicator is revoked): %s '%.64s' (waited %.3f s)",
+                                 head, kind, name, waited);
+        }
     }
 #else
     (void)comm;

@@ -450,10 +450,12 @@ static void open_finish(open_state_t *st, mpistore_t **out)
      * the origin reads and does atomics in shared memory (rq.c) and Open
      * MPI's idle yield only gives the core away (mpiyield.h) */
     c->lock.quiet = c->rma.w.quiet = !c->rma.rq.use;
+    c->rma.w.ft = mpistore__wins_ft_enabled();
     if (c->lock.on)
         pthread_mutex_init(&c->lock.mu, NULL);
     if (c->rma.rq.use)
         mpistore__rq_warmup(&c->rma.rq, &c->rma.w);
+    c->opts = st->o;
     st->s->core = c;
     st->s->timeout = st->o.timeout_s;
     *out = st->s;

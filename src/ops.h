@@ -41,12 +41,17 @@ static inline int mpistore__api_leave(mpistore_t *s, int rc)
     mpistore__apilock_give(&s->core->lock);
     return rc;
 }
-/* Start of a public call: a NULL handle is EINVAL, else enter the core. */
+/* ESTATE: the handle's store was shrunk (shrink.c); only close is left. */
+int mpistore__shrunk_err(mpistore__err_t *e, const char *fn);
+/* Start of a public call: a NULL handle is EINVAL, a shrunk-away store
+ * ESTATE, else enter the core. */
 #define MS_ENTER(s)                                                                                \
     do {                                                                                           \
         if (!(s))                                                                                  \
             return mpistore__null_handle(__func__);                                                \
         mpistore__api_enter(s);                                                                    \
+        if ((s)->core->shrunk)                                                                     \
+            return mpistore__api_leave((s), mpistore__shrunk_err(mpistore__sink(s), __func__));    \
     } while (0)
 /* The sink of the handle's core (where an operation writes its failure). */
 static inline mpistore__err_t *mpistore__sink(const mpistore_t *s)

@@ -47,11 +47,27 @@ static int range_again(int mpirc, size_t off, unsigned *tries)
     return 1;
 }
 
+/* A dynamic-window operation aimed at a rank that MPI reports dead would
+ * wait inside Open MPI for ever: refused (EPROCFAILED), under ULFM only. */
+static int dyn_dead(mpistore__rma_t *r, size_t off, int target)
+{
+    if (!(off & MS_DYN) || !r->w.ft || !mpistore__wins_dead(&r->w, target))
+        return 0;
+    return mpistore__err(r->w.err, MPISTORE_EPROCFAILED,
+                         "rank %d died (MPI reports it failed): the grown memory it hosted (an "
+                         "index level or value memory) is gone",
+                         target);
+}
+
 /* An RMA call that fails to start: first complete whatever this rank issued
  * before it, so that no operation outlives the caller's buffers. */
 #define CHECK_ISSUE(call, off, target)                                                             \
     do {                                                                                           \
-        int rc_;                                                                                   \
+        int rc_ = dyn_dead(r, (off), (target));                                                    \
+        if (rc_) {                                                                                 \
+            mpistore__complete_all(&r->rq, &r->w);                                                 \
+            return rc_;                                                                            \
+        }                                                                                          \
         ISSUE(rc_, call, off);                                                                     \
         if (rc_ != MPI_SUCCESS) {                                                                  \
             mpistore__complete_all(&r->rq, &r->w);                                                 \
@@ -125,7 +141,9 @@ int mpistore__rget(mpistore__rma_t *r, int target, size_t off, void *buf, size_t
         if (mpistore__rq_on(&r->rq)) {
             void *st = NULL;
             MPI_Request *req = NULL;
-            int rc = mpistore__rq_reserve(&r->rq, &r->w, target, buf, (size_t)n, &st, &req);
+            int rc = dyn_dead(r, off, target);
+            if (rc == 0)
+                rc = mpistore__rq_reserve(&r->rq, &r->w, target, buf, (size_t)n, &st, &req);
             if (rc == 0) {
                 int m;
                 ISSUE(m,
@@ -157,7 +175,9 @@ static int getacc(mpistore__rma_t *r, int target, size_t off, void *buf, size_t 
     if (mpistore__rq_on(&r->rq)) {
         void *st = NULL;
         MPI_Request *req = NULL;
-        int rc = mpistore__rq_reserve(&r->rq, &r->w, target, buf, n * size, &st, &req), m;
+        int rc = dyn_dead(r, off, target), m;
+        if (rc == 0)
+            rc = mpistore__rq_reserve(&r->rq, &r->w, target, buf, n * size, &st, &req);
         if (rc)
             return rc;
         ISSUE(m,

@@ -50,6 +50,8 @@ int mpistore_prefix(mpistore_t **out, mpistore_t *store, const char *prefix)
 {
     if (!store)
         return mpistore__null_handle(__func__);
+    if (store->core->shrunk)
+        return mpistore__shrunk_err(&store->err, __func__);
     if (!out || !prefix)
         return mpistore__err(&store->err, MPISTORE_EINVAL, "prefix: out or prefix is NULL");
     size_t plen = strlen(prefix);
@@ -72,6 +74,8 @@ int mpistore_clone(mpistore_t **out, mpistore_t *s)
 {
     if (!s)
         return mpistore__null_handle(__func__);
+    if (s->core->shrunk)
+        return mpistore__shrunk_err(&s->err, __func__);
     if (!out)
         return mpistore__err(&s->err, MPISTORE_EINVAL, "clone: out is NULL");
     mpistore_t *v = new_handle(s, NULL, 0);
@@ -123,10 +127,24 @@ int mpistore_key_rank(mpistore_t *s, const char *key, int *rank)
     return mpistore__api_leave(s, rc);
 }
 
+int mpistore_rank(mpistore_t *s, int *rank, int *size)
+{
+    MS_ENTER(s);
+    if (rank)
+        *rank = s->core->rma.w.rank;
+    if (size)
+        *size = s->core->rma.w.nranks;
+    return mpistore__api_leave(s, MPISTORE_OK);
+}
+
 int mpistore_failed_ranks(mpistore_t *s, int **ranks, size_t *count)
 {
     MS_ENTER(s);
     mpistore__core_t *c = s->core;
+    /* MPI learns of deaths while it progresses: let it, once (on
+     * MPI_COMM_SELF: on a revoked communicator MPI_Iprobe returns at once) */
+    int flag = 0;
+    (void)MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_SELF, &flag, MPI_STATUS_IGNORE);
     int rc = ranks && count ? mpistore__ft_poll(&c->ft, c->rma.w.comm, &c->err)
                             : mpistore__err(mpistore__sink(s), MPISTORE_EINVAL,
                                             "failed_ranks: ranks or count is NULL");

@@ -15,6 +15,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#ifdef MPISTORE_HAVE_ULFM
+#include <mpi-ext.h>
+#endif
+
 /* Grown memory comes from mmap: whole pages that share nothing with the
  * heap (osc/ucx registers attached memory by page and crashed in
  * MPI_Win_free when small heap segments had been attached), zero, and
@@ -263,4 +267,37 @@ void mpistore__dyn_complete(mpistore__wins_t *w)
     }
     w->dyn_n = 0;
     mpistore__dyn_leave(w, MS_DYN);
+}
+
+int mpistore__wins_ft_enabled(void)
+{
+#ifdef MPISTORE_HAVE_ULFM
+    const char *e = getenv("OMPI_MCA_mpi_ft_enable");
+    return e && (strcmp(e, "1") == 0 || strcmp(e, "true") == 0);
+#else
+    return 0;
+#endif
+}
+
+int mpistore__wins_dead(mpistore__wins_t *w, int target)
+{
+#ifdef MPISTORE_HAVE_ULFM
+    MPI_Group failed = MPI_GROUP_NULL, all = MPI_GROUP_NULL;
+    int n = 0, dead = 0;
+    if (MPIX_Comm_get_failed(w->comm, &failed) == MPI_SUCCESS && failed != MPI_GROUP_NULL &&
+        MPI_Group_size(failed, &n) == MPI_SUCCESS && n > 0 &&
+        MPI_Comm_group(w->comm, &all) == MPI_SUCCESS) {
+        int in = -1;
+        if (MPI_Group_translate_ranks(all, 1, &target, failed, &in) == MPI_SUCCESS)
+            dead = in != MPI_UNDEFINED;
+    }
+    if (all != MPI_GROUP_NULL)
+        MPI_Group_free(&all);
+    if (failed != MPI_GROUP_NULL)
+        MPI_Group_free(&failed);
+    return dead;
+#else
+    (void)w, (void)target;
+    return 0;
+#endif
 }

@@ -28,6 +28,8 @@ typedef struct mpistore__wins {
     int locked, dlocked; /* MPI_Win_lock_all holds on win, dwin */
     int quiet;           /* calls hold Open MPI's idle yield off (apilock.h): give it back for the
                             dynamic window, whose operations wait for the target's progress */
+    int ft; /* MPI's fault tolerance is on (ULFM): dynamic-window operations first ask whether
+               their target died (mpistore__wins_dead) */
 } mpistore__wins_t;
 
 /* ---- open and close (collective; store.c decides, here is the MPI) ---- */
@@ -106,6 +108,14 @@ static inline MPI_Aint mpistore__disp(size_t off)
 {
     return (MPI_Aint)(off & MS_DISP_MASK); /* user-space addresses are below 2^56 */
 }
+/* Under ULFM (w->ft): does MPI report rank target of the store's
+ * communicator failed?  Asked before every dynamic-window operation: on
+ * Open MPI 5 one aimed at a dead rank waits inside MPI for ever (design.md,
+ * "Rank failures").  0 without ULFM. */
+int mpistore__wins_dead(mpistore__wins_t *w, int target);
+/* open: is MPI's fault tolerance on for this job (ULFM built in and
+ * OMPI_MCA_mpi_ft_enable set, as `mpiexec --with-ft ulfm` does)? */
+int mpistore__wins_ft_enabled(void);
 int mpistore__dyn_flush(mpistore__wins_t *w);     /* flush the dynamic window where used */
 void mpistore__dyn_complete(mpistore__wins_t *w); /* the same on an error path */
 

@@ -289,6 +289,12 @@ int mpistore_delete_key(mpistore_t *s, const char *key, bool *deleted)
 
 /* ---- on prepared keys, for the queues (called with the core entered) ---- */
 
+int mpistore__kwrite(mpistore__core_t *c, const mpistore__key_t *k, mpistore__wreq_t *w,
+                     double deadline)
+{
+    return write_until(c, k, w, deadline);
+}
+
 int mpistore__kqpush(mpistore_t *s, const mpistore__key_t *k, const void *record, size_t len,
                      double deadline)
 {

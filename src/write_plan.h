@@ -96,4 +96,9 @@ static inline int mpistore__needs_value(const mpistore__wreq_t *w)
  * range, leading zeros allowed.  0 and *out, or -1. */
 int mpistore__parse_i64(const unsigned char *p, size_t n, int64_t *out);
 
+/* Any write request on a prepared key (a user or internal key), for a
+ * shrink's copy of the keys into the new store (shrink.c). */
+int mpistore__kwrite(mpistore__core_t *c, const mpistore__key_t *k, mpistore__wreq_t *w,
+                     double deadline);
+
 #endif /* MPISTORE_WRITE_PLAN_H */

@@ -253,6 +253,11 @@ BAD(key_rank,      null_rank_out,    ON_S, EINVAL,    "rank is NULL",       mpis
 BAD(failed_ranks,  null_handle,      NONE, EINVAL,    NULL_HANDLE,          mpistore_failed_ranks(NULL, &o_ints, &o_len)) \
 BAD(failed_ranks,  null_ranks_out,   ON_S, EINVAL,    "ranks or count is NULL", mpistore_failed_ranks(S, NULL, &o_len)) \
 BAD(failed_ranks,  null_count_out,   ON_V, EINVAL,    "ranks or count is NULL", mpistore_failed_ranks(V, &o_ints, NULL)) \
+BAD(shrink,        null_handle,      NONE, EINVAL,    NULL_HANDLE,          mpistore_shrink(&o_h, NULL, &o_len)) \
+BAD(shrink,        null_out,         ON_S, EINVAL,    "out is NULL",        mpistore_shrink(NULL, S, &o_len)) \
+BAD(shrink,        on_a_view,        ON_V, EINVAL,    "prefix view or clone", mpistore_shrink(&o_h, V, &o_len)) \
+BAD(shrink,        nothing_failed,   ON_S, ESTATE,    "shrink: ",           mpistore_shrink(&o_h, S, &o_len)) \
+BAD(rank,          null_handle,      NONE, EINVAL,    NULL_HANDLE,          mpistore_rank(NULL, &o_int, &o_int)) \
 BAD(swap_timeout,  null_handle,      NONE, EINVAL,    NULL_HANDLE,          mpistore_swap_timeout(NULL, 1.0, &o_dbl)) \
 BAD(swap_timeout,  negative,         ON_S, EINVAL,    "must be finite",     mpistore_swap_timeout(S, -3.0, &o_dbl)) \
 BAD(swap_timeout,  nan,              ON_S, EINVAL,    "must be finite",     mpistore_swap_timeout(S, NAN, &o_dbl)) \
