@@ -381,8 +381,8 @@ MPISTORE_EXTERN int mpistore_rank(mpistore_t *s, int *rank, int *size);
  *  others' waiting calls fail with EPROCFAILED and they can join; a rank
  *  that dies during the shrink makes it start again over fewer ranks.  The
  *  survivors keep their order: rank r becomes r minus the number of dead
- *  ranks below it.  The new store has s's options, its own communicator and
- *  the handle timeout of the options.
+ *  ranks below it (mpistore_rank).  The new store has s's options, its own
+ *  communicator and s's handle timeout.
  *  *lost_keys (may be NULL) counts the keys (a queue is one) that did not
  *  survive and that the survivors can count: keys homed on a live rank
  *  whose value or index level was on a dead rank.  Keys homed on a dead
@@ -390,10 +390,13 @@ MPISTORE_EXTERN int mpistore_rank(mpistore_t *s, int *rank, int *size);
  *  the rank: then *lost_keys is a lower bound (README, "When a rank dies").
  *  Needs MPI's fault-tolerance extension (ULFM: Open MPI 5 under
  *  `mpiexec --with-ft ulfm`).
- *  Errors: EINVAL (s or out NULL, s a prefix view or clone), ESTATE (no
- *  rank of s has failed and its communicator is not revoked; s shrunk
- *  already; an MPI without ULFM), ENOMEM, ENOSPC (the survivors' store
- *  cannot hold the keys), EMPI.  On error *out is unchanged. */
+ *  A caller that learnt of a death elsewhere (a socket of gloo) may call
+ *  it before MPI reports the death: it waits up to 2 s for MPI to.
+ *  Errors: EINVAL (s or out NULL, s a prefix view or clone), ESTATE (MPI
+ *  reported no failed rank of s within 2 s and its communicator is not
+ *  revoked; s shrunk already; an MPI without ULFM), ENOMEM, ENOSPC (the
+ *  survivors' store cannot hold the keys), EPROCFAILED (ranks kept dying),
+ *  EMPI.  On error *out is unchanged. */
 MPISTORE_EXTERN int mpistore_shrink(mpistore_t **out, mpistore_t *s, size_t *lost_keys);
 
 /** Free a buffer returned by the library (NULL ok). */

@@ -22,6 +22,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #ifdef MPISTORE_HAVE_ULFM
 #include <mpi-ext.h>
@@ -361,6 +362,7 @@ static int shrink(mpistore_t *s, mpistore_t **out, size_t *lost)
         ndropped += dropped[ndropped] != NULL;
         if (rc == 0) {
             MPI_Comm_free(&nc); /* the new store has its own */
+            ns->timeout = s->timeout;
             c->shrunk = 1;
             *out = ns;
             if (lost)
@@ -383,16 +385,33 @@ static int shrink(mpistore_t *s, mpistore_t **out, size_t *lost)
     return rc;
 }
 
-/* A failure known or the communicator revoked: shrink. */
+/* A caller may learn of a death before MPI does (gloo's socket to the dead
+ * rank closes at once; MPI reports it 60-260 ms later): a shrink with no
+ * failure known waits up to this long for MPI to report one. */
+#define MS_SHRINK_GRACE_S 2.0
+
+/* A failure known (within MS_SHRINK_GRACE_S) or the communicator revoked:
+ * shrink. */
 static int shrink_known(mpistore_t *s, mpistore_t **out, size_t *lost_keys)
 {
     mpistore__core_t *c = s->core;
-    int revoked = 0, rc = mpistore__ft_poll(&c->ft, c->rma.w.comm, &c->err);
-    if (rc == 0)
-        MPIX_Comm_is_revoked(c->rma.w.comm, &revoked);
+    double t0 = mpistore__now();
+    int revoked = 0, rc = 0;
+    for (;;) {
+        int flag = 0; /* MPI learns of deaths while it progresses */
+        (void)MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_SELF, &flag, MPI_STATUS_IGNORE);
+        rc = mpistore__ft_poll(&c->ft, c->rma.w.comm, &c->err);
+        if (rc == 0)
+            MPIX_Comm_is_revoked(c->rma.w.comm, &revoked);
+        if (rc || c->ft.ndead > 0 || revoked || mpistore__now() - t0 >= MS_SHRINK_GRACE_S)
+            break;
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    }
     if (rc == 0 && c->ft.ndead == 0 && !revoked)
         rc = mpistore__err(&c->err, MPISTORE_ESTATE,
-                           "shrink: no rank of the store has failed (nothing to shrink)");
+                           "shrink: no rank of the store has failed (MPI reported none within "
+                           "%.1f s; nothing to shrink)",
+                           MS_SHRINK_GRACE_S);
     if (rc == 0) {
         if (c->lock.quiet) /* collectives inside: Open MPI's idle yield back on */
             mpistore__mpiyield_release();

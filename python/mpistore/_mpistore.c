@@ -533,6 +533,38 @@ static PyObject *Store_clone(StoreObject *self, PyObject *unused)
     return rc ? fail(self, rc, h) : wrap(self, out);
 }
 
+/* After a rank died: (new store, lost_keys, rank, world_size).  The new
+ * store is a store of its own (no parent); this handle can then only be
+ * closed. */
+static PyObject *Store_shrink(StoreObject *self, PyObject *unused)
+{
+    (void)unused;
+    mpistore_t *h = handle_of(self), *out = NULL;
+    if (!h)
+        return NULL;
+    if (self->parent) {
+        PyErr_SetString(PyExc_ValueError,
+                        "mpistore.Store.shrink: a view or clone cannot shrink; shrink the store");
+        return NULL;
+    }
+    size_t lost = 0;
+    int rc, r = -1, n = -1;
+    CALL(rc, mpistore_shrink(&out, h, &lost));
+    if (rc)
+        return fail(self, rc, h);
+    CALL(rc, mpistore_rank(out, &r, &n));
+    PyTypeObject *t = Py_TYPE(self);
+    StoreObject *v = (StoreObject *)t->tp_alloc(t, 0);
+    if (!v) {
+        CALL(rc, mpistore_close(out));
+        return NULL;
+    }
+    v->h = out;
+    Py_XINCREF(self->errors);
+    v->errors = self->errors;
+    return Py_BuildValue("(Nnii)", (PyObject *)v, (Py_ssize_t)lost, r, n);
+}
+
 static int Store_traverse(StoreObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->parent);
@@ -1005,6 +1037,9 @@ static PyMethodDef Store_methods[] = {
     {"__exit__", FN(Store_exit), METH_VARARGS, NULL},
     FAST(prefix, "A view mapping every key k to prefix + \"/\" + k (PrefixStore)."),
     NOARGS(clone, "A second handle to the same store (own timeout, e.g. for another thread)."),
+    NOARGS(shrink, "After a rank died (MPI ULFM): (store, lost_keys, rank, world_size), a new "
+                   "store over the survivors with every key that survived (collective over the "
+                   "survivors); this handle can then only be closed."),
     FAST(set, "Store value under key (replacing any old value)."),
     FAST(get, "The value of key; blocks until some rank sets it or the timeout."),
     FAST(add, "Atomic add on a decimal int64 value (a missing key starts at 0); the result."),

@@ -107,6 +107,7 @@ class MPIStore(_TorchStore):
         _base_set_timeout(self, td)
         self._s.set_timeout(td)
         self._synced: datetime.timedelta = td
+        self.lost_keys: int = 0  # set on a store made by shrink()
 
     # The C++ base holds the timeout (PrefixStore.set_timeout and the
     # trampoline change it there); every call first mirrors it into the
@@ -204,6 +205,25 @@ class MPIStore(_TorchStore):
         c = type(self)(timeout=_base_timeout(self), _handle=self._s.clone())
         self._clones.append(c)
         return c
+
+    def shrink(self) -> Tuple["MPIStore", int, int]:
+        """After a rank died (MPI ULFM, ``mpiexec --with-ft ulfm``): collective
+        over the survivors, whatever order they learn of the death in.
+        Returns ``(store, rank, world_size)``: a new MPIStore over the
+        survivors (their order kept) holding every key that survived, with
+        its value and kind; ``store.lost_keys`` counts the keys known lost
+        (a lower bound: keys homed on a dead rank cannot be counted).  This
+        store's clones and this store are closed."""
+        s, lost, rank, size = self._sync().shrink()
+        new = type(self)(timeout=_base_timeout(self), _handle=s)
+        new.lost_keys = lost
+        while self._clones:
+            self._clones.pop().close()
+        try:  # frees the old windows; says that ranks died
+            self._s.close()
+        except ProcessFailedError:
+            pass
+        return new, rank, size
 
     def close(self) -> None:
         """Collective for the store (its clones are closed first), local for a clone."""

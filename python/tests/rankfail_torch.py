@@ -1,6 +1,7 @@
 """A rank dies under MPIStore (MPI ULFM): the survivors' get of a key homed
 there raises mpistore.ProcessFailedError, a torch.distributed.DistStoreError
-with .ranks.  Not a pytest module (a rank kills itself):
+with .ranks; MPIStore.shrink() gives the survivors a new store with the key
+that survived.  Not a pytest module (a rank kills itself):
 
     mpiexec --with-ft ulfm -n 3 python python/tests/rankfail_torch.py
 
@@ -41,6 +42,19 @@ except mpistore.ProcessFailedError as e:
         failures.append(f"ranks {e.ranks}, message {e}")
 if store.get(live) != b"v":
     failures.append("get of a key on a live rank")
+# shrink: a new MPIStore over the survivors, with the key on a live rank
+new, nrank, nsize = store.shrink()
+if (nrank, nsize) != (rank, size - 1) or not isinstance(new, MPIStore):
+    failures.append(f"shrink gave rank {nrank} of {nsize}")
+if new.get(live) != b"v" or new.lost_keys != 0:
+    failures.append(f"after the shrink: {new.get(live)!r}, {new.lost_keys} keys lost")
+new.barrier("after-shrink", nsize)  # the survivors' store works, as a torch Store
+try:  # shrink() closed the old store
+    store.get(live)
+    failures.append("the shrunk store still answers")
+except ValueError as e:
+    if "closed" not in str(e):
+        failures.append(f"the shrunk store: {e}")
 for f in failures:
     print(f"rankfail_torch: rank {rank} FAILED: {f}", flush=True)
 
