@@ -297,6 +297,20 @@ static void learn(mpistore_t *s, int victim, int lowest, int grow, double *detec
     (void)t0;
 }
 
+/* Shrink s into *out (timed), or end this rank: nothing to check without
+ * a store. */
+static void shrink_or_exit(mpistore_t *s, mpistore_t **out, size_t *lost, double *took)
+{
+    double t0 = now();
+    int rc = mpistore_shrink(out, s, lost);
+    *took = now() - t0;
+    CHECK(rc == 0, "shrink: %s", mpistore_errmsg(s));
+    if (rc != 0) {
+        fflush(NULL);
+        _exit(1);
+    }
+}
+
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -367,16 +381,10 @@ int main(int argc, char **argv)
     /* the first shrink */
     mpistore_t *ns = NULL;
     size_t lost = 99999;
-    double t0 = now();
-    int rc = mpistore_shrink(&ns, s, &lost);
-    double took = now() - t0;
+    double took = 0;
+    shrink_or_exit(s, &ns, &lost, &took);
     if (rank == v2 && during)
         raise(SIGKILL); /* (it cannot outlive the shrink) */
-    CHECK(rc == 0, "shrink: %s", mpistore_errmsg(s));
-    if (rc != 0) {
-        fflush(NULL);
-        _exit(1);
-    }
     int nr = -1, nsz = -1;
     mpistore_rank(ns, &nr, &nsz);
     int dead1[2] = {v1, v2}, ndead1 = nsz == size - 2 ? 2 : 1;
@@ -393,7 +401,7 @@ int main(int argc, char **argv)
     /* the old handle: only close is left */
     void *v = NULL;
     size_t len = 0;
-    rc = mpistore_get(s, "s/0/0", &v, &len);
+    int rc = mpistore_get(s, "s/0/0", &v, &len);
     CHECK(rc == -MPISTORE_ESTATE, "get on the shrunk handle returned %s", mpistore_errname(rc));
     mpistore_t *again = NULL;
     rc = mpistore_shrink(&again, s, &lost);
@@ -431,14 +439,7 @@ int main(int argc, char **argv)
               mpistore_errname(rc), mpistore_errmsg(ns));
         mpistore_t *n2 = NULL;
         size_t lost2 = 99999;
-        t0 = now();
-        rc = mpistore_shrink(&n2, ns, &lost2);
-        took = now() - t0;
-        CHECK(rc == 0, "second shrink: %s", mpistore_errmsg(ns));
-        if (rc != 0) {
-            fflush(NULL);
-            _exit(1);
-        }
+        shrink_or_exit(ns, &n2, &lost2, &took);
         int r2 = -1, sz2 = -1;
         mpistore_rank(n2, &r2, &sz2);
         CHECK(r2 == nr - (v2n < nr) && sz2 == nsz - 1, "second store: rank %d of %d", r2, sz2);
