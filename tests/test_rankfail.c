@@ -15,6 +15,8 @@
 #include <mpistore_elastic.h>
 
 #include "ops.h" /* white-box: a registration and a slot lock left by the victim */
+#define ULFMTEST_TAG "rankfail"
+#include "ulfmtest.h"
 
 #include <mpi.h>
 #include <mpi-ext.h>
@@ -24,17 +26,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static int rank, size, victim, failures;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "rankfail: rank %d FAILED at line %d: ", rank, __LINE__);              \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
+static int victim;
 
 /* rc must be EPROCFAILED, and the message must name the victim and `what` */
 static void expect_died(mpistore_t *s, int rc, const char *call, const char *what)
@@ -115,24 +107,10 @@ static void queue_on(mpistore_t *s, int host, char *out, size_t n)
 
 int main(int argc, char **argv)
 {
-    MPI_Init(&argc, &argv);
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
     victim = argc > 1 ? atoi(argv[1]) : 2;
-    if (size < 3 || victim < 0 || victim >= size) {
-        if (rank == 0)
-            fprintf(stderr, "rankfail: needs 3+ ranks and a victim rank below the size\n");
-        MPI_Finalize();
+    if (ulfm_start(&argc, &argv, 3, victim))
         return 2;
-    }
-    mpistore_options_t o;
-    mpistore_options_init(&o);
-    o.timeout_s = 60;
-    mpistore_t *s = NULL;
-    if (mpistore_open(&s, MPI_COMM_WORLD, &o) != 0) {
-        fprintf(stderr, "rankfail: rank %d FAILED: open: %s\n", rank, mpistore_errmsg(NULL));
-        MPI_Abort(MPI_COMM_WORLD, 1);
-    }
+    mpistore_t *s = ulfm_open(0);
     int live = (victim + 1) % size; /* a survivor */
     char on_dead[64], on_live[64], q_dead[64], kept[64], cnt[64], held[64];
     key_on(s, live, "counter", cnt, sizeof cnt);

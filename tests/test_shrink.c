@@ -28,6 +28,8 @@
 #include <mpistore_elastic.h>
 
 #include "ops.h" /* white-box: a counter's block, a queue's internal key */
+#define ULFMTEST_TAG "shrink"
+#include "ulfmtest.h"
 
 #include <mpi.h>
 #include <mpi-ext.h>
@@ -41,18 +43,6 @@
 #define NSTR 12 /* string keys per writer */
 #define NQ 4    /* queue elements per writer */
 enum { K_STR, K_CNT, K_QUEUE };
-
-static int rank, size, failures;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "shrink: rank %d FAILED at line %d: ", rank, __LINE__);                \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
 
 /* What the test knows of one key, in the numbering of the current store. */
 typedef struct key {
@@ -313,10 +303,6 @@ static void shrink_or_exit(mpistore_t *s, mpistore_t **out, size_t *lost, double
 
 int main(int argc, char **argv)
 {
-    MPI_Init(&argc, &argv);
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
-    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     int v1 = argc > 1 ? atoi(argv[1]) : 2, v2 = -1, during = 0, grow = 0;
     for (int a = 2; a < argc; a++) {
         if (strcmp(argv[a], "grow") == 0)
@@ -328,22 +314,12 @@ int main(int argc, char **argv)
         else if (strcmp(argv[a], "after") != 0)
             v2 = atoi(argv[a]);
     }
-    if (size < 3 + (v2 >= 0) || v1 < 0 || v1 >= size || v2 >= size || v2 == v1) {
-        if (rank == 0)
-            fprintf(stderr, "shrink: bad arguments for %d ranks\n", size);
-        MPI_Finalize();
+    int need = 3 + (v2 >= 0); /* ranks: V2 is one of them too */
+    if (v2 + 1 > need)
+        need = v2 + 1;
+    if (ulfm_start(&argc, &argv, need, v2 == v1 ? -1 : v1))
         return 2;
-    }
-    mpistore_options_t o;
-    mpistore_options_init(&o);
-    o.timeout_s = 60;
-    if (grow)
-        o.keys_per_rank = 4;
-    mpistore_t *s = NULL;
-    if (mpistore_open(&s, MPI_COMM_WORLD, &o) != 0) {
-        fprintf(stderr, "shrink: rank %d FAILED: open: %s\n", rank, mpistore_errmsg(NULL));
-        MPI_Abort(MPI_COMM_WORLD, 1);
-    }
+    mpistore_t *s = ulfm_open(grow ? 4 : 0);
     nkeys = size * (NSTR + 2);
     keys = calloc((size_t)nkeys, sizeof *keys);
     for (int w = 0, i = 0; w < size; w++) {

@@ -1,0 +1,228 @@
+/* mpistore_shrink after a rank died in the middle of writes (docs/design.md,
+ * "Shrink"): under `mpiexec --with-ft ulfm -n N test_shrink_busy V`.
+ *
+ * Every rank owns NOWN string keys, which only it sets, each time with a
+ * higher sequence number ("w:i:seq"), and all ranks add 1 to NCNT shared
+ * counters, round-robin, as fast as they can.  Rank V kills itself (SIGKILL)
+ * entering a random one of its next 2000-8000 MPI_Win_flush calls, so it may
+ * die holding a slot lock, with a block written but not published, between
+ * an insert's claim and its publication, or registered for a lock-free add.  Each survivor stops
+ * once MPI reports the death (mpistore_failed_ranks), all shrink, and each checks:
+ *   - its own keys: present exactly when their home survived, each with the
+ *     value of the last set it completed (no write lost, none torn);
+ *   - V's keys: absent (their values were in V's memory);
+ *   - a counter, if present: at least the adds the survivors completed
+ *     (added up in the new store): no completed add is lost (how many of
+ *     V's landed is not known);
+ *   - present + lost_keys + homed on V = every key before.
+ * The survivors add up their failed checks in the new store and the lowest
+ * prints the verdict. */
+#include <mpistore.h>
+#include <mpistore_elastic.h>
+
+#define ULFMTEST_TAG "shrinkbusy"
+#include "ulfmtest.h"
+
+#include <mpi.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NOWN 8
+#define NCNT 4
+
+/* The victim dies entering its n-th MPI_Win_flush from now (MPI's profiling
+ * interface): in the middle of a store operation (a slot locked, a block
+ * written, a publication issued but not flushed), but never inside an
+ * atomic RMA call.  A rank killed inside one leaves Open MPI 5.0.11's
+ * osc/sm lock of the target taken, and every later atomic on that target
+ * spins for ever (seen 1 run in 9 with a SIGKILL from a timer; README,
+ * "When a rank dies"). */
+static long countdown = -1;
+int MPI_Win_flush(int target, MPI_Win win)
+{
+    if (countdown >= 0 && countdown-- == 0)
+        raise(SIGKILL);
+    return PMPI_Win_flush(target, win);
+}
+
+static void arm_death(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    srand((unsigned)ts.tv_nsec ^ (unsigned)getpid());
+    countdown = 2000 + rand() % 6000;
+}
+
+static int victim_known(mpistore_t *s, int victim)
+{
+    int *dead = NULL;
+    size_t n = 0;
+    int known = mpistore_failed_ranks(s, &dead, &n) == 0 && n == 1 && dead[0] == victim;
+    mpistore_free(dead);
+    return known;
+}
+
+int main(int argc, char **argv)
+{
+    int victim = argc > 1 ? atoi(argv[1]) : 1;
+    if (ulfm_start(&argc, &argv, 3, victim))
+        return 2;
+    mpistore_t *s = ulfm_open(0);
+    char key[32], val[48];
+    int home[NOWN], vhome = 0, nhomed_v = 0;
+    long last[NOWN] = {0}, adds[NCNT] = {0};
+    /* every key exists before the loop: the count of keys is known */
+    for (int i = 0; i < NOWN; i++) {
+        snprintf(key, sizeof key, "o/%d/%d", rank, i);
+        snprintf(val, sizeof val, "%d:%d:0", rank, i);
+        CHECK(mpistore_set(s, key, val, strlen(val)) == 0, "set %s: %s", key, mpistore_errmsg(s));
+        mpistore_key_rank(s, key, &home[i]);
+    }
+    for (int w = 0; w < size; w++) /* keys homed on the victim, of every rank */
+        for (int i = 0; i < NOWN; i++) {
+            snprintf(key, sizeof key, "o/%d/%d", w, i);
+            mpistore_key_rank(s, key, &vhome);
+            nhomed_v += vhome == victim;
+        }
+    int64_t sum = 0;
+    for (int c = 0; c < NCNT && rank == 0; c++) {
+        snprintf(key, sizeof key, "cnt/%d", c);
+        CHECK(mpistore_add(s, key, 0, &sum) == 0, "add %s: %s", key, mpistore_errmsg(s));
+    }
+    for (int c = 0; c < NCNT; c++) {
+        snprintf(key, sizeof key, "cnt/%d", c);
+        mpistore_key_rank(s, key, &vhome);
+        nhomed_v += vhome == victim;
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (rank == victim)
+        arm_death();
+
+    /* the busy loop: a set of one of its own keys and an add, each turn */
+    long turn = 0;
+    for (;; turn++) {
+        int i = (int)(turn % NOWN), c = (int)(turn % NCNT);
+        snprintf(key, sizeof key, "o/%d/%d", rank, i);
+        snprintf(val, sizeof val, "%d:%d:%ld", rank, i, last[i] + 1);
+        int rc = mpistore_set(s, key, val, strlen(val));
+        if (rc == 0)
+            last[i]++;
+        else if (rc != -MPISTORE_EPROCFAILED)
+            CHECK(0, "set %s: %s", key, mpistore_errmsg(s));
+        snprintf(key, sizeof key, "cnt/%d", c);
+        rc = mpistore_add(s, key, 1, &sum);
+        if (rc == 0)
+            adds[c]++;
+        else if (rc != -MPISTORE_EPROCFAILED)
+            CHECK(0, "add %s: %s", key, mpistore_errmsg(s));
+        if (turn % 16 == 0 && victim_known(s, victim))
+            break;
+    }
+
+    mpistore_t *ns = NULL;
+    size_t lost = 99999;
+    int rc = mpistore_shrink(&ns, s, &lost);
+    CHECK(rc == 0, "shrink: %s", mpistore_errmsg(s));
+    if (rc != 0) {
+        fflush(NULL);
+        _exit(1);
+    }
+    int nr = -1, nsz = -1;
+    mpistore_rank(ns, &nr, &nsz);
+    CHECK(nsz == size - 1 && nr == rank - (victim < rank), "new store: rank %d of %d", nr, nsz);
+    /* own keys: present iff their home survived, with the last value set */
+    int present = 0;
+    for (int i = 0; i < NOWN; i++) {
+        const char *k = key;
+        bool there = false;
+        snprintf(key, sizeof key, "o/%d/%d", rank, i);
+        CHECK(mpistore_check(ns, &k, 1, &there) == 0, "check %s: %s", key, mpistore_errmsg(ns));
+        CHECK(there == (home[i] != victim), "%s (home %d) is %s", key, home[i],
+              there ? "present" : "absent");
+        void *v = NULL;
+        size_t len = 0;
+        snprintf(val, sizeof val, "%d:%d:%ld", rank, i, last[i]);
+        if (there && mpistore_get(ns, key, &v, &len) == 0) {
+            CHECK(len == strlen(val) && memcmp(v, val, len) == 0, "%s is %.*s, last set %s", key,
+                  (int)len, (char *)v, val);
+            mpistore_free(v);
+        }
+        present += there;
+    }
+    /* the victim's keys: their values died with it */
+    for (int i = 0; i < NOWN && rank == (victim == 0 ? 1 : 0); i++) {
+        const char *k = key;
+        bool there = true;
+        snprintf(key, sizeof key, "o/%d/%d", victim, i);
+        CHECK(mpistore_check(ns, &k, 1, &there) == 0 && !there, "%s of the victim is present", key);
+    }
+    /* counters: the survivors' completed adds, added up in the new store */
+    for (int c = 0; c < NCNT; c++) {
+        snprintf(key, sizeof key, "sum/%d", c);
+        CHECK(mpistore_add(ns, key, adds[c], &sum) == 0, "add %s: %s", key, mpistore_errmsg(ns));
+    }
+    char pk[32];
+    snprintf(pk, sizeof pk, "present/%d", nr);
+    snprintf(val, sizeof val, "%d", present);
+    CHECK(mpistore_set(ns, pk, val, strlen(val)) == 0, "set: %s", mpistore_errmsg(ns));
+    CHECK(mpistore_barrier(ns, nr, nsz, "b/sums", 60) == 0, "barrier: %s", mpistore_errmsg(ns));
+    if (nr == 0) {
+        int cpresent = 0, allpresent = 0;
+        for (int c = 0; c < NCNT; c++) {
+            void *v = NULL, *m = NULL;
+            size_t len = 0, mlen = 0;
+            const char *k = key;
+            bool there = false;
+            snprintf(key, sizeof key, "cnt/%d", c);
+            mpistore_check(ns, &k, 1, &there);
+            cpresent += there;
+            char skey[32];
+            snprintf(skey, sizeof skey, "sum/%d", c);
+            if (!there || mpistore_get(ns, key, &v, &len) != 0 ||
+                mpistore_get(ns, skey, &m, &mlen) != 0)
+                continue;
+            long got = atol((char *)v), min = atol((char *)m);
+            CHECK(got >= min, "counter %s is %ld; the survivors completed %ld adds", key, got, min);
+            printf("shrinkbusy: %s = %ld, the survivors' adds %ld\n", key, got, min);
+            mpistore_free(v);
+            mpistore_free(m);
+        }
+        for (int r = 0; r < nsz; r++) {
+            void *v = NULL;
+            size_t len = 0;
+            snprintf(pk, sizeof pk, "present/%d", r);
+            if (mpistore_get(ns, pk, &v, &len) == 0) {
+                allpresent += atoi((char *)v);
+                mpistore_free(v);
+            }
+        }
+        int before = size * NOWN + NCNT;
+        CHECK(allpresent + cpresent + (int)lost + nhomed_v == before,
+              "%d strings + %d counters present + %zu lost + %d homed on the victim != %d keys",
+              allpresent, cpresent, lost, nhomed_v, before);
+        printf("shrinkbusy: victim %d died after %ld turns of rank 0's loop; %d of %d keys "
+               "present, %zu counted lost, %d homed on the victim\n",
+               victim, turn, allpresent + cpresent, before, lost, nhomed_v);
+    }
+    int64_t all = 0;
+    CHECK(mpistore_add(ns, "verdict", failures, &all) == 0, "verdict: %s", mpistore_errmsg(ns));
+    CHECK(mpistore_barrier(ns, nr, nsz, "b/verdict", 60) == 0, "barrier: %s", mpistore_errmsg(ns));
+    void *fv = NULL;
+    size_t fl = 0;
+    if (nr == 0 && mpistore_get(ns, "verdict", &fv, &fl) == 0) {
+        int total = atoi((char *)fv);
+        mpistore_free(fv);
+        printf("shrinkbusy: %d survivors, %d failed checks: %s\n", nsz, total,
+               total == 0 ? "all passed" : "FAILED");
+    }
+    (void)mpistore_barrier(ns, nr, nsz, "b/exit", 60);
+    CHECK(mpistore_close(ns) == 0, "close: %s", mpistore_errmsg(NULL));
+    (void)mpistore_close(s);
+    /* No MPI_Finalize: docs/testing.md, "Rank failures". */
+    fflush(NULL);
+    _exit(failures ? 1 : 0);
+}
