@@ -282,8 +282,10 @@ static void drop_store(mpistore_t *ns, mpistore_t **dropped)
 }
 
 enum {
-    AGREE_OK = 1,     /* this rank's attempt succeeded */
-    AGREE_DEATHS = 2, /* ... or failed only because a rank died */
+    AGREE_OK = 1,       /* this rank's attempt succeeded */
+    AGREE_DEATHS = 2,   /* ... or failed only because a rank died */
+    AGREE_NO_NOSPC = 4, /* this rank did not fail with ENOSPC */
+    AGREE_NO_NOMEM = 8, /* ... nor with ENOMEM */
 };
 
 /* One attempt over communicator nc (a shrunk copy of the store's): 0 and
@@ -314,7 +316,13 @@ static int attempt(mpistore_t *s, MPI_Comm nc, unsigned char *alive, mpistore_t 
             rc = mpistore__mpierr(&c->err, mrc, "MPI_Allreduce (shrink)", -1);
     }
     entries_free(&e);
+    /* A rank that failed here may have left the others in a collective on
+     * nc (the new store's open, the sum above): revoked, those return. */
+    if (rc != 0)
+        (void)MPIX_Comm_revoke(nc);
     int flag = rc == 0 ? AGREE_OK | AGREE_DEATHS : any_failed(nc) ? AGREE_DEATHS : 0;
+    flag |= (rc != -MPISTORE_ENOSPC ? AGREE_NO_NOSPC : 0) |
+            (rc != -MPISTORE_ENOMEM ? AGREE_NO_NOMEM : 0);
     int arc = MPIX_Comm_agree(nc, &flag);
     if (arc == MPI_SUCCESS && (flag & AGREE_OK)) {
         *out = ns;
@@ -323,11 +331,22 @@ static int attempt(mpistore_t *s, MPI_Comm nc, unsigned char *alive, mpistore_t 
     }
     drop_store(ns, dropped);
     *retry = arc != MPI_SUCCESS || (flag & AGREE_DEATHS);
-    if (rc == 0 && *retry)
-        rc = mpistore__err(&c->err, MPISTORE_EPROCFAILED, "shrink: a rank died during the shrink");
-    else if (rc == 0)
-        rc = mpistore__err(&c->err, MPISTORE_EMPI, "shrink: it failed on another rank");
-    return rc;
+    if (*retry)
+        return rc ? rc
+                  : mpistore__err(&c->err, MPISTORE_EPROCFAILED,
+                                  "shrink: a rank died during the shrink");
+    /* every survivor returns the same code: that of the rank that failed */
+    if (!(flag & AGREE_NO_NOSPC))
+        return rc == -MPISTORE_ENOSPC
+                   ? rc
+                   : mpistore__err(&c->err, MPISTORE_ENOSPC,
+                                   "shrink: the survivors' store cannot hold the keys (another "
+                                   "rank's write failed)");
+    if (!(flag & AGREE_NO_NOMEM))
+        return rc == -MPISTORE_ENOMEM ? rc
+                                      : mpistore__err(&c->err, MPISTORE_ENOMEM,
+                                                      "shrink: out of memory on another rank");
+    return rc ? rc : mpistore__err(&c->err, MPISTORE_EMPI, "shrink: it failed on another rank");
 }
 
 /* The shrink proper, with the core entered and a failure known. */

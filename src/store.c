@@ -46,11 +46,21 @@ static mpistore_t *new_handle(mpistore_t *parent, const char *add, size_t addlen
     return v;
 }
 
+/* Was the handle's store shrunk (read under the API mutex: a shrink on
+ * another thread writes it)? */
+static int shrunk(mpistore_t *s)
+{
+    mpistore__apilock_take(&s->core->lock);
+    int v = s->core->shrunk;
+    mpistore__apilock_give(&s->core->lock);
+    return v;
+}
+
 int mpistore_prefix(mpistore_t **out, mpistore_t *store, const char *prefix)
 {
     if (!store)
         return mpistore__null_handle(__func__);
-    if (store->core->shrunk)
+    if (shrunk(store))
         return mpistore__shrunk_err(&store->err, __func__);
     if (!out || !prefix)
         return mpistore__err(&store->err, MPISTORE_EINVAL, "prefix: out or prefix is NULL");
@@ -74,7 +84,7 @@ int mpistore_clone(mpistore_t **out, mpistore_t *s)
 {
     if (!s)
         return mpistore__null_handle(__func__);
-    if (s->core->shrunk)
+    if (shrunk(s))
         return mpistore__shrunk_err(&s->err, __func__);
     if (!out)
         return mpistore__err(&s->err, MPISTORE_EINVAL, "clone: out is NULL");

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -272,8 +273,13 @@ void mpistore__dyn_complete(mpistore__wins_t *w)
 int mpistore__wins_ft_enabled(void)
 {
 #ifdef MPISTORE_HAVE_ULFM
+    /* Open MPI's boolean spellings, any case */
+    static const char *const yes[] = {"1", "true", "t", "yes", "y", "on", "enabled"};
     const char *e = getenv("OMPI_MCA_mpi_ft_enable");
-    return e && (strcmp(e, "1") == 0 || strcmp(e, "true") == 0);
+    for (size_t i = 0; e && i < sizeof yes / sizeof yes[0]; i++)
+        if (strcasecmp(e, yes[i]) == 0)
+            return 1;
+    return 0;
 #else
     return 0;
 #endif

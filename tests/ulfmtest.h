@@ -28,7 +28,7 @@ static int rank, size, failures;
 /* MPI_Init, rank and size, errors returned on MPI_COMM_WORLD.  0, or 2 (the
  * exit code) after MPI_Finalize when there are fewer than min_ranks ranks or
  * victim is not one of them. */
-static int ulfm_start(int *argc, char ***argv, int min_ranks, int victim)
+static inline int ulfm_start(int *argc, char ***argv, int min_ranks, int victim)
 {
     MPI_Init(argc, argv);
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
@@ -45,7 +45,7 @@ static int ulfm_start(int *argc, char ***argv, int min_ranks, int victim)
 
 /* A store over MPI_COMM_WORLD, 60 s timeout (keys_per_rank 0: the default),
  * or the job ends. */
-static mpistore_t *ulfm_open(size_t keys_per_rank)
+static inline mpistore_t *ulfm_open(size_t keys_per_rank)
 {
     mpistore_options_t o;
     mpistore_options_init(&o);
