@@ -216,35 +216,5 @@ int main(int argc, char **argv)
     CHECK(rc == -MPISTORE_EPROCFAILED && strstr(mpistore_errmsg(NULL), "died"),
           "close returned %s: %s", mpistore_errname(rc), mpistore_errmsg(NULL));
 
-    /* the survivors' verdict: each sends its count to the lowest survivor
-     * (point-to-point among live ranks; not MPIX_Comm_shrink, after which
-     * Open MPI 5.0.11's MPI_Finalize hangs now and then: docs/testing.md) */
-    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
-    int lowest = victim == 0 ? 1 : 0, total = failures, n = 1;
-    if (rank != lowest) { /* and wait until every survivor is done: an exit counts as a death */
-        int go = 0;
-        if (MPI_Send(&failures, 1, MPI_INT, lowest, 7, MPI_COMM_WORLD) != MPI_SUCCESS)
-            fprintf(stderr, "rankfail: rank %d FAILED: the verdict's message\n", rank);
-        /* the go (an error only if the lowest has exited already: fine) */
-        (void)MPI_Recv(&go, 1, MPI_INT, lowest, 8, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-    } else {
-        for (int r = 0; r < size; r++) {
-            int f = 0;
-            if (r == rank || r == victim)
-                continue;
-            if (MPI_Recv(&f, 1, MPI_INT, r, 7, MPI_COMM_WORLD, MPI_STATUS_IGNORE) == MPI_SUCCESS)
-                total += f, n++;
-        }
-        printf("rankfail: victim %d, %d survivors, %d failed checks: %s\n", victim, n, total,
-               total == 0 && n == size - 1 ? "all passed" : "FAILED");
-        fflush(stdout);
-        for (int r = 0; r < size; r++)
-            if (r != rank && r != victim)
-                MPI_Send(&total, 1, MPI_INT, r, 8, MPI_COMM_WORLD);
-    }
-    /* No MPI_Finalize: after a rank died, Open MPI 5.0.11's (under --with-ft
-     * ulfm) hangs now and then on the survivors, in a bare MPI program too
-     * (docs/testing.md, "Rank failures"); ctest judges the printed verdict. */
-    fflush(NULL);
-    _exit(failures ? 1 : 0);
+    ulfm_verdict_exit(victim);
 }

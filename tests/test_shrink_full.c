@@ -83,27 +83,5 @@ int main(int argc, char **argv)
     if (rank == (victim == 0 ? 1 : 0))
         printf("shrinkfull: shrink: %s: %s\n", mpistore_errname(rc), mpistore_errmsg(s));
 
-    /* the verdict: point-to-point to the lowest survivor */
-    int lowest = victim == 0 ? 1 : 0, total = failures, got = 1;
-    if (rank != lowest) {
-        int go = 0;
-        MPI_Send(&failures, 1, MPI_INT, lowest, 7, MPI_COMM_WORLD);
-        (void)MPI_Recv(&go, 1, MPI_INT, lowest, 8, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-    } else {
-        for (int r = 0; r < size; r++) {
-            int f = 0;
-            if (r != rank && r != victim &&
-                MPI_Recv(&f, 1, MPI_INT, r, 7, MPI_COMM_WORLD, MPI_STATUS_IGNORE) == MPI_SUCCESS)
-                total += f, got++;
-        }
-        printf("shrinkfull: victim %d, %d survivors, %d failed checks: %s\n", victim, got, total,
-               total == 0 && got == size - 1 ? "all passed" : "FAILED");
-        fflush(stdout);
-        for (int r = 0; r < size; r++)
-            if (r != rank && r != victim)
-                MPI_Send(&total, 1, MPI_INT, r, 8, MPI_COMM_WORLD);
-    }
-    /* No MPI_Finalize: docs/testing.md, "Rank failures". */
-    fflush(NULL);
-    _exit(failures ? 1 : 0);
+    ulfm_verdict_exit(victim);
 }

@@ -12,6 +12,7 @@
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 static int rank, size, failures;
 
@@ -58,6 +59,39 @@ static inline mpistore_t *ulfm_open(size_t keys_per_rank)
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
     return s;
+}
+
+/* The survivors' verdict without a store: each sends its failed checks to
+ * the lowest survivor (point-to-point among live ranks), which prints
+ * "<tag>: victim V, N survivors, F failed checks: all passed|FAILED" and then
+ * lets the others go (an exit before every survivor is done would count as
+ * a death).  Then every survivor _exits: after a death Open MPI 5.0.11's
+ * MPI_Finalize hangs now and then (docs/testing.md, "Rank failures"). */
+static inline void ulfm_verdict_exit(int victim)
+{
+    int lowest = victim == 0 ? 1 : 0, total = failures, n = 1;
+    if (rank != lowest) {
+        int go = 0;
+        if (MPI_Send(&failures, 1, MPI_INT, lowest, 7, MPI_COMM_WORLD) != MPI_SUCCESS)
+            fprintf(stderr, ULFMTEST_TAG ": rank %d FAILED: the verdict's message\n", rank);
+        /* the go (an error only if the lowest has exited already: fine) */
+        (void)MPI_Recv(&go, 1, MPI_INT, lowest, 8, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    } else {
+        for (int r = 0; r < size; r++) {
+            int f = 0;
+            if (r != rank && r != victim &&
+                MPI_Recv(&f, 1, MPI_INT, r, 7, MPI_COMM_WORLD, MPI_STATUS_IGNORE) == MPI_SUCCESS)
+                total += f, n++;
+        }
+        printf(ULFMTEST_TAG ": victim %d, %d survivors, %d failed checks: %s\n", victim, n, total,
+               total == 0 && n == size - 1 ? "all passed" : "FAILED");
+        fflush(stdout);
+        for (int r = 0; r < size; r++)
+            if (r != rank && r != victim)
+                MPI_Send(&total, 1, MPI_INT, r, 8, MPI_COMM_WORLD);
+    }
+    fflush(NULL);
+    _exit(failures ? 1 : 0);
 }
 
 #endif /* MPISTORE_ULFMTEST_H */
