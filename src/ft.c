@@ -10,12 +10,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #ifdef MPISTORE_HAVE_ULFM
 #include <mpi-ext.h>
 #endif
 
 #define MS_FT_POLL_S 0.02
+/* A revoked communicator means that a survivor knew of a death and started
+ * mpistore_shrink; the revoke can reach this rank before MPI's failure
+ * detector does (ranks [] in a Python CI run): a wait fails after MPI has
+ * named the dead, or after this long. */
+#define MS_FT_NAME_S 2.0
 
 static int cmp_int(const void *a, const void *b)
 {
@@ -60,6 +66,25 @@ int mpistore__ft_poll(mpistore__ft_t *f, MPI_Comm comm, mpistore__err_t *err)
     (void)f, (void)comm, (void)err;
     return 0;
 #endif
+}
+
+int mpistore__ft_await(mpistore__ft_t *f, MPI_Comm comm, mpistore__err_t *err, double seconds,
+                       int *revoked)
+{
+    double t0 = mpistore__now();
+    for (;;) {
+        int flag = 0, rc, rv = 0; /* MPI learns of deaths while it progresses */
+        (void)MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_SELF, &flag, MPI_STATUS_IGNORE);
+        if ((rc = mpistore__ft_poll(f, comm, err)) != 0)
+            return rc;
+#ifdef MPISTORE_HAVE_ULFM
+        if (revoked && MPIX_Comm_is_revoked(comm, &rv) == MPI_SUCCESS && rv)
+            *revoked = 1;
+#endif
+        if (f->ndead > 0 || rv || mpistore__now() - t0 >= seconds)
+            return 0;
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    }
 }
 
 int mpistore__ft_dead(const mpistore__ft_t *f, int rank)
@@ -138,6 +163,11 @@ int mpistore__ft_check(mpistore__ft_t *f, MPI_Comm comm, mpistore__err_t *err, i
             return rc;
         /* another survivor started mpistore_shrink: join it */
         if (MPIX_Comm_is_revoked(comm, &revoked) == MPI_SUCCESS && revoked) {
+            /* a survivor knew of a death; MPI's detector may tell this
+             * rank after the revoke: wait for it to name the dead, so
+             * that every survivor's error names them */
+            if (f->ndead == 0 && (rc = mpistore__ft_await(f, comm, err, MS_FT_NAME_S, NULL)) != 0)
+                return rc;
             char head[160] = "a rank died";
             if (f->ndead > 0)
                 deaths(f, head, sizeof head);

@@ -20,6 +20,11 @@ typedef struct mpistore__ft {
 /* Ask MPI now which ranks of comm failed (the list only grows): 0, or a
  * negative code with the message in err. */
 int mpistore__ft_poll(mpistore__ft_t *f, MPI_Comm comm, mpistore__err_t *err);
+/* Ask MPI, progressing it, until it names a dead rank of comm, or (with
+ * revoked non-NULL, then set to 1) comm is revoked, or `seconds` pass: 0
+ * (f->ndead may still be 0), or a negative code with the message in err. */
+int mpistore__ft_await(mpistore__ft_t *f, MPI_Comm comm, mpistore__err_t *err, double seconds,
+                       int *revoked);
 /* In a wait loop, for a wait on rank `home` (-1: on no rank in particular):
  * asks MPI at most every MS_FT_POLL_S, then fails with EPROCFAILED if home
  * died, or, inside an every-rank scope, if any rank died.  What is waited

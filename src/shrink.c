@@ -22,7 +22,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #ifdef MPISTORE_HAVE_ULFM
 #include <mpi-ext.h>
@@ -414,18 +413,8 @@ static int shrink(mpistore_t *s, mpistore_t **out, size_t *lost)
 static int shrink_known(mpistore_t *s, mpistore_t **out, size_t *lost_keys)
 {
     mpistore__core_t *c = s->core;
-    double t0 = mpistore__now();
-    int revoked = 0, rc = 0;
-    for (;;) {
-        int flag = 0; /* MPI learns of deaths while it progresses */
-        (void)MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, MPI_COMM_SELF, &flag, MPI_STATUS_IGNORE);
-        rc = mpistore__ft_poll(&c->ft, c->rma.w.comm, &c->err);
-        if (rc == 0)
-            MPIX_Comm_is_revoked(c->rma.w.comm, &revoked);
-        if (rc || c->ft.ndead > 0 || revoked || mpistore__now() - t0 >= MS_SHRINK_GRACE_S)
-            break;
-        nanosleep(&(struct timespec){0, 1000000}, NULL);
-    }
+    int revoked = 0,
+        rc = mpistore__ft_await(&c->ft, c->rma.w.comm, &c->err, MS_SHRINK_GRACE_S, &revoked);
     if (rc == 0 && c->ft.ndead == 0 && !revoked)
         rc = mpistore__err(&c->err, MPISTORE_ESTATE,
                            "shrink: no rank of the store has failed (MPI reported none within "

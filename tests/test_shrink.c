@@ -284,6 +284,18 @@ static void learn(mpistore_t *s, int victim, int lowest, int grow, double *detec
     if (rank != lowest && !grow)
         CHECK(strstr(mpistore_errmsg(s), "mpistore_shrink") != NULL,
               "a survivor's wait should fail by the revoke: %s", mpistore_errmsg(s));
+    /* the revoke may reach a rank before MPI's failure detector: the
+     * error still names the dead (a CI run's ProcessFailedError had
+     * .ranks []) */
+    CHECK(strstr(mpistore_errmsg(s), " died (MPI reports ") != NULL,
+          "the error should name the dead rank: %s", mpistore_errmsg(s));
+    int *dead = NULL, named = 0;
+    size_t n = 0;
+    CHECK(mpistore_failed_ranks(s, &dead, &n) == 0, "failed_ranks: %s", mpistore_errmsg(s));
+    for (size_t i = 0; i < n; i++)
+        named |= dead[i] == victim;
+    mpistore_free(dead);
+    CHECK(named, "failed_ranks after EPROCFAILED: %zu ranks, without the victim %d", n, victim);
     (void)t0;
 }
 
