@@ -80,6 +80,8 @@ int mpistore__ft_await(mpistore__ft_t *f, MPI_Comm comm, mpistore__err_t *err, d
 #ifdef MPISTORE_HAVE_ULFM
         if (revoked && MPIX_Comm_is_revoked(comm, &rv) == MPI_SUCCESS && rv)
             *revoked = 1;
+#else
+        (void)revoked;
 #endif
         if (f->ndead > 0 || rv || mpistore__now() - t0 >= seconds)
             return 0;
