@@ -59,7 +59,7 @@ typedef struct mpistore mpistore_t;
     XX(ETIMEDOUT, "timeout: a blocking call reached its deadline")                                 \
     XX(EKEYTOOLONG, "key longer than the store's max_key_len")                                     \
     XX(ETOOBIG, "value longer than the store's max_value_len")                                     \
-    XX(ENOSPC, "the store is full (a max_*_per_rank limit, or its index cannot grow)")            \
+    XX(ENOSPC, "the store is full (a max_*_per_rank limit, or its index cannot grow)")             \
     XX(ENOTINT, "value is not a decimal int64, or the add would overflow")                         \
     XX(ENOMEM, "local memory allocation failed")                                                   \
     XX(EMPI, "an MPI call failed")                                                                 \
@@ -79,9 +79,10 @@ enum {
 #define MPISTORE_TIMEOUT_DEFAULT (-1.0)
 
 /** The version of mpistore_options_t this header describes (version 1 had no
- *  progress_thread field, version 2 no max_keys_per_rank / max_bytes_per_rank;
- *  both are still accepted, the missing fields taking their defaults). */
-#define MPISTORE_OPTIONS_VERSION 3u
+ *  progress_thread field, version 2 no max_keys_per_rank / max_bytes_per_rank,
+ *  version 3 no replicas; all are still accepted, the missing fields taking
+ *  their defaults). */
+#define MPISTORE_OPTIONS_VERSION 4u
 
 /*
  * Store options.  Initialise with mpistore_options_init(), then change fields.
@@ -90,7 +91,7 @@ enum {
  * Defaults: timeout_s 300, max_key_len 1024, max_value_len 1 MiB,
  * keys_per_rank 4096, bytes_per_rank 7 MiB (the index adds about 260 KiB, so
  * a default store uses less than 8 MiB of window memory per rank),
- * progress_thread 0, max_keys_per_rank 0, max_bytes_per_rank 0.
+ * progress_thread 0, max_keys_per_rank 0, max_bytes_per_rank 0, replicas 0.
  *
  * keys_per_rank and bytes_per_rank are the INITIAL sizes, allocated at open
  * (the fast path).  The store grows beyond them on demand, without any
@@ -121,17 +122,28 @@ enum {
  * implementations").  Requires MPI_THREAD_MULTIPLE (open fails with EINVAL
  * otherwise).  The environment variable MPISTORE_PROGRESS_THREAD=1 or =0
  * overrides this field.  Ranks may differ in this field.
+ *
+ * replicas (version 4): 0, or 1: every key's index entry and value block
+ * also live on a second rank (the next one, mod the store's size), so that
+ * after the death of any one rank mpistore_shrink() loses no key (README,
+ * "When a rank dies").  Reads cost the same; a write pays one or two more
+ * round trips; the window is twice as large; the store does not grow
+ * (keys_per_rank and bytes_per_rank are hard limits: ENOSPC beyond them).
+ * Accepted with or without MPI fault tolerance (ULFM), useful only with it.
+ * Any other value makes open fail with EINVAL.  The environment variable
+ * MPISTORE_REPLICAS=0 or =1 overrides this field.
  */
 typedef struct mpistore_options {
-    unsigned version;      /**< MPISTORE_OPTIONS_VERSION */
-    double timeout_s;      /**< default deadline of blocking calls; 0 = none */
-    size_t max_key_len;    /**< bytes (full key, prefix included) */
-    size_t max_value_len;  /**< bytes */
-    size_t keys_per_rank;  /**< keys each rank's index can host */
-    size_t bytes_per_rank; /**< value memory each rank hosts for its writes */
-    int progress_thread;   /**< 1: run a progress thread (version 2) */
+    unsigned version;          /**< MPISTORE_OPTIONS_VERSION */
+    double timeout_s;          /**< default deadline of blocking calls; 0 = none */
+    size_t max_key_len;        /**< bytes (full key, prefix included) */
+    size_t max_value_len;      /**< bytes */
+    size_t keys_per_rank;      /**< keys each rank's index can host */
+    size_t bytes_per_rank;     /**< value memory each rank hosts for its writes */
+    int progress_thread;       /**< 1: run a progress thread (version 2) */
     size_t max_keys_per_rank;  /**< limit on keys hosted per rank, 0 = none (version 3) */
     size_t max_bytes_per_rank; /**< limit on value memory per rank, 0 = none (version 3) */
+    int replicas;              /**< 0 or 1: a second copy of every key (version 4) */
 } mpistore_options_t;
 
 /** Fill *opts with the defaults above (NULL is ignored). */

@@ -16,13 +16,23 @@
 #define MS_BLK_SKIP 16u
 #define MS_BLK_RHDR (MS_BLK_HDR - MS_BLK_SKIP) /* klen, flags, vlen */
 
+/* The rank a block is read from: its writer, or the writer's mirror. */
+static int block_rank(const mpistore__core_t *c, uint64_t desc, const mpistore__block_t *b)
+{
+    int w = mpistore__desc_rank(desc);
+    return b->mirror ? mpistore__mirror_of(&c->rma, w) : w;
+}
+
 /* where the block named by desc is read from (after its dead word and
  * boundary tags), and how many bytes its arena or segment has from there */
-static int block_where(mpistore__core_t *c, uint64_t desc, size_t *disp, size_t *room)
+static int block_where(mpistore__core_t *c, uint64_t desc, const mpistore__block_t *b, size_t *disp,
+                       size_t *room)
 {
     size_t off = 0, left = 0;
     int rc = mpistore__unit_addr(&c->mem, &c->rma, mpistore__desc_rank(desc),
                                  mpistore__desc_uoff(desc), &off, &left);
+    if (b->mirror) /* its copy on the writer's mirror (replicas; no segments there) */
+        off += c->lay.mirror;
     *disp = off + MS_BLK_SKIP;
     *room = left > MS_BLK_SKIP ? left - MS_BLK_SKIP : 0;
     return rc;
@@ -31,7 +41,7 @@ static int block_where(mpistore__core_t *c, uint64_t desc, size_t *disp, size_t 
 int mpistore__block_alloc(mpistore__core_t *c, uint64_t desc, size_t hint, mpistore__block_t *b)
 {
     size_t room = 0, disp = 0;
-    int rc = block_where(c, desc, &disp, &room);
+    int rc = block_where(c, desc, b, &disp, &room);
     if (rc)
         return rc;
     size_t want = hint > MS_BLK_SKIP ? hint - MS_BLK_SKIP : 0;
@@ -50,10 +60,10 @@ int mpistore__block_alloc(mpistore__core_t *c, uint64_t desc, size_t hint, mpist
 int mpistore__block_fetch(mpistore__core_t *c, uint64_t desc, mpistore__block_t *b)
 {
     size_t room = 0, disp = 0;
-    int rc = b->got == 0 ? 0 : block_where(c, desc, &disp, &room);
+    int rc = b->got == 0 ? 0 : block_where(c, desc, b, &disp, &room);
     if (rc || b->got == 0)
         return rc;
-    return mpistore__rget(&c->rma, mpistore__desc_rank(desc), disp, b->buf, b->got);
+    return mpistore__rget(&c->rma, block_rank(c, desc, b), disp, b->buf, b->got);
 }
 
 int mpistore__block_issue(mpistore__core_t *c, uint64_t desc, size_t hint, mpistore__block_t *b)
@@ -78,7 +88,7 @@ int mpistore__block_complete(mpistore__core_t *c, uint64_t desc, mpistore__block
                              int need_value, int *torn)
 {
     size_t room = 0, disp = 0;
-    int wrc = block_where(c, desc, &disp, &room);
+    int wrc = block_where(c, desc, b, &disp, &room);
     *torn = 1;
     if (wrc)
         return wrc;
@@ -103,10 +113,10 @@ int mpistore__block_complete(mpistore__core_t *c, uint64_t desc, mpistore__block
             return mpistore__err(&c->err, MPISTORE_ENOMEM, "out of memory reading a %zu-byte value",
                                  need);
         b->buf = nb;
-        rc = mpistore__rget(&c->rma, mpistore__desc_rank(desc), disp + b->got, b->buf + b->got,
+        rc = mpistore__rget(&c->rma, block_rank(c, desc, b), disp + b->got, b->buf + b->got,
                             need - b->got);
         if (rc == 0)
-            rc = mpistore__flush(&c->rma, mpistore__desc_rank(desc));
+            rc = mpistore__flush(&c->rma, block_rank(c, desc, b));
         if (rc)
             return rc;
         b->got = need;
@@ -190,6 +200,12 @@ static int build(mpistore__core_t *c, const mpistore__key_t *k, const void *a, s
         memcpy(p + k->len + alen, b2, blen);
     /* local stores before the publication */
     rc = mpistore__win_sync(&c->rma.w, mpistore__alloc_of(&c->mem, u)->arena_off);
+    if (rc == 0 && c->lay.mirror) { /* replicas: its copy, complete before any publication */
+        size_t off = 0, room = 0;
+        rc = mpistore__unit_addr(&c->mem, &c->rma, c->rma.w.rank, u, &off, &room);
+        if (rc == 0)
+            rc = mpistore__mirror_put(&c->rma, off, need);
+    }
     if (rc) {
         mpistore__free_block(&c->mem, u);
         return rc;

@@ -15,6 +15,7 @@ typedef struct mpistore__block {
     int counter;        /* after mpistore__block_complete: a counter's block */
     int64_t cnt;        /* the counter word, read between the two descriptor reads */
     char num[24];       /* cnt in decimal: the value mpistore__block_value returns */
+    int mirror;         /* set before the fetch: read the copy on the writer's mirror (replicas) */
 } mpistore__block_t;
 /* A counter value of a block becomes its value (formats num). */
 void mpistore__block_set_counter(mpistore__block_t *b, int64_t v);

@@ -100,6 +100,8 @@ typedef struct mpistore__blk {
 typedef struct mpistore__layout {
     size_t nslots, probe, nphys; /* level-0 home buckets, probe window, slots */
     size_t off_ctl, off_desc, off_cnt, off_arena, win_bytes; /* displacements, size */
+    size_t arena_bytes; /* the allocated arena (win_bytes less the index, less a mirror) */
+    size_t mirror;      /* replicas = 1: the mirror of rank r - 1's window starts here; else 0 */
     size_t max_key_len, max_value_len, keys_per_rank, bytes_per_rank;
     size_t max_keys; /* 0: no limit but the index levels */
 } mpistore__layout_t;

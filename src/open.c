@@ -17,7 +17,7 @@
 static int agree(MPI_Comm comm, const mpistore_options_t *o, int bad, int *differ, int *anybad)
 {
     double tmo = o->timeout_s;
-    uint64_t mine[9], lo[9], hi[9];
+    uint64_t mine[10], lo[10], hi[10];
     memcpy(&mine[0], &tmo, sizeof tmo);
     mine[1] = o->max_key_len;
     mine[2] = o->max_value_len;
@@ -26,14 +26,15 @@ static int agree(MPI_Comm comm, const mpistore_options_t *o, int bad, int *diffe
     mine[5] = o->version;
     mine[6] = o->max_keys_per_rank;
     mine[7] = o->max_bytes_per_rank;
-    mine[8] = (uint64_t)bad;
-    int rc = MPI_Allreduce(mine, lo, 9, MPI_UINT64_T, MPI_MIN, comm);
+    mine[8] = (uint64_t)o->replicas;
+    mine[9] = (uint64_t)bad;
+    int rc = MPI_Allreduce(mine, lo, 10, MPI_UINT64_T, MPI_MIN, comm);
     if (rc == MPI_SUCCESS)
-        rc = MPI_Allreduce(mine, hi, 9, MPI_UINT64_T, MPI_MAX, comm);
+        rc = MPI_Allreduce(mine, hi, 10, MPI_UINT64_T, MPI_MAX, comm);
     if (rc != MPI_SUCCESS)
         return rc;
-    *differ = hi[8] != 0 ? 2 : memcmp(lo, hi, 8 * sizeof lo[0]) != 0;
-    *anybad = (int)hi[8]; /* bits of every rank: the same verdict everywhere */
+    *differ = hi[9] != 0 ? 2 : memcmp(lo, hi, 9 * sizeof lo[0]) != 0;
+    *anybad = (int)hi[9]; /* bits of every rank: the same verdict everywhere */
     return MPI_SUCCESS;
 }
 
@@ -201,6 +202,8 @@ static void open_options(open_state_t *st, mpistore_t **out, const mpistore_opti
         memcpy(o, opts, offsetof(mpistore_options_t, progress_thread));
     else if (opts && opts->version == 2) /* ... before max_keys_per_rank */
         memcpy(o, opts, offsetof(mpistore_options_t, max_keys_per_rank));
+    else if (opts && opts->version == 3) /* ... before replicas */
+        memcpy(o, opts, offsetof(mpistore_options_t, replicas));
     else if (opts)
         *o = *opts;
     if (!out)
@@ -363,8 +366,15 @@ static int open_lock_window(open_state_t *st)
 {
     mpistore__core_t *c = st->c;
     const mpistore__layout_t *y = &c->lay;
-    mpistore__alloc_init(&c->mem.alloc, c->rma.w.base + y->off_arena, y->off_arena,
-                         y->win_bytes - y->off_arena, c->mem.alloc.shift);
+    mpistore__alloc_init(&c->mem.alloc, c->rma.w.base + y->off_arena, y->off_arena, y->arena_bytes,
+                         c->mem.alloc.shift);
+    if (y->mirror) { /* the mirror's header and index start empty too (rma.h) */
+        memset(c->rma.w.base + y->mirror, 0, y->off_arena);
+        if (mpistore__mirror_init(&c->rma, y->mirror, y->off_ctl, y->off_desc, y->off_arena)) {
+            (void)open_fail(MPISTORE_ENOMEM, "mpistore_open: out of memory (replicas)");
+            return OPEN_FAILED_LOCK;
+        }
+    }
     c->rma.rq.use = mpistore__rq_wanted(&c->rma.w, st->nodes); /* deadlines on reads: rq.c */
     int rc = mpistore__wins_lock(&c->rma.w, y->off_arena);
     if (rc == MPI_SUCCESS)
@@ -473,6 +483,7 @@ static void open_cleanup(open_state_t *st)
         mpistore__levels_free(&c->lev, &c->rma.w);
         mpistore__mem_free(&c->mem, &c->rma.w);
         mpistore__grow_free(&c->rma.w);
+        mpistore__mirror_free(&c->rma);
     }
     free(c);
     free(st->s);
@@ -560,6 +571,7 @@ int mpistore_close(mpistore_t *s)
     mpistore__levels_free(&c->lev, &c->rma.w);
     mpistore__mem_free(&c->mem, &c->rma.w);
     mpistore__grow_free(&c->rma.w);
+    mpistore__mirror_free(&c->rma);
     int died = mpistore__ft_mpi_failed(rc); /* a rank died: said as such */
     char names[96] = "unknown";
     if (died && c->ft.ndead > 0)

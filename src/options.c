@@ -26,6 +26,7 @@ void mpistore_options_init(mpistore_options_t *opts)
     opts->bytes_per_rank = 7 * MIB;
     opts->max_keys_per_rank = 0;
     opts->max_bytes_per_rank = 0;
+    opts->replicas = 0;
 }
 
 /* The sizes from the environment override the options (for users who never
@@ -60,6 +61,14 @@ int mpistore__options_env(mpistore_options_t *o, char *why, size_t n)
         env_size("MPISTORE_MAX_KEYS_PER_RANK", &o->max_keys_per_rank, why, n) ||
         env_size("MPISTORE_MAX_BYTES_PER_RANK", &o->max_bytes_per_rank, why, n))
         return -1;
+    const char *rep = getenv("MPISTORE_REPLICAS");
+    if (rep && *rep) {
+        if (strcmp(rep, "0") != 0 && strcmp(rep, "1") != 0) {
+            snprintf(why, n, "environment MPISTORE_REPLICAS='%.32s' must be 0 or 1", rep);
+            return -1;
+        }
+        o->replicas = rep[0] - '0';
+    }
     return 0;
 }
 
@@ -91,6 +100,8 @@ int mpistore__options_check(const mpistore_options_t *o, char *why, size_t n)
         snprintf(why, n, "keys_per_rank %zu must be in [1, 2^26]", o->keys_per_rank);
     else if (o->bytes_per_rank < 256 || o->bytes_per_rank > ((size_t)1 << 44))
         snprintf(why, n, "bytes_per_rank %zu must be in [256, 2^44]", o->bytes_per_rank);
+    else if (o->replicas != 0 && o->replicas != 1)
+        snprintf(why, n, "replicas %d must be 0 or 1", o->replicas);
     else if (o->max_bytes_per_rank && o->max_bytes_per_rank < o->bytes_per_rank)
         snprintf(why, n, "max_bytes_per_rank %zu must be 0 (no limit) or >= bytes_per_rank %zu",
                  o->max_bytes_per_rank, o->bytes_per_rank);
@@ -117,8 +128,16 @@ void mpistore__layout_make(const mpistore_options_t *o, mpistore__layout_t *y, u
     y->off_cnt = align64(y->off_desc + y->nphys * sizeof(uint64_t));
     y->off_arena = align64(y->off_cnt + y->nphys * sizeof(int64_t));
     y->win_bytes = y->off_arena + ((o->bytes_per_rank >> sh) << sh);
+    y->arena_bytes = y->win_bytes - y->off_arena;
+    y->mirror = 0;
+    if (o->replicas) { /* a mirror of the previous rank's window after this one's */
+        y->mirror = align64(y->win_bytes);
+        y->win_bytes = 2 * y->mirror;
+    }
     y->max_keys = o->max_keys_per_rank;
     size_t mu = o->max_bytes_per_rank ? o->max_bytes_per_rank >> sh : MS_UNIT_SPACE;
+    if (o->replicas) /* no segments: they would need mirrors of their own */
+        mu = o->bytes_per_rank >> sh;
     if (mu > MS_UNIT_SPACE)
         mu = MS_UNIT_SPACE;
     if (mu < (o->bytes_per_rank >> sh))

@@ -9,6 +9,8 @@
 #include "rma.h"
 
 #include <sched.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define CHECK(call, target)                                                                        \
     do {                                                                                           \
@@ -81,6 +83,100 @@ static void count(mpistore__rma_t *r, uint64_t bytes)
     r->stats.bytes += bytes;
 }
 
+/* ---- replicas: the mirror (rma.h; docs/design.md, "Replicas") ---- */
+
+int mpistore__mirror_init(mpistore__rma_t *r, size_t delta, size_t ctl, size_t desc, size_t end)
+{
+    mpistore__mirror_t *m = &r->mir;
+    m->pend = malloc((size_t)r->w.nranks * sizeof *m->pend);
+    m->mark = calloc((size_t)r->w.nranks, 1);
+    if (!m->pend || !m->mark) {
+        mpistore__mirror_free(r);
+        return -MPISTORE_ENOMEM;
+    }
+    m->delta = delta, m->ctl = ctl, m->desc = desc, m->end = end, m->npend = 0;
+    return 0;
+}
+
+void mpistore__mirror_free(mpistore__rma_t *r)
+{
+    free(r->mir.pend);
+    free(r->mir.mark);
+    memset(&r->mir, 0, sizeof r->mir);
+}
+
+/* Is the word at off mirrored: the key counts, and every index word but a
+ * slot's lock (the mirror is written only by lock holders and adders, so
+ * it needs no lock of its own)? */
+static int mirrored(const mpistore__mirror_t *m, size_t off)
+{
+    if (!m->delta || (off & MS_DYN))
+        return 0;
+    if (off < 16) /* MS_OFF_COUNT, MS_OFF_QCOUNT */
+        return 1;
+    if (off >= m->ctl && off < m->desc)
+        return (off - m->ctl) % (MS_CTL_WORDS * sizeof(uint32_t)) != 0; /* not MS_CTL_LOCK */
+    return off >= m->desc && off < m->end;
+}
+
+static int mirror_target(mpistore__rma_t *r, int target)
+{
+    mpistore__mirror_t *m = &r->mir;
+    int t = mpistore__mirror_of(r, target);
+    if (!m->mark[t]) {
+        m->mark[t] = 1;
+        m->pend[m->npend++] = t;
+    }
+    mpistore__rq_mark(&r->rq, t);
+    return t;
+}
+
+/* After the listed ranks' flush: the mirror's pending ranks, in the same
+ * round trip (as flush_ranks flushes several ranks one by one). */
+static int mirror_complete(mpistore__rma_t *r)
+{
+    mpistore__mirror_t *m = &r->mir;
+    int rc = 0;
+    for (size_t i = 0; i < m->npend; i++) {
+        int t = m->pend[i], e = MPI_Win_flush(t, r->w.win);
+        m->mark[t] = 0;
+        if (r->rq.dirty)
+            r->rq.dirty[t] = 0;
+        if (e != MPI_SUCCESS && rc == 0)
+            rc = mpistore__mpierr(r->w.err, e, "MPI_Win_flush (replica)", t);
+    }
+    m->npend = 0;
+    return rc;
+}
+
+int mpistore__mirror_flush(mpistore__rma_t *r)
+{
+    if (r->mir.npend == 0)
+        return 0;
+    r->stats.round_trips++;
+    return mirror_complete(r);
+}
+
+int mpistore__mirror_put(mpistore__rma_t *r, size_t off, size_t len)
+{
+    if (!r->mir.delta)
+        return 0;
+    int t = mirror_target(r, r->w.rank);
+    count(r, len);
+    const unsigned char *src = r->w.base + off;
+    for (size_t done = 0; done < len;) { /* MPI counts are int */
+        int n = len - done > (1u << 30) ? (1 << 30) : (int)(len - done);
+        int e = MPI_Put(src + done, n, MPI_BYTE, t, mpistore__disp(off + r->mir.delta + done), n,
+                        MPI_BYTE, r->w.win);
+        if (e != MPI_SUCCESS) {
+            mpistore__complete_all(&r->rq, &r->w);
+            return mpistore__mpierr(r->w.err, e, "MPI_Put (replica)", t);
+        }
+        done += (size_t)n;
+    }
+    return 0;
+}
+
 int mpistore__flush(mpistore__rma_t *r, int target)
 {
     return mpistore__flush_ranks(r, &target, 1);
@@ -91,7 +187,9 @@ int mpistore__flush_self(mpistore__rma_t *r)
     if (r->rq.dirty)
         r->rq.dirty[r->w.rank] = 0;
     CHECK(MPI_Win_flush(r->w.rank, r->w.win), r->w.rank);
-    return mpistore__dyn_flush(&r->w);
+    int m = r->mir.npend ? mirror_complete(r) : 0;
+    int d = mpistore__dyn_flush(&r->w);
+    return m ? m : d;
 }
 
 int mpistore__flush2(mpistore__rma_t *r, int a, int b)
@@ -129,8 +227,9 @@ int mpistore__flush_ranks(mpistore__rma_t *r, const int *ranks, size_t n)
     }
     /* the dynamic window's targets, issued with these (blocking operations
      * only: requests never mark it), completed even after a timeout */
+    int m = r->mir.npend ? mirror_complete(r) : 0;
     int d = mpistore__dyn_flush(&r->w);
-    return rc ? rc : d;
+    return rc ? rc : m ? m : d;
 }
 
 int mpistore__rget(mpistore__rma_t *r, int target, size_t off, void *buf, size_t len)
@@ -214,6 +313,18 @@ int mpistore__cas_u32(mpistore__rma_t *r, int target, size_t off, const uint32_t
     return 0;
 }
 
+/* The same accumulate on target's mirror. */
+static int mirror_acc(mpistore__rma_t *r, int target, size_t off, const void *val,
+                      MPI_Datatype type, int bytes, MPI_Op op)
+{
+    int t = mirror_target(r, target);
+    size_t moff = off + r->mir.delta;
+    count(r, (uint64_t)bytes);
+    CHECK_ISSUE(MPI_Accumulate(val, 1, type, t, mpistore__disp(moff), 1, type, op, r->w.win), moff,
+                t);
+    return 0;
+}
+
 /* One-element accumulate (no result): the writes of the protocol. */
 static int acc1(mpistore__rma_t *r, int target, size_t off, const void *val, MPI_Datatype type,
                 int bytes, MPI_Op op)
@@ -223,7 +334,7 @@ static int acc1(mpistore__rma_t *r, int target, size_t off, const void *val, MPI
     CHECK_ISSUE(MPI_Accumulate(val, 1, type, target, mpistore__disp(off), 1, type, op,
                                mpistore__win(&r->w, off, target)),
                 off, target);
-    return 0;
+    return mirrored(&r->mir, off) ? mirror_acc(r, target, off, val, type, bytes, op) : 0;
 }
 
 int mpistore__replace_u32(mpistore__rma_t *r, int target, size_t off, const uint32_t *val)
@@ -264,7 +375,8 @@ int mpistore__fao_i64(mpistore__rma_t *r, int target, size_t off, const int64_t 
     CHECK_ISSUE(MPI_Fetch_and_op(delta, result, MPI_INT64_T, target, mpistore__disp(off), MPI_SUM,
                                  mpistore__win(&r->w, off, target)),
                 off, target);
-    return 0;
+    /* the mirror's copy: the same add, once (exactly once per copy) */
+    return mirrored(&r->mir, off) ? mirror_acc(r, target, off, delta, MPI_INT64_T, 8, MPI_SUM) : 0;
 }
 
 int mpistore__read_u64(mpistore__rma_t *r, int target, size_t off, uint64_t *result)

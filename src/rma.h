@@ -8,11 +8,41 @@
 #include "rq.h"
 #include "window.h"
 
+/* replicas = 1 (docs/design.md, "Replicas"): every write to the key count
+ * words or to an index word other than a slot's lock, in the allocated
+ * window of rank t, is also made at displacement + delta of rank
+ * t + 1 (mod n), and every block this rank builds is put there too.  The
+ * mirror's operations are completed by the next flush of any rank, or by
+ * mpistore__mirror_flush. */
+typedef struct mpistore__mirror {
+    size_t delta;          /* 0: no replicas */
+    size_t ctl, desc, end; /* [ctl, desc): lock, fp, blen, kind words; [desc, end): desc, cnt */
+    int *pend;             /* mirror ranks with operations not yet flushed */
+    unsigned char *mark;
+    size_t npend;
+} mpistore__mirror_t;
+
 typedef struct mpistore__rma {
     mpistore__wins_t w;     /* the windows and the communicator */
     mpistore_stats_t stats; /* RMA calls, round trips, bytes (mpistore_stats) */
     mpistore__rq_t rq;      /* request-based reads, deadline scope */
+    mpistore__mirror_t mir; /* replicas (mpistore__mirror_init) */
 } mpistore__rma_t;
+
+/* Open, replicas = 1: mirror the words below the arena at +delta (after
+ * rank and size are known).  0 or -MPISTORE_ENOMEM. */
+int mpistore__mirror_init(mpistore__rma_t *r, size_t delta, size_t ctl, size_t desc, size_t end);
+void mpistore__mirror_free(mpistore__rma_t *r);
+/* The rank that holds rank t's mirror. */
+static inline int mpistore__mirror_of(const mpistore__rma_t *r, int t)
+{
+    return t + 1 < r->w.nranks ? t + 1 : 0;
+}
+/* Complete the mirror's operations issued so far (one round trip if any). */
+int mpistore__mirror_flush(mpistore__rma_t *r);
+/* Put len bytes of this rank's window at off (a block just built) to the
+ * same place of its mirror. */
+int mpistore__mirror_put(mpistore__rma_t *r, size_t off, size_t len);
 
 int mpistore__flush(mpistore__rma_t *r, int target);
 int mpistore__flush2(mpistore__rma_t *r, int a, int b);

@@ -107,11 +107,16 @@ static int read_slot(mpistore__core_t *c, const table_t *tb, size_t i, uint64_t 
 {
     int br = mpistore__desc_rank(d), torn = 1;
     int64_t cnt = 0;
-    if (!alive[br]) {
-        out->lost++; /* its value died with rank br */
-        return 0;
-    }
     mpistore__block_t b = {0};
+    if (!alive[br]) { /* replicas: its copy on br's mirror */
+        int mr = c->lay.mirror ? mpistore__mirror_of(&c->rma, br) : br;
+        if (!alive[mr]) {
+            out->lost++; /* its value died with rank br */
+            return 0;
+        }
+        b.mirror = 1;
+        br = mr;
+    }
     int rc = mpistore__block_issue(c, d, 0, &b);
     if (rc == 0)
         rc = mpistore__flush(&c->rma, br);
@@ -157,9 +162,24 @@ static int cmp_entry(const void *a, const void *b)
     return memcmp(x->key, y->key, x->klen);
 }
 
+/* The key count at off of this rank's window (its own, or a mirror's), less
+ * the seen keys read for it, is what could not be read. */
+static int count_lost(mpistore__core_t *c, size_t off, size_t seen, entries_t *out)
+{
+    int64_t count = 0;
+    int rc = mpistore__read_i64(&c->rma, c->rma.w.rank, off, &count);
+    if (rc == 0)
+        rc = mpistore__flush_self(&c->rma);
+    if (rc == 0 && count > 0 && (size_t)count > seen)
+        out->lost += (size_t)count - seen;
+    return rc;
+}
+
 /* Every key homed on this rank of the old store, read from live ranks:
  * level 0 here, then each grown level on its host.  The key count of this
- * home rank, less the keys found, is what sat in levels on dead hosts. */
+ * home rank, less the keys found, is what sat in levels on dead hosts.
+ * With replicas, if the previous rank died, its keys too, from the mirror
+ * of its window that this rank holds (blocks of dead writers from theirs). */
 static int collect(mpistore__core_t *c, const unsigned char *alive, entries_t *out)
 {
     const mpistore__layout_t *y = &c->lay;
@@ -180,13 +200,17 @@ static int collect(mpistore__core_t *c, const unsigned char *alive, entries_t *o
                       mpistore__level_nphys(y, l)};
         rc = read_table(c, &tb, alive, out);
     }
-    int64_t count = 0;
     if (rc == 0)
-        rc = mpistore__read_i64(&c->rma, me, MS_OFF_COUNT, &count);
-    if (rc == 0)
-        rc = mpistore__flush_self(&c->rma);
-    if (rc == 0 && count > 0 && (size_t)count > out->seen)
-        out->lost += (size_t)count - out->seen;
+        rc = count_lost(c, MS_OFF_COUNT, out->seen, out);
+    /* replicas: the keys of a dead previous rank, from its mirror here */
+    int prev = me > 0 ? me - 1 : c->rma.w.nranks - 1;
+    if (rc == 0 && y->mirror && !alive[prev]) {
+        size_t seen = out->seen;
+        table_t tm = {me, t0.ctl + y->mirror, t0.desc + y->mirror, t0.cnt + y->mirror, y->nphys};
+        rc = read_table(c, &tm, alive, out);
+        if (rc == 0)
+            rc = count_lost(c, y->mirror + MS_OFF_COUNT, out->seen - seen, out);
+    }
     if (rc == 0 && out->n > 1) { /* a key is written once, whatever a dead writer left */
         qsort(out->v, out->n, sizeof *out->v, cmp_entry);
         size_t u = 1;

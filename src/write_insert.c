@@ -170,8 +170,10 @@ static int index_full(mpistore__core_t *c, const mpistore__key_t *k, const mpist
 {
     mpistore__err(&c->err, MPISTORE_ENOSPC,
                   "index of rank %d is full: no free slot around bucket %zu in any of its %u "
-                  "levels (key '%.64s'); %s",
-                  in->home, in->h, in->sn2->nlev, k->full, mpistore__fail_advice(MS_FAIL_LEVELS));
+                  "levels%s (key '%.64s'); %s",
+                  in->home, in->h, in->sn2->nlev,
+                  c->lay.mirror ? " (replicas = 1: the index does not grow)" : "", k->full,
+                  mpistore__fail_advice(MS_FAIL_LEVELS));
     return mpistore__fail_publish(&c->rma, -MPISTORE_ENOSPC, MS_FAIL_LEVELS);
 }
 
@@ -186,8 +188,8 @@ static int choose_slot(mpistore__core_t *c, const mpistore__key_t *k, const mpis
     if (!mpistore__desc_valid(sn->desc[0]))
         return MS_DONE;
     int st = claim_free_slot(c, in);
-    if (st == MS_NO_ROOM && in->sn2->nlev < MS_MAX_LEVELS)
-        st = grow_index(c, in);
+    if (st == MS_NO_ROOM && in->sn2->nlev < MS_MAX_LEVELS && !c->lay.mirror)
+        st = grow_index(c, in); /* with replicas the index does not grow */
     return st == MS_NO_ROOM ? index_full(c, k, in) : st;
 }
 

@@ -21,6 +21,8 @@ int mpistore__release_home(mpistore__core_t *c, int home, size_t h, uint32_t loc
         mpistore__desc_make(ver, mpistore__desc_valid(desc), (uint32_t)mpistore__desc_rank(desc),
                             mpistore__desc_uoff(desc));
     int rc = mpistore__replace_u64(&c->rma, home, mpistore__desc_off(&c->lay, h), &nd);
+    if (rc == 0) /* replicas: the mirror's words land before the unlock */
+        rc = mpistore__mirror_flush(&c->rma);
     if (rc == 0)
         rc = mpistore__replace_u32(&c->rma, home, mpistore__ctl_off(&c->lay, h, MS_CTL_LOCK), &nl);
     return rc ? rc : mpistore__flush(&c->rma, home);
@@ -58,7 +60,10 @@ int mpistore__publish(mpistore__core_t *c, const mpistore__pub_t *p)
     uint32_t ver = mpistore__lock_ver(p->lockword) + 1u, nl = ver << 1, nb = p->total;
     uint64_t nd = mpistore__desc_make(ver, p->valid, (uint32_t)r->w.rank, p->uoff);
     int64_t delta = p->count_delta;
-    int rc = mpistore__replace_u64(r, t, mpistore__snap_desc_off(sn, p->i), &nd);
+    /* replicas: the new block's copy is complete before any descriptor names it */
+    int rc = p->valid ? mpistore__mirror_flush(r) : 0;
+    if (rc == 0)
+        rc = mpistore__replace_u64(r, t, mpistore__snap_desc_off(sn, p->i), &nd);
     if (rc == 0 && p->valid && !p->hinted)
         rc = mpistore__replace_u32(r, t, mpistore__snap_ctl_off(sn, p->i, MS_CTL_BLEN), &nb);
     if (rc == 0 && p->valid && !p->hinted)
@@ -67,6 +72,8 @@ int mpistore__publish(mpistore__core_t *c, const mpistore__pub_t *p)
         rc = mpistore__add_i64(r, home, MS_OFF_COUNT, &delta);
     if (rc == 0 && delta && p->internal) /* queue entries: kept out of num_keys */
         rc = mpistore__add_i64(r, home, MS_OFF_QCOUNT, &delta);
+    if (rc == 0) /* replicas: the mirror's words land before the unlock (design.md) */
+        rc = mpistore__mirror_flush(r);
     if (rc == 0)
         rc = mpistore__replace_u32(r, t, mpistore__snap_ctl_off(sn, p->i, MS_CTL_LOCK), &nl);
     return rc ? rc : mpistore__flush2(r, t, home);
