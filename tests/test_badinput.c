@@ -118,6 +118,12 @@ static const mpistore_options_t *opts_with(int field)
     case 7:
         o_opts.bytes_per_rank = 10;
         break;
+    case 8:
+        o_opts.replicas = 2;
+        break;
+    case 9:
+        o_opts.replicas = -1;
+        break;
     }
     return &o_opts;
 }
@@ -152,6 +158,8 @@ BAD(open,          opt_key_len_0,    NONE, EINVAL,    "max_key_len 0",      mpis
 BAD(open,          opt_value_len_0,  NONE, EINVAL,    "max_value_len 0",    mpistore_open(&o_h, MPI_COMM_SELF, opts_with(5))) \
 BAD(open,          opt_keys_0,       NONE, EINVAL,    "keys_per_rank 0",    mpistore_open(&o_h, MPI_COMM_SELF, opts_with(6))) \
 BAD(open,          opt_bytes_small,  NONE, EINVAL,    "bytes_per_rank 10",  mpistore_open(&o_h, MPI_COMM_SELF, opts_with(7))) \
+BAD(open,          opt_replicas_2,   NONE, EINVAL,    "replicas 2 must be", mpistore_open(&o_h, MPI_COMM_SELF, opts_with(8))) \
+BAD(open,          opt_replicas_neg, NONE, EINVAL,    "replicas -1 must",   mpistore_open(&o_h, MPI_COMM_SELF, opts_with(9))) \
 BAD(close,         store_with_views, ON_S, ESTATE,    "view",               mpistore_close(S)) \
 BAD(close,         view_with_views,  ON_V, ESTATE,    "view",               mpistore_close(V)) \
 BAD(prefix,        null_store,       NONE, EINVAL,    NULL_HANDLE,          mpistore_prefix(&o_h, NULL, "p")) \

@@ -28,7 +28,7 @@ int __real_MPI_Win_allocate(MPI_Aint size, int disp_unit, MPI_Info info, MPI_Com
                             void *baseptr, MPI_Win *win);
 int __wrap_MPI_Win_allocate(MPI_Aint size, int disp_unit, MPI_Info info, MPI_Comm comm,
                             void *baseptr, MPI_Win *win);
-static int fail_win_allocate_on = -1; /* the rank whose next allocation fails, -1: none */
+static int fail_win_allocate_on = -1;      /* the rank whose next allocation fails, -1: none */
 static MPI_Win wrapped_win = MPI_WIN_NULL; /* the window of that call, on every rank */
 int __wrap_MPI_Win_allocate(MPI_Aint size, int disp_unit, MPI_Info info, MPI_Comm comm,
                             void *baseptr, MPI_Win *win)
@@ -151,6 +151,54 @@ static void errors_einval_open_options(void **state)
         assert_non_null(strstr(mpistore_errmsg(NULL), "different"));
     }
     assert_ptr_equal(s, (mpistore_t *)0x1);
+    mt_barrier();
+}
+
+/* replicas (options version 4): an old options version ignores the field;
+ * ranks that differ, or a bad MPISTORE_REPLICAS, fail every rank; a store
+ * with replicas does not grow, and says so. */
+static void errors_replicas(void **state)
+{
+    (void)state;
+    mpistore_options_t o;
+    mpistore_t *s = NULL;
+    mpistore_options_init(&o);
+    o.version = 3;
+    o.replicas = 7; /* not a field of version 3 */
+    MT_OK(NULL, mpistore_open(&s, MPI_COMM_WORLD, &o));
+    MT_OK(s, mpistore_close(s));
+    s = (mpistore_t *)0x1;
+    if (mt_size > 1) {
+        mpistore_options_init(&o);
+        o.replicas = mt_rank == 1;
+        assert_int_equal(mpistore_open(&s, MPI_COMM_WORLD, &o), -MPISTORE_EINVAL);
+        assert_non_null(strstr(mpistore_errmsg(NULL), "different"));
+    }
+    setenv("MPISTORE_REPLICAS", "2", 1);
+    assert_int_equal(mpistore_open(&s, MPI_COMM_WORLD, NULL), -MPISTORE_EINVAL);
+    assert_non_null(strstr(mpistore_errmsg(NULL), "MPISTORE_REPLICAS='2'"));
+    unsetenv("MPISTORE_REPLICAS");
+    assert_ptr_equal(s, (mpistore_t *)0x1);
+    /* no growth: rank 0 fills its own index (2 keys per rank, 4 slots) */
+    mpistore_options_init(&o);
+    o.replicas = 1;
+    o.keys_per_rank = 2;
+    o.timeout_s = 30;
+    MT_OK(NULL, mpistore_open(&s, MPI_COMM_WORLD, &o));
+    if (mt_rank == 0) {
+        int rc = 0, n = 0;
+        char key[64], tag[32];
+        for (; rc == 0 && n < 64; n++) {
+            snprintf(tag, sizeof tag, "full%d", n);
+            mt_key_on(s, tag, "", 0, key, sizeof key);
+            rc = mpistore_set(s, key, "v", 1);
+        }
+        assert_int_equal(rc, -MPISTORE_ENOSPC);
+        assert_non_null(strstr(mpistore_errmsg(s), "replicas = 1: the index does not grow"));
+        assert_true(n > 2);
+    }
+    mt_barrier();
+    MT_OK(s, mpistore_close(s));
     mt_barrier();
 }
 
@@ -481,6 +529,7 @@ static void errors_estate(void **state)
 static const struct CMUnitTest tests[] = {
     MT_TEST(errors_einval_arguments),
     cmocka_unit_test(errors_einval_open_options),
+    cmocka_unit_test(errors_replicas),
     MT_TEST(errors_etimedout_get),
     MT_TEST(errors_timeout_messages_and_total_deadline),
     MT_TEST(errors_ekeytoolong),

@@ -1,7 +1,8 @@
 /* A rank dies (SIGKILL on itself) and the survivors' calls that need it fail
  * with EPROCFAILED instead of waiting out their timeout (docs/design.md,
  * "Rank failures").  Needs MPI's fault-tolerance extension: run under
- * `mpiexec --with-ft ulfm -n 4 test_rankfail [victim]` (Open MPI 5).
+ * `mpiexec --with-ft ulfm -n 4 test_rankfail [victim] [rep]` (Open MPI 5;
+ * rep: replicas = 1, whose writes pay more steps but must fail alike).
  *
  * Every wait runs under a 60 s timeout: a call that returns EPROCFAILED has
  * returned before its deadline, which is the order of events this test
@@ -110,7 +111,7 @@ int main(int argc, char **argv)
     victim = argc > 1 ? atoi(argv[1]) : 2;
     if (ulfm_start(&argc, &argv, 3, victim))
         return 2;
-    mpistore_t *s = ulfm_open(0);
+    mpistore_t *s = ulfm_open(0, argc > 2 && strcmp(argv[2], "rep") == 0);
     int live = (victim + 1) % size; /* a survivor */
     char on_dead[64], on_live[64], q_dead[64], kept[64], cnt[64], held[64];
     key_on(s, live, "counter", cnt, sizeof cnt);

@@ -1,5 +1,5 @@
 /* mpistore_shrink after rank deaths (docs/design.md, "Shrink"): under
- * `mpiexec --with-ft ulfm -n N test_shrink V1 [V2 after|dup|agree] [grow]`.
+ * `mpiexec --with-ft ulfm -n N test_shrink V1 [V2 after|dup|agree] [grow] [rep]`.
  *
  * Every rank writes string keys, a counter and a queue; rank V1 kills
  * itself.  The lowest survivor learns of it from a get of a key homed on
@@ -20,6 +20,10 @@
  *           over fewer ranks and loses only what V2 held.
  *   grow:   tiny index levels, so that grown levels sit on other ranks;
  *           checks the count identity and values, not each key's fate.
+ *   rep:    replicas = 1: a key's index slot and value block also live on
+ *           the next rank (mod the size); a key is lost only if both copies
+ *           of one of them died, so a single death (or two that are not
+ *           neighbours) loses nothing.
  * Every wait has a 60 s timeout: a call that returns EPROCFAILED returned
  * before its deadline, the order of events this test asserts.  The last
  * store's survivors add up their failed checks; the lowest prints the
@@ -49,11 +53,14 @@ typedef struct key {
     char name[32];
     int kind, writer;
     int home, block; /* ranks holding its index slot and its value */
+    int copier;      /* the survivor that copies it in a shrink */
     int present;     /* 1: present in the current store */
 } key_t_;
 
 static key_t_ *keys;
 static int nkeys;
+static int replicas; /* rep */
+static int cur_size; /* ranks of the current store */
 
 static int home_of(mpistore_t *s, const key_t_ *k)
 {
@@ -186,9 +193,20 @@ static void after_shrink(mpistore_t *ns, const int *dead, int ndead, size_t lost
         key_t_ *k = &keys[i];
         if (!k->present)
             continue;
-        int hd = 0, bd = 0;
-        for (int d = 0; d < ndead; d++)
+        /* a part is gone when its rank died and, with replicas, its mirror
+         * (the next rank of the store) too */
+        int hm = (k->home + 1) % cur_size, bm = (k->block + 1) % cur_size;
+        int hd = 0, bd = 0, hmd = 0, bmd = 0;
+        for (int d = 0; d < ndead; d++) {
             hd |= k->home == dead[d], bd |= k->block == dead[d];
+            hmd |= hm == dead[d], bmd |= bm == dead[d];
+        }
+        if (replicas) {
+            k->copier = hd ? hm : k->home; /* who reads it in the shrink */
+            hd = hd && hmd, bd = bd && bmd;
+        } else {
+            k->copier = k->home;
+        }
         before++;
         homed_dead += hd;
         survive += !hd && !bd;
@@ -216,10 +234,11 @@ static void after_shrink(mpistore_t *ns, const int *dead, int ndead, size_t lost
         key_t_ *k = &keys[i];
         int below = 0;
         for (int d = 0; d < ndead; d++)
-            below += dead[d] < k->home;
-        k->block = k->home - below;
+            below += dead[d] < k->copier;
+        k->block = k->copier - below;
         k->home = home_of(ns, k);
     }
+    mpistore_rank(ns, NULL, &cur_size);
     free(seen);
 }
 
@@ -319,6 +338,8 @@ int main(int argc, char **argv)
     for (int a = 2; a < argc; a++) {
         if (strcmp(argv[a], "grow") == 0)
             grow = 1;
+        else if (strcmp(argv[a], "rep") == 0)
+            replicas = 1;
         else if (strcmp(argv[a], "dup") == 0)
             during = DIE_IN_DUP;
         else if (strcmp(argv[a], "agree") == 0)
@@ -331,7 +352,8 @@ int main(int argc, char **argv)
         need = v2 + 1;
     if (ulfm_start(&argc, &argv, need, v2 == v1 ? -1 : v1))
         return 2;
-    mpistore_t *s = ulfm_open(grow ? 4 : 0);
+    mpistore_t *s = ulfm_open(grow ? 4 : 0, replicas);
+    cur_size = size;
     nkeys = size * (NSTR + 2);
     keys = calloc((size_t)nkeys, sizeof *keys);
     for (int w = 0, i = 0; w < size; w++) {

@@ -1,5 +1,6 @@
 /* mpistore_shrink after a rank died in the middle of writes (docs/design.md,
- * "Shrink"): under `mpiexec --with-ft ulfm -n N test_shrink_busy V`.
+ * "Shrink", "Replicas"): under `mpiexec --with-ft ulfm -n N test_shrink_busy
+ * V [rep]`.
  *
  * Every rank owns NOWN string keys, which only it sets, each time with a
  * higher sequence number ("w:i:seq"), and all ranks add 1 to NCNT shared
@@ -15,6 +16,10 @@
  *     (added up in the new store): no completed add is lost (how many of
  *     V's landed is not known);
  *   - present + lost_keys + homed on V = every key before.
+ * With rep (replicas = 1) nothing may be lost: every key is present, a
+ * survivor's with its last completed set (or the one that failed with
+ * EPROCFAILED, which may have reached the copy), V's with one of the values
+ * V wrote (not torn), and lost_keys is 0.
  * The survivors add up their failed checks in the new store and the lowest
  * prints the verdict. */
 #include <mpistore.h>
@@ -69,12 +74,14 @@ static int victim_known(mpistore_t *s, int victim)
 int main(int argc, char **argv)
 {
     int victim = argc > 1 ? atoi(argv[1]) : 1;
+    int rep = argc > 2 && strcmp(argv[2], "rep") == 0;
     if (ulfm_start(&argc, &argv, 3, victim))
         return 2;
-    mpistore_t *s = ulfm_open(0);
+    mpistore_t *s = ulfm_open(0, rep);
     char key[32], val[48];
     int home[NOWN], vhome = 0, nhomed_v = 0;
     long last[NOWN] = {0}, adds[NCNT] = {0};
+    int failed[NOWN] = {0}; /* a set of last + 1 failed (EPROCFAILED) */
     /* every key exists before the loop: the count of keys is known */
     for (int i = 0; i < NOWN; i++) {
         snprintf(key, sizeof key, "o/%d/%d", rank, i);
@@ -110,8 +117,10 @@ int main(int argc, char **argv)
         snprintf(val, sizeof val, "%d:%d:%ld", rank, i, last[i] + 1);
         int rc = mpistore_set(s, key, val, strlen(val));
         if (rc == 0)
-            last[i]++;
-        else if (rc != -MPISTORE_EPROCFAILED)
+            last[i]++, failed[i] = 0;
+        else if (rc == -MPISTORE_EPROCFAILED)
+            failed[i] = 1;
+        else
             CHECK(0, "set %s: %s", key, mpistore_errmsg(s));
         snprintf(key, sizeof key, "cnt/%d", c);
         rc = mpistore_add(s, key, 1, &sum);
@@ -141,24 +150,43 @@ int main(int argc, char **argv)
         bool there = false;
         snprintf(key, sizeof key, "o/%d/%d", rank, i);
         CHECK(mpistore_check(ns, &k, 1, &there) == 0, "check %s: %s", key, mpistore_errmsg(ns));
-        CHECK(there == (home[i] != victim), "%s (home %d) is %s", key, home[i],
+        CHECK(there == (rep || home[i] != victim), "%s (home %d) is %s", key, home[i],
               there ? "present" : "absent");
         void *v = NULL;
         size_t len = 0;
+        char alt[48];
         snprintf(val, sizeof val, "%d:%d:%ld", rank, i, last[i]);
+        snprintf(alt, sizeof alt, "%d:%d:%ld", rank, i, last[i] + 1);
         if (there && mpistore_get(ns, key, &v, &len) == 0) {
-            CHECK(len == strlen(val) && memcmp(v, val, len) == 0, "%s is %.*s, last set %s", key,
-                  (int)len, (char *)v, val);
+            int ok = len == strlen(val) && memcmp(v, val, len) == 0;
+            ok |= rep && failed[i] && len == strlen(alt) && memcmp(v, alt, len) == 0;
+            CHECK(ok, "%s is %.*s, last set %s%s", key, (int)len, (char *)v, val,
+                  failed[i] ? " (the next one failed)" : "");
             mpistore_free(v);
         }
         present += there;
     }
-    /* the victim's keys: their values died with it */
+    /* the victim's keys: their values died with it, or (rep) one of them
+     * survives whole on the victim's mirror */
     for (int i = 0; i < NOWN && rank == (victim == 0 ? 1 : 0); i++) {
         const char *k = key;
-        bool there = true;
+        bool there = !rep;
         snprintf(key, sizeof key, "o/%d/%d", victim, i);
-        CHECK(mpistore_check(ns, &k, 1, &there) == 0 && !there, "%s of the victim is present", key);
+        CHECK(mpistore_check(ns, &k, 1, &there) == 0 && there == rep, "%s of the victim is %s", key,
+              there ? "present" : "absent");
+        void *v = NULL;
+        size_t len = 0;
+        char head[24];
+        int hn = snprintf(head, sizeof head, "%d:%d:", victim, i);
+        if (rep && there && mpistore_get(ns, key, &v, &len) == 0) {
+            char *end = NULL;
+            int ok = len > (size_t)hn && memcmp(v, head, (size_t)hn) == 0;
+            if (ok)
+                ok = strtol((char *)v + hn, &end, 10) >= 0 && end == (char *)v + len;
+            CHECK(ok, "%s of the victim is '%.*s', not one of the values it set", key, (int)len,
+                  (char *)v);
+            mpistore_free(v);
+        }
     }
     /* counters: the survivors' completed adds, added up in the new store */
     for (int c = 0; c < NCNT; c++) {
@@ -201,12 +229,16 @@ int main(int argc, char **argv)
             }
         }
         int before = size * NOWN + NCNT;
-        CHECK(allpresent + cpresent + (int)lost + nhomed_v == before,
+        CHECK(!rep || (lost == 0 && allpresent + cpresent == before - NOWN),
+              "replicas: %zu keys lost, %d of %d survivors' keys present", lost,
+              allpresent + cpresent, before - NOWN);
+        /* (with rep the victim's keys were checked present above) */
+        CHECK(rep || allpresent + cpresent + (int)lost + nhomed_v == before,
               "%d strings + %d counters present + %zu lost + %d homed on the victim != %d keys",
               allpresent, cpresent, lost, nhomed_v, before);
         printf("shrinkbusy: victim %d died after %ld turns of rank 0's loop; %d of %d keys "
                "present, %zu counted lost, %d homed on the victim\n",
-               victim, turn, allpresent + cpresent, before, lost, nhomed_v);
+               victim, turn, allpresent + cpresent + (rep ? NOWN : 0), before, lost, nhomed_v);
     }
     int64_t all = 0;
     CHECK(mpistore_add(ns, "verdict", failures, &all) == 0, "verdict: %s", mpistore_errmsg(ns));

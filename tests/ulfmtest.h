@@ -45,12 +45,13 @@ static inline int ulfm_start(int *argc, char ***argv, int min_ranks, int victim)
 }
 
 /* A store over MPI_COMM_WORLD, 60 s timeout (keys_per_rank 0: the default),
- * or the job ends. */
-static inline mpistore_t *ulfm_open(size_t keys_per_rank)
+ * with the given replicas option, or the job ends. */
+static inline mpistore_t *ulfm_open(size_t keys_per_rank, int replicas)
 {
     mpistore_options_t o;
     mpistore_options_init(&o);
     o.timeout_s = 60;
+    o.replicas = replicas;
     if (keys_per_rank)
         o.keys_per_rank = keys_per_rank;
     mpistore_t *s = NULL;
