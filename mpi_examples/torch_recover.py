@@ -14,9 +14,11 @@ and check them against their own parameters, and finish 100 steps.  The
 program fails (exit 1) unless every survivor ends with bit-identical
 parameters.
 
-With replicas = 0 (the only mode built) a key is lost when its home rank or
-the rank that wrote it dies: that is why every rank writes its own copy of
-the state, and the survivors restore from the copies that survived.
+With replicas = 0 (the default, used here) a key is lost when its home rank
+or the rank that wrote it dies: that is why every rank writes its own copy
+of the state, and the survivors restore from the copies that survived.
+MPIStore(..., replicas=1) keeps a second copy of every key instead (README,
+"When a rank dies").
 The survivors end with os._exit: Open MPI 5.0.11's MPI_Finalize hangs now
 and then after a death (docs/testing.md).
 """

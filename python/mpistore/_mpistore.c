@@ -385,19 +385,13 @@ static PyObject *errors_of(PyObject *o)
 
 static int Store_init(StoreObject *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"comm",
-                             "timeout",
-                             "max_key_len",
-                             "max_value_len",
-                             "keys_per_rank",
-                             "bytes_per_rank",
-                             "progress_thread",
-                             "_errors",
-                             NULL};
-    PyObject *comm = Py_None, *timeout = NULL, *opt[5] = {NULL, NULL, NULL, NULL, NULL};
+    static char *kwlist[] = {
+        "comm",           "timeout",         "max_key_len", "max_value_len", "keys_per_rank",
+        "bytes_per_rank", "progress_thread", "replicas",    "_errors",       NULL};
+    PyObject *comm = Py_None, *timeout = NULL, *opt[6] = {NULL, NULL, NULL, NULL, NULL, NULL};
     PyObject *errors = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|O$OOOOOOO:Store", kwlist, &comm, &timeout, &opt[0],
-                                     &opt[1], &opt[2], &opt[3], &opt[4], &errors))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|O$OOOOOOOO:Store", kwlist, &comm, &timeout,
+                                     &opt[0], &opt[1], &opt[2], &opt[3], &opt[4], &opt[5], &errors))
         return -1;
     if (self->h) {
         PyErr_SetString(PyExc_ValueError, "mpistore.Store: this handle is already open");
@@ -434,7 +428,7 @@ static int Store_init(StoreObject *self, PyObject *args, PyObject *kw)
     if (timeout && seconds_of(timeout, &o.timeout_s))
         return -1;
     size_t *sizes[4] = {&o.max_key_len, &o.max_value_len, &o.keys_per_rank, &o.bytes_per_rank};
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < 6; i++) {
         if (!opt[i] || opt[i] == Py_None)
             continue;
         PyObject *v = PyNumber_Long(opt[i]);
@@ -444,7 +438,11 @@ static int Store_init(StoreObject *self, PyObject *args, PyObject *kw)
             *sizes[i] = PyLong_AsSize_t(v);
         } else {
             long t = PyLong_AsLong(v);
-            o.progress_thread = t < INT32_MIN ? INT32_MIN : t > INT32_MAX ? INT32_MAX : (int)t;
+            int ti = t < INT32_MIN ? INT32_MIN : t > INT32_MAX ? INT32_MAX : (int)t;
+            if (i == 4)
+                o.progress_thread = ti;
+            else
+                o.replicas = ti; /* open checks it: 0 or 1 */
         }
         Py_DECREF(v);
         if (PyErr_Occurred())
@@ -1079,12 +1077,15 @@ static PyTypeObject StoreType = {
     .tp_basicsize = sizeof(StoreObject),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
     .tp_doc = "Store(comm=None, *, timeout=300.0, max_key_len=None, max_value_len=None, "
-              "keys_per_rank=None, bytes_per_rank=None, progress_thread=None)\n--\n\n"
+              "keys_per_rank=None, bytes_per_rank=None, progress_thread=None, replicas=None)\n"
+              "--\n\n"
               "A handle to an mpistore store, a prefix view or a clone.\n\n"
               "Store(comm) is collective over comm (an mpi4py intracommunicator, default\n"
               "MPI.COMM_WORLD); every rank must pass the same options (timeout in seconds or\n"
               "a timedelta; max_key_len, max_value_len, keys_per_rank, bytes_per_rank,\n"
-              "progress_thread).  close() of a store is collective too; views (prefix())\n"
+              "progress_thread; replicas=1 keeps a second copy of every key, so that\n"
+              "shrink() after one rank's death loses none).  close() of a store is\n"
+              "collective too; views (prefix())\n"
               "and clones (clone()) close locally, must be closed before their parent, and\n"
               "are closed when collected.  A store is not closed by the garbage collector\n"
               "(that would be a collective call at a random moment): use with or close().",

@@ -20,7 +20,7 @@ class Store:
     def __init__(self, comm: Optional[MPI.Comm] = None, *, timeout: Seconds = 300.0,
                  max_key_len: Optional[int] = None, max_value_len: Optional[int] = None,
                  keys_per_rank: Optional[int] = None, bytes_per_rank: Optional[int] = None,
-                 progress_thread: Optional[bool] = None,
+                 progress_thread: Optional[bool] = None, replicas: Optional[int] = None,
                  _errors: Optional[Tuple[Type[Exception], Type[Exception], Type[Exception],
                                          Type[Exception]]] = None
                  ) -> None: ...

@@ -90,7 +90,9 @@ class MPIStore(_TorchStore):
     ``comm`` is an mpi4py intracommunicator (default ``MPI.COMM_WORLD``);
     ``options`` are those of :class:`mpistore.Store` (``keys_per_rank``,
     ``bytes_per_rank``, ``max_key_len``, ``max_value_len``,
-    ``progress_thread``).  ``close()`` is collective; closing a store also
+    ``progress_thread``, ``replicas``: 1 keeps a second copy of every key so
+    that ``shrink()`` after one rank's death loses none).  ``close()`` is
+    collective; closing a store also
     closes the clones made from it (``clone()``, e.g. by ``split_group``).
     """
 

@@ -3,7 +3,10 @@ there raises mpistore.ProcessFailedError, a torch.distributed.DistStoreError
 with .ranks; MPIStore.shrink() gives the survivors a new store with the key
 that survived.  Not a pytest module (a rank kills itself):
 
-    mpiexec --with-ft ulfm -n 3 python python/tests/rankfail_torch.py
+    mpiexec --with-ft ulfm -n 3 python python/tests/rankfail_torch.py [replicas]
+
+With replicas 1 (MPIStore(..., replicas=1)) the key homed on the dead rank
+survives the shrink too, with its value.
 
 (Open MPI 5; ctest python_<cell>_rankfail).  Prints "all passed" on the
 lowest survivor; the survivors end with os._exit (Open MPI 5.0.11's
@@ -22,11 +25,17 @@ from mpistore.torch import MPIStore
 comm = MPI.COMM_WORLD
 rank, size = comm.Get_rank(), comm.Get_size()
 victim = size - 1
-store = MPIStore(comm, timeout=datetime.timedelta(seconds=60))
+replicas = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+store = MPIStore(comm, timeout=datetime.timedelta(seconds=60), replicas=replicas)
 key = next(f"k{i}" for i in range(100000) if store._s.key_rank(f"k{i}") == victim)
 live = next(f"l{i}" for i in range(100000) if store._s.key_rank(f"l{i}") == 0)
+# a key homed on the victim, its value written by the victim: with replicas
+# both have a copy on another rank
+kept = next(f"h{i}" for i in range(100000) if store._s.key_rank(f"h{i}") == victim)
 if rank == 0:
     store.set(live, b"v")
+if rank == victim:
+    store.set(kept, b"kept")
 comm.Barrier()
 if rank == victim:
     os.kill(os.getpid(), signal.SIGKILL)
@@ -48,6 +57,9 @@ if (nrank, nsize) != (rank, size - 1) or not isinstance(new, MPIStore):
     failures.append(f"shrink gave rank {nrank} of {nsize}")
 if new.get(live) != b"v" or new.lost_keys != 0:
     failures.append(f"after the shrink: {new.get(live)!r}, {new.lost_keys} keys lost")
+if new.check([kept]) != bool(replicas) or (replicas and new.get(kept) != b"kept"):
+    failures.append(f"replicas {replicas}: the dead rank's key is "
+                    f"{'present' if new.check([kept]) else 'absent'}")
 new.barrier("after-shrink", nsize)  # the survivors' store works, as a torch Store
 try:  # shrink() closed the old store
     store.get(live)
@@ -68,7 +80,7 @@ if rank != 0:
         pass  # rank 0 has exited already
 else:
     total = len(failures) + sum(comm.recv(source=r, tag=7) for r in range(1, size) if r != victim)
-    print(f"rankfail_torch: victim {victim}, {total} failed checks: "
+    print(f"rankfail_torch: victim {victim}, replicas {replicas}, {total} failed checks: "
           f"{'all passed' if total == 0 else 'FAILED'}", flush=True)
     for r in range(1, size):
         if r != victim:
