@@ -74,6 +74,9 @@ typedef struct mpistore__ins {
     uint32_t uoff, total;        /* the new block */
     uint32_t kind;               /* MS_KIND_CNT: the new key is a counter */
     int64_t count;               /* the home rank's key count before our reservation */
+    uint32_t fp, nb;             /* reserve_slot's hints and ... */
+    int64_t cval;                /* ... counter value: origin buffers, valid until the
+                                    publication's flush completes them */
     int reserved;                /* our +1 to the key count has landed */
     int rma_failed;              /* one of our RMA calls failed: give back only the block */
 } mpistore__ins_t;
@@ -202,18 +205,23 @@ static int choose_slot(mpistore__core_t *c, const mpistore__key_t *k, const mpis
 static int reserve_slot(mpistore__core_t *c, const mpistore__key_t *k, int64_t counter_value,
                         mpistore__ins_t *in)
 {
-    const int64_t plus1 = 1;
+    static const int64_t plus1 = 1;
     const mpistore__snap_t *sn2 = in->sn2;
-    uint32_t fp = k->fp, nb = in->total;
     int t = mpistore__snap_target(sn2, in->js);
-    int rc = mpistore__replace_u32(&c->rma, t, mpistore__snap_ctl_off(sn2, in->js, MS_CTL_FP), &fp);
+    in->fp = k->fp, in->nb = in->total, in->cval = counter_value;
+    /* replicas: the new block's copy is complete before the reservation,
+     * which goes out with the descriptor (mpistore__publish, hinted) */
+    int rc = mpistore__mirror_flush(&c->rma);
+    if (rc == 0)
+        rc = mpistore__replace_u32(&c->rma, t, mpistore__snap_ctl_off(sn2, in->js, MS_CTL_FP),
+                                   &in->fp);
     if (rc == 0)
         rc = mpistore__replace_u32(&c->rma, t, mpistore__snap_ctl_off(sn2, in->js, MS_CTL_BLEN),
-                                   &nb);
+                                   &in->nb);
     if (rc == 0)
         rc = mpistore__set_kind(c, t, mpistore__snap_ctl_off(sn2, in->js, MS_CTL_KIND), in->kind);
     if (rc == 0 && in->kind == MS_KIND_CNT) /* no adder can reach the word before the publication */
-        rc = mpistore__replace_i64(&c->rma, t, mpistore__snap_cnt_off(sn2, in->js), &counter_value);
+        rc = mpistore__replace_i64(&c->rma, t, mpistore__snap_cnt_off(sn2, in->js), &in->cval);
     if (rc == 0)
         rc = mpistore__fao_i64(&c->rma, in->home, MS_OFF_COUNT, &plus1, &in->count);
     if (rc == 0 && k->internal)

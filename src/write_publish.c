@@ -25,7 +25,8 @@ int mpistore__release_home(mpistore__core_t *c, int home, size_t h, uint32_t loc
         rc = mpistore__mirror_flush(&c->rma);
     if (rc == 0)
         rc = mpistore__replace_u32(&c->rma, home, mpistore__ctl_off(&c->lay, h, MS_CTL_LOCK), &nl);
-    return rc ? rc : mpistore__flush(&c->rma, home);
+    int frc = mpistore__flush(&c->rma, home); /* even after a failure: nd, nl are ours */
+    return rc ? rc : frc;
 }
 
 int mpistore__retire(mpistore__core_t *c, uint64_t old)
@@ -60,10 +61,12 @@ int mpistore__publish(mpistore__core_t *c, const mpistore__pub_t *p)
     uint32_t ver = mpistore__lock_ver(p->lockword) + 1u, nl = ver << 1, nb = p->total;
     uint64_t nd = mpistore__desc_make(ver, p->valid, (uint32_t)r->w.rank, p->uoff);
     int64_t delta = p->count_delta;
-    /* replicas: the new block's copy is complete before any descriptor names it */
-    int rc = p->valid ? mpistore__mirror_flush(r) : 0;
-    if (rc == 0)
-        rc = mpistore__replace_u64(r, t, mpistore__snap_desc_off(sn, p->i), &nd);
+    /* replicas: the new block's copy is complete before any descriptor
+     * names it (an insert, hinted, completed it before its reservation) */
+    int rc = p->valid && !p->hinted ? mpistore__mirror_flush(r) : 0;
+    if (rc)
+        return rc; /* nothing issued here yet */
+    rc = mpistore__replace_u64(r, t, mpistore__snap_desc_off(sn, p->i), &nd);
     if (rc == 0 && p->valid && !p->hinted)
         rc = mpistore__replace_u32(r, t, mpistore__snap_ctl_off(sn, p->i, MS_CTL_BLEN), &nb);
     if (rc == 0 && p->valid && !p->hinted)
@@ -76,7 +79,9 @@ int mpistore__publish(mpistore__core_t *c, const mpistore__pub_t *p)
         rc = mpistore__mirror_flush(r);
     if (rc == 0)
         rc = mpistore__replace_u32(r, t, mpistore__snap_ctl_off(sn, p->i, MS_CTL_LOCK), &nl);
-    return rc ? rc : mpistore__flush2(r, t, home);
+    /* even after a failure: what was issued reads nd, nb, delta, nl from here */
+    int frc = mpistore__flush2(r, t, home);
+    return rc ? rc : frc;
 }
 
 int mpistore__publish_counter(const mpistore__write_t *x, const mpistore__snap_t *sn, size_t i,

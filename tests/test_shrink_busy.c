@@ -62,6 +62,27 @@ static void arm_death(void)
     countdown = 2000 + rand() % 6000;
 }
 
+/* rep's fresh keys: set "n/<rank>/<turn>", delete the previous turn's.
+ * fresh_ok[0]: the last set completed; fresh_ok[1]: the delete of the one
+ * before it too (a call may fail with EPROCFAILED: the loop's own check
+ * then ends it). */
+static void fresh(mpistore_t *s, long turn, int *fresh_ok)
+{
+    char key[48];
+    snprintf(key, sizeof key, "n/%d/%ld", rank, turn);
+    int rc = mpistore_set(s, key, key, strlen(key));
+    if (rc != 0 && rc != -MPISTORE_EPROCFAILED)
+        CHECK(0, "set %s: %s", key, mpistore_errmsg(s));
+    fresh_ok[0] = rc == 0;
+    if (turn == 0)
+        return;
+    snprintf(key, sizeof key, "n/%d/%ld", rank, turn - 1);
+    int drc = mpistore_delete_key(s, key, NULL);
+    if (drc != 0 && drc != -MPISTORE_EPROCFAILED)
+        CHECK(0, "delete %s: %s", key, mpistore_errmsg(s));
+    fresh_ok[1] = drc == 0;
+}
+
 static int victim_known(mpistore_t *s, int victim)
 {
     int *dead = NULL;
@@ -82,6 +103,7 @@ int main(int argc, char **argv)
     int home[NOWN], vhome = 0, nhomed_v = 0;
     long last[NOWN] = {0}, adds[NCNT] = {0};
     int failed[NOWN] = {0}; /* a set of last + 1 failed (EPROCFAILED) */
+    int fresh_ok[2] = {0, 0};
     /* every key exists before the loop: the count of keys is known */
     for (int i = 0; i < NOWN; i++) {
         snprintf(key, sizeof key, "o/%d/%d", rank, i);
@@ -128,6 +150,11 @@ int main(int argc, char **argv)
             adds[c]++;
         else if (rc != -MPISTORE_EPROCFAILED)
             CHECK(0, "add %s: %s", key, mpistore_errmsg(s));
+        /* rep: a fresh key inserted each turn, the last turn's deleted:
+         * inserts and deletes in flight when V dies (their key counts and
+         * descriptors must stay in step: lost_keys 0) */
+        if (rep)
+            fresh(s, turn, fresh_ok);
         if (turn % 16 == 0 && victim_known(s, victim))
             break;
     }
@@ -187,6 +214,24 @@ int main(int argc, char **argv)
                   (char *)v);
             mpistore_free(v);
         }
+    }
+    /* rep: the last fresh key, present with its value if its set
+     * completed; the one before absent if its delete completed */
+    if (rep && fresh_ok[0]) {
+        void *v = NULL;
+        size_t len = 0;
+        snprintf(key, sizeof key, "n/%d/%ld", rank, turn);
+        int rc2 = mpistore_get(ns, key, &v, &len);
+        CHECK(rc2 == 0 && len == strlen(key) && memcmp(v, key, len) == 0,
+              "fresh key %s after the shrink: %s", key, rc2 ? mpistore_errmsg(ns) : "wrong value");
+        if (rc2 == 0)
+            mpistore_free(v);
+    }
+    if (rep && fresh_ok[1] && turn > 0) {
+        const char *k = key;
+        bool there = true;
+        snprintf(key, sizeof key, "n/%d/%ld", rank, turn - 1);
+        CHECK(mpistore_check(ns, &k, 1, &there) == 0 && !there, "deleted key %s is present", key);
     }
     /* counters: the survivors' completed adds, added up in the new store */
     for (int c = 0; c < NCNT; c++) {
