@@ -112,3 +112,11 @@ int mpistore__mpierr(mpistore__err_t *e, int mpirc, const char *call, int target
                              text);
     return mpistore__err(e, MPISTORE_EMPI, "%s failed: %s", call, text);
 }
+
+int mpistore__shrunk_err(mpistore__err_t *e, const char *fn)
+{
+    return mpistore__err(e, MPISTORE_ESTATE,
+                         "%s: this store was shrunk (mpistore_shrink); use the store that call "
+                         "returned, this handle can only be closed",
+                         fn);
+}

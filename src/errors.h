@@ -50,5 +50,8 @@ const char *mpistore__mpi_text(int mpirc, char text[MPI_MAX_ERROR_STRING]);
 /* A public call got a NULL handle: say so in the thread's handle-less message
  * (mpistore_errmsg(NULL)) and return -MPISTORE_EINVAL. */
 int mpistore__null_handle(const char *fn);
+/* ESTATE: a handle whose store was shrunk (shrink.c, MS_ENTER in ops.h);
+ * only close is left. */
+int mpistore__shrunk_err(mpistore__err_t *e, const char *fn);
 
 #endif /* MPISTORE_ERRORS_H */

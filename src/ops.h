@@ -41,8 +41,6 @@ static inline int mpistore__api_leave(mpistore_t *s, int rc)
     mpistore__apilock_give(&s->core->lock);
     return rc;
 }
-/* ESTATE: the handle's store was shrunk (shrink.c); only close is left. */
-int mpistore__shrunk_err(mpistore__err_t *e, const char *fn);
 /* Start of a public call: a NULL handle is EINVAL, a shrunk-away store
  * ESTATE, else enter the core. */
 #define MS_ENTER(s)                                                                                \

@@ -27,14 +27,6 @@
 #include <mpi-ext.h>
 #endif
 
-int mpistore__shrunk_err(mpistore__err_t *e, const char *fn)
-{
-    return mpistore__err(e, MPISTORE_ESTATE,
-                         "%s: this store was shrunk (mpistore_shrink); use the store that call "
-                         "returned, this handle can only be closed",
-                         fn);
-}
-
 #ifdef MPISTORE_HAVE_ULFM
 
 /* One key read from the old store. */
