@@ -1,6 +1,7 @@
 /* mpistore_shrink when the survivors' store cannot hold the keys
  * (docs/design.md, "Shrink", step 6): under
- * `mpiexec --with-ft ulfm -n N test_shrink_full [V]`.
+ * `mpiexec --with-ft ulfm -n N test_shrink_full [V] [rep]` (rep: replicas = 1,
+ * whose survivors' store cannot grow either).
  *
  * The store allows 16 keys per rank (max_keys_per_rank).  The survivors
  * pick 20 keys that their own store of N-1 ranks will home on one rank (a
@@ -32,6 +33,7 @@ int main(int argc, char **argv)
     o.timeout_s = 60;
     o.keys_per_rank = 16;
     o.max_keys_per_rank = 16;
+    o.replicas = argc > 2 && strcmp(argv[2], "rep") == 0;
     mpistore_t *s = NULL, *t = NULL;
     if (mpistore_open(&s, MPI_COMM_WORLD, &o) != 0) {
         fprintf(stderr, "shrinkfull: rank %d FAILED: open: %s\n", rank, mpistore_errmsg(NULL));
