@@ -112,7 +112,7 @@ static int mirrored(const mpistore__mirror_t *m, size_t off)
 {
     if (!m->delta || (off & MS_DYN))
         return 0;
-    if (off < 16) /* MS_OFF_COUNT, MS_OFF_QCOUNT */
+    if (off < MS_OFF_REG) /* MS_OFF_COUNT, MS_OFF_QCOUNT: the header's key counts */
         return 1;
     if (off >= m->ctl && off < m->desc)
         return (off - m->ctl) % (MS_CTL_WORDS * sizeof(uint32_t)) != 0; /* not MS_CTL_LOCK */
@@ -131,6 +131,17 @@ static int mirror_target(mpistore__rma_t *r, int target)
     return t;
 }
 
+/* MPI_Win_flush of rank t on the allocated window, its request mark
+ * cleared; the first failure goes to *rc (what: the call, as reported). */
+static void flush_one(mpistore__rma_t *r, int t, const char *what, int *rc)
+{
+    if (r->rq.dirty)
+        r->rq.dirty[t] = 0;
+    int e = MPI_Win_flush(t, r->w.win);
+    if (e != MPI_SUCCESS && *rc == 0)
+        *rc = mpistore__mpierr(r->w.err, e, what, t);
+}
+
 /* After the listed ranks' flush: the mirror's pending ranks, in the same
  * round trip (as flush_ranks flushes several ranks one by one). */
 static int mirror_complete(mpistore__rma_t *r)
@@ -138,12 +149,8 @@ static int mirror_complete(mpistore__rma_t *r)
     mpistore__mirror_t *m = &r->mir;
     int rc = 0;
     for (size_t i = 0; i < m->npend; i++) {
-        int t = m->pend[i], e = MPI_Win_flush(t, r->w.win);
-        m->mark[t] = 0;
-        if (r->rq.dirty)
-            r->rq.dirty[t] = 0;
-        if (e != MPI_SUCCESS && rc == 0)
-            rc = mpistore__mpierr(r->w.err, e, "MPI_Win_flush (replica)", t);
+        m->mark[m->pend[i]] = 0;
+        flush_one(r, m->pend[i], "MPI_Win_flush (replica)", &rc);
     }
     m->npend = 0;
     return rc;
@@ -219,15 +226,12 @@ int mpistore__flush_ranks(mpistore__rma_t *r, const int *ranks, size_t n)
         int t = ranks ? ranks[i] : (int)i;
         if (scope && q->dirty && !q->dirty[t])
             continue;
-        if (q->dirty)
-            q->dirty[t] = 0;
-        int m = MPI_Win_flush(t, r->w.win);
-        if (m != MPI_SUCCESS && rc == 0)
-            rc = mpistore__mpierr(r->w.err, m, "MPI_Win_flush", t);
+        flush_one(r, t, "MPI_Win_flush", &rc);
     }
+    /* replicas: the mirror's operations issued with these */
+    int m = r->mir.npend ? mirror_complete(r) : 0;
     /* the dynamic window's targets, issued with these (blocking operations
      * only: requests never mark it), completed even after a timeout */
-    int m = r->mir.npend ? mirror_complete(r) : 0;
     int d = mpistore__dyn_flush(&r->w);
     return rc ? rc : m ? m : d;
 }
