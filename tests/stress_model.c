@@ -7,14 +7,22 @@
  *   STRESS_SECONDS  run time per store variant (default 3)
  *   STRESS_SEED     PRNG seed (default time-based; printed at start)
  *   STRESS_INJECT   torn|dupadd|lostdelete|dupcas|reorder: make the logging lie
+ *                   about one result on rank 1, to prove the checker catches it
  *   STRESS_VARIANTS which store variants run, e.g. "2" or "01" (default all:
  *                   0 default, 1 small, 2 growing)
- *                   about one result on rank 1, to prove the checker catches it
+ *   STRESS_KILL     V: only the kill variant (3), under `mpiexec --with-ft
+ *                   ulfm`: replicas = 1, rank V dies at a random point of the
+ *                   run, the survivors shrink the store and check every
+ *                   rank's log, V's included (stress_kill.h)
  */
 #include "mpitest.h"
+#include "stress_kill.h"
 #include "stress_model.h"
 
 #include <mpi.h>
+#ifdef MPISTORE_HAVE_ULFM
+#include <mpi-ext.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +67,16 @@ typedef struct run {
     int inj_key;
     st_rec inj_rec;
     size_t inj_len;
+    /* the kill variant (3) */
+    bool kill;
+    int victim;
+    int replicas;  /* 1; STRESS_KILL_REPLICAS=0: the checker must see the loss */
+    bool stop;     /* a call failed with EPROCFAILED: this rank's run is over */
+    MPI_Comm comm; /* the ranks that check: MPI_COMM_WORLD, the survivors after a kill */
+    stk_log kl;    /* the log's file (R->log.e points into it) */
+    size_t npend;  /* entries of the call in flight (kill: in the file after the log) */
+    st_ent scratch;
+    uint64_t n_dead;
 } run_t;
 
 static const char *keyname[ST_NK];
@@ -76,6 +94,8 @@ static unsigned rndn(run_t *R, unsigned n)
 static st_ent *ent(run_t *R, int op, int ev, int key, double t0, double t1)
 {
     st_log *l = &R->log;
+    if (R->kill && l->n == l->cap)
+        fail_msg("stress rank %d: the kill variant's log is full", R->c.rank);
     if (l->n == l->cap) {
         l->cap = l->cap ? 2 * l->cap : 4096;
         l->e = realloc(l->e, l->cap * sizeof *l->e);
@@ -89,7 +109,63 @@ static st_ent *ent(run_t *R, int op, int ev, int key, double t0, double t1)
     e->ev = (uint8_t)ev;
     e->key = (uint8_t)key;
     e->w = ST_NONE;
+    if (R->kill)
+        R->kl.hdr->n = l->n; /* filled in before the next RMA call: no death before */
     return e;
+}
+
+/* An entry of the call about to start, as if it failed with EPROCFAILED
+ * (ST_DEAD, a write as ST_F_MAYBE): in the kill variant it is written after
+ * the log and counted as pending, so that it is there if this rank dies
+ * inside the call; settle() then drops it or makes it the call's log. */
+static st_ent *maybe_ent(run_t *R, int op, int ev, int key, double t0)
+{
+    st_ent *e = &R->scratch;
+    if (R->kill) {
+        if (R->log.n + R->npend >= R->log.cap)
+            fail_msg("stress rank %d: the kill variant's log is full", R->c.rank);
+        e = &R->log.e[R->log.n + R->npend++];
+    }
+    memset(e, 0, sizeof *e);
+    e->t0 = e->t1 = t0;
+    e->op = (uint8_t)op;
+    e->ev = (uint8_t)ev;
+    e->key = (uint8_t)key;
+    e->st = ST_DEAD;
+    e->w = ST_NONE;
+    if (R->kill)
+        R->kl.hdr->pending = R->npend;
+    return e;
+}
+
+/* A write of record seq (len bytes) to key k that may happen. */
+static st_ent *maybe_write(run_t *R, int op, int k, uint32_t seq, size_t len, double t0)
+{
+    st_ent *e = maybe_ent(R, op, ST_EV_WRITE, k, t0);
+    e->w = (uint16_t)R->c.rank;
+    e->seq = seq;
+    e->val = (int64_t)len;
+    e->flags = (uint8_t)(ST_F_MAYBE | (len < ST_HDR ? ST_F_SHORT : 0));
+    return e;
+}
+
+/* After a call: true if it failed with EPROCFAILED (kill variant only; then
+ * its pending entries are its log and this rank's run is over), else false
+ * (its pending entries are dropped, the caller logs what it returned). */
+static bool settle(run_t *R, int rc)
+{
+    bool dead = R->kill && rc == -MPISTORE_EPROCFAILED;
+    if (dead) {
+        R->log.n += R->npend;
+        R->stop = true;
+        R->n_dead++;
+    }
+    R->npend = 0;
+    if (R->kill) {
+        R->kl.hdr->n = R->log.n;
+        R->kl.hdr->pending = 0;
+    }
+    return dead;
 }
 
 /* A_TOOBIG: append, whose value other ranks lengthen at the same time, may
@@ -355,8 +431,13 @@ static void op_set(run_t *R)
     timeout_to(R, WRITE_TO);
     own_write(R, k);
     double t0 = MPI_Wtime();
+    maybe_write(R, ST_OP_SET, k, R->seq, len, t0);
     int rc = mpistore_set(R->s, keyname[k], R->buf, len);
     double t1 = MPI_Wtime();
+    if (settle(R, rc)) {
+        R->seq++;
+        return;
+    }
     st_ent *e = ent(R, ST_OP_SET, ST_EV_WRITE, k, t0, t1);
     e->st = (uint8_t)outcome(R, rc, A_SPACE, "set", k);
     e->w = (uint16_t)R->c.rank;
@@ -378,6 +459,8 @@ static void op_get(run_t *R)
     double t0 = MPI_Wtime();
     int rc = mpistore_get(R->s, keyname[k], &v, &len);
     double t1 = MPI_Wtime();
+    if (settle(R, rc))
+        return; /* (no value on failure) */
     int st = outcome(R, rc, A_TIMEOUT, "get", k);
     if (st == ST_OK)
         log_value(R, ST_OP_GET, k, t0, t1, v, len, lng ? ST_F_LONGTO : 0);
@@ -392,8 +475,11 @@ static void op_add(run_t *R)
     int64_t delta = rndn(R, 10) == 0 ? 0 : 1, res = 0;
     timeout_to(R, WRITE_TO);
     double t0 = MPI_Wtime();
+    maybe_ent(R, ST_OP_ADD, ST_EV_ADD, k, t0)->aux = (uint32_t)delta;
     int rc = mpistore_add(R->s, keyname[k], delta, &res);
     double t1 = MPI_Wtime();
+    if (settle(R, rc))
+        return;
     st_ent *e = ent(R, ST_OP_ADD, ST_EV_ADD, k, t0, t1);
     e->st = (uint8_t)outcome(R, rc, A_SPACE, "add", k);
     e->aux = (uint32_t)delta;
@@ -437,8 +523,17 @@ static void op_cas(run_t *R)
     void *cur = NULL;
     size_t curlen = 0;
     double t0 = MPI_Wtime();
+    st_ent *m = maybe_write(R, ST_OP_CAS, k, R->seq, len, t0);
+    if (token) {
+        m->aux = er.gen + 1;
+        m->val = (int64_t)((uint64_t)(uint16_t)er.w << 32 | er.seq);
+    }
     int rc = mpistore_compare_set(R->s, keyname[k], exp, explen, R->buf, len, &cur, &curlen);
     double t1 = MPI_Wtime();
+    if (settle(R, rc)) {
+        R->seq++;
+        return; /* (no current value on failure) */
+    }
     int st = outcome(R, rc, A_SPACE, "compare_set", k);
     bool won = st == ST_OK && curlen == len && memcmp(cur, R->buf, len) == 0;
     st_rec got;
@@ -482,6 +577,8 @@ static void op_delete_key(run_t *R, int k)
     double t0 = MPI_Wtime();
     int rc = mpistore_delete_key(R->s, keyname[k], &del);
     double t1 = MPI_Wtime();
+    if (settle(R, rc))
+        return; /* it may have deleted the key: nothing to log, it requires nothing */
     st_ent *e = ent(R, ST_OP_DELETE, ST_EV_DELETE, k, t0, t1);
     e->st = (uint8_t)outcome(R, rc, 0, "delete_key", k);
     if (del) {
@@ -517,6 +614,8 @@ static void op_check(run_t *R)
     double t0 = MPI_Wtime();
     int rc = mpistore_check(R->s, names, (size_t)n, &all);
     double t1 = MPI_Wtime();
+    if (settle(R, rc))
+        return;
     st_ent *e = ent(R, ST_OP_CHECK, ST_EV_CHECK, -1, t0, t1);
     e->st = (uint8_t)outcome(R, rc, 0, "check", ids[0]);
     e->val = mask;
@@ -538,6 +637,8 @@ static void op_multi_get(run_t *R)
     double t0 = MPI_Wtime();
     int rc = mpistore_multi_get(R->s, names, (size_t)n, v, lens);
     double t1 = MPI_Wtime();
+    if (settle(R, rc))
+        return;
     int st = outcome(R, rc, A_TIMEOUT, "multi_get", ids[0]);
     if (st != ST_OK) {
         st_ent *e = ent(R, ST_OP_MULTI_GET, ST_EV_WAIT, -1, t0, t1);
@@ -573,8 +674,12 @@ static void op_multi_set(run_t *R)
     }
     timeout_to(R, WRITE_TO);
     double t0 = MPI_Wtime();
+    for (int i = 0; i < n; i++)
+        maybe_write(R, ST_OP_MULTI_SET, ids[i], seqs[i], lens[i], t0);
     int rc = mpistore_multi_set(R->s, names, vals, lens, (size_t)n);
     double t1 = MPI_Wtime();
+    if (settle(R, rc))
+        return;
     int st = outcome(R, rc, A_SPACE, "multi_set", ids[0]);
     for (int i = 0; i < n; i++) {
         st_ent *e = ent(R, ST_OP_MULTI_SET, ST_EV_WRITE, ids[i], t0, t1);
@@ -604,8 +709,15 @@ static void op_append(run_t *R)
             st_make_arec(R->buf, rndn(R, 8) ? rndn(R, 64) : rndn(R, 512), k, R->c.rank, R->aidx[k]);
     timeout_to(R, WRITE_TO);
     double t0 = MPI_Wtime();
+    st_ent *m = maybe_ent(R, ST_OP_APPEND, ST_EV_APPEND, k, t0);
+    m->w = (uint16_t)R->c.rank;
+    m->val = (int64_t)len;
+    m->seq = empty ? 0 : R->aidx[k];
+    m->flags = (uint8_t)(ST_F_MAYBE | (empty ? ST_F_SHORT : 0));
     int rc = mpistore_append(R->s, keyname[k], R->buf, len);
     double t1 = MPI_Wtime();
+    if (settle(R, rc))
+        return;
     st_ent *e = ent(R, ST_OP_APPEND, ST_EV_APPEND, k, t0, t1);
     e->st = (uint8_t)outcome(R, rc, A_SPACE | A_TOOBIG, "append", k);
     e->w = (uint16_t)R->c.rank;
@@ -623,6 +735,8 @@ static void op_num_keys(run_t *R)
     double t0 = MPI_Wtime();
     int rc = mpistore_num_keys(R->s, &n);
     double t1 = MPI_Wtime();
+    if (settle(R, rc))
+        return;
     st_ent *e = ent(R, ST_OP_NUM_KEYS, ST_EV_NUMKEYS, -1, t0, t1);
     e->st = (uint8_t)outcome(R, rc, 0, "num_keys", -1);
     e->val = n;
@@ -640,6 +754,8 @@ static void op_wait(run_t *R)
     double t0 = MPI_Wtime();
     int rc = mpistore_wait(R->s, names, (size_t)n, to);
     double t1 = MPI_Wtime();
+    if (settle(R, rc))
+        return;
     st_ent *e = ent(R, ST_OP_WAIT, ST_EV_WAIT, -1, t0, t1);
     e->st = (uint8_t)outcome(R, rc, A_TIMEOUT, "wait", ids[0]);
     e->val = mask;
@@ -677,7 +793,11 @@ static void one_op(run_t *R)
         p -= ops[i++].weight;
     R->calls[ops[i].op]++;
     R->ops++;
+    if (R->kill)
+        R->kl.hdr->call = ops[i].op;
     ops[i].fn(R);
+    if (R->kill)
+        R->kl.hdr->call = -1;
 }
 
 /* Gather every rank's log of one epoch to rank 0 and check it there. */
@@ -693,7 +813,7 @@ static void gather_check(run_t *R, st_global *g)
         logs = calloc((size_t)size, sizeof *logs);
         assert_true(counts && bytes && displs && logs);
     }
-    MPI_Gather(&n, 1, MPI_INT, counts, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    MPI_Gather(&n, 1, MPI_INT, counts, 1, MPI_INT, 0, R->comm);
     if (R->c.rank == 0) {
         size_t tot = 0;
         for (int r = 0; r < size; r++) {
@@ -707,7 +827,7 @@ static void gather_check(run_t *R, st_global *g)
             logs[r] = all + displs[r] / (int)sizeof(st_ent);
     }
     MPI_Gatherv(R->log.e, n * (int)sizeof(st_ent), MPI_BYTE, all, bytes, displs, MPI_BYTE, 0,
-                MPI_COMM_WORLD);
+                R->comm);
     if (R->c.rank == 0)
         st_check_global(g, &R->c, logs, counts);
     free(all);
@@ -717,15 +837,66 @@ static void gather_check(run_t *R, st_global *g)
     free(displs);
 }
 
+/* The kill variant, after the survivors' final reads: the lowest survivor
+ * checks every rank's whole log, the run and the final reads, the dead
+ * rank's from its file (with the writes of the call it died in, as maybe). */
+static void kill_check(run_t *R, st_global *g, uint64_t job)
+{
+    int me = -1, size = R->c.size;
+    MPI_Barrier(R->comm); /* every survivor's log is complete */
+    MPI_Comm_rank(R->comm, &me);
+    if (me != 0)
+        return;
+    stk_log *f = calloc((size_t)size, sizeof *f);
+    st_ent **logs = calloc((size_t)size, sizeof *logs);
+    int *counts = calloc((size_t)size, sizeof *counts);
+    assert_true(f && logs && counts);
+    for (int r = 0; r < size; r++) {
+        if (stk_open(&f[r], job, r) != 0)
+            fail_msg("stress kill: rank %d's log cannot be read", r);
+        counts[r] = (int)(f[r].hdr->n + f[r].hdr->pending);
+        logs[r] = f[r].e;
+        st_ctx cr = R->c;
+        cr.rank = r;
+        st_local *l = st_local_new(&cr);
+        st_log one = {f[r].e, (size_t)counts[r], f[r].cap};
+        st_check_local(l, &cr, &one);
+        st_local_free(l);
+        if (r == R->victim)
+            printf("stress kill: victim %d logged %llu entries and died %s%s with %llu "
+                   "pending (its writes, maybe)\n",
+                   r, (unsigned long long)f[r].hdr->n,
+                   f[r].hdr->call >= 0 ? "inside a call of " : "between calls",
+                   f[r].hdr->call >= 0 && f[r].hdr->call < ST_OP_COUNT ? st_op_names[f[r].hdr->call]
+                                                                       : "",
+                   (unsigned long long)f[r].hdr->pending);
+    }
+    st_check_global(g, &R->c, logs, counts);
+    for (int r = 0; r < size; r++) {
+        stk_unmap(&f[r]);
+        if (r != R->c.rank)
+            stk_remove(&f[r]); /* (this rank's own: at its end) */
+    }
+    free(f);
+    free(logs);
+    free(counts);
+}
+
 /* After the run: every rank reads every key; all must agree and match the
- * model; then a deletion sweep must remove each present key exactly once. */
-static void final_phase(run_t *R, st_local *L, st_global *g)
+ * model; then a deletion sweep must remove each present key exactly once.
+ * (The kill variant: the survivors, on the shrunk store.) */
+static void final_phase(run_t *R, st_local *L, st_global *g, uint64_t job)
 {
     st_ent fin[ST_NK];
     uint32_t dig[ST_NK];
-    mt_barrier(); /* fixed point: every rank has stopped writing */
-    R->log.n = 0;
-    R->c.epoch++;
+    int me = -1, nr = 0;
+    MPI_Comm_rank(R->comm, &me);
+    MPI_Comm_size(R->comm, &nr);
+    MPI_Barrier(R->comm); /* fixed point: every rank has stopped writing */
+    if (!R->kill) {       /* (kill: the final reads go on the run's log, checked as one) */
+        R->log.n = 0;
+        R->c.epoch++;
+    }
     for (int k = 0; k < ST_NK; k++) {
         bool lng = all_known(R, 1u << k);
         timeout_to(R, lng ? LONG_TO : 0.05);
@@ -745,26 +916,32 @@ static void final_phase(run_t *R, st_local *L, st_global *g)
         fin[k] = R->log.e[at];
         mpistore_free(v);
     }
-    st_check_local(L, &R->c, &R->log);
-    gather_check(R, g);
+    if (R->kill) {
+        kill_check(R, g, job);
+    } else {
+        st_check_local(L, &R->c, &R->log);
+        gather_check(R, g);
+    }
     st_ent *allfin = NULL;
     uint32_t *alldig = NULL;
     int present[ST_NK] = {0}, deleted[ST_NK] = {0}, total[ST_NK] = {0};
-    if (R->c.rank == 0) {
-        allfin = malloc((size_t)R->c.size * ST_NK * sizeof *allfin);
-        alldig = malloc((size_t)R->c.size * ST_NK * sizeof *alldig);
+    if (me == 0) {
+        allfin = malloc((size_t)nr * ST_NK * sizeof *allfin);
+        alldig = malloc((size_t)nr * ST_NK * sizeof *alldig);
         assert_true(allfin && alldig);
     }
-    MPI_Gather(fin, (int)sizeof fin, MPI_BYTE, allfin, (int)sizeof fin, MPI_BYTE, 0,
-               MPI_COMM_WORLD);
-    MPI_Gather(dig, ST_NK, MPI_UINT32_T, alldig, ST_NK, MPI_UINT32_T, 0, MPI_COMM_WORLD);
-    if (R->c.rank == 0)
-        st_check_final(g, &R->c, allfin, alldig, present);
+    MPI_Gather(fin, (int)sizeof fin, MPI_BYTE, allfin, (int)sizeof fin, MPI_BYTE, 0, R->comm);
+    MPI_Gather(dig, ST_NK, MPI_UINT32_T, alldig, ST_NK, MPI_UINT32_T, 0, R->comm);
+    if (me == 0) {
+        st_ctx cf = R->c; /* the final reads of the ranks of R->comm */
+        cf.size = nr;
+        st_check_final(g, &cf, allfin, alldig, present);
+    }
     free(allfin);
     free(alldig);
 
     /* deletion sweep: all ranks delete every key, in different orders */
-    mt_barrier();
+    MPI_Barrier(R->comm);
     timeout_to(R, WRITE_TO);
     for (int i = 0; i < ST_NK; i++) {
         int k = (i + R->c.rank) % ST_NK;
@@ -772,15 +949,15 @@ static void final_phase(run_t *R, st_local *L, st_global *g)
         MT_OK(R->s, mpistore_delete_key(R->s, keyname[k], &del));
         deleted[k] = del;
     }
-    MPI_Reduce(deleted, total, ST_NK, MPI_INT, MPI_SUM, 0, MPI_COMM_WORLD);
-    if (R->c.rank == 0)
+    MPI_Reduce(deleted, total, ST_NK, MPI_INT, MPI_SUM, 0, R->comm);
+    if (me == 0)
         for (int k = 0; k < ST_NK; k++)
             if (total[k] != present[k])
                 st_violation(&R->c, "delete",
                              "final sweep: key %s was %s after the run but %d ranks' "
                              "delete_key returned true",
                              keyname[k], present[k] ? "present" : "absent", total[k]);
-    mt_barrier();
+    MPI_Barrier(R->comm);
     int64_t nk = -1;
     MT_OK(R->s, mpistore_num_keys(R->s, &nk));
     if (nk != 0)
@@ -817,8 +994,11 @@ static void final_phase(run_t *R, st_local *L, st_global *g)
 /* Rank 0 prints per-rank and total operation counts. */
 static void report(run_t *R, double secs)
 {
-    enum { NC = ST_OP_COUNT + 6 };
+    enum { NC = ST_OP_COUNT + 7 };
     uint64_t mine[NC], *all = NULL;
+    int me = -1, nr = 0;
+    MPI_Comm_rank(R->comm, &me);
+    MPI_Comm_size(R->comm, &nr);
     memcpy(mine, R->calls, sizeof R->calls);
     mine[ST_OP_COUNT] = R->ops;
     mine[ST_OP_COUNT + 1] = R->n_won;
@@ -826,14 +1006,16 @@ static void report(run_t *R, double secs)
     mine[ST_OP_COUNT + 3] = R->n_absent;
     mine[ST_OP_COUNT + 4] = R->n_busy;
     mine[ST_OP_COUNT + 5] = R->n_fail;
-    if (R->c.rank == 0)
-        all = calloc((size_t)R->c.size * NC, sizeof *all);
-    MPI_Gather(mine, NC, MPI_UINT64_T, all, NC, MPI_UINT64_T, 0, MPI_COMM_WORLD);
-    if (R->c.rank != 0)
+    mine[ST_OP_COUNT + 6] = R->n_dead;
+    if (me == 0)
+        all = calloc((size_t)nr * NC, sizeof *all);
+    MPI_Gather(mine, NC, MPI_UINT64_T, all, NC, MPI_UINT64_T, 0, R->comm);
+    if (me != 0)
         return;
-    const char *ttl[NC] = {"set",       "get",       "add",     "cas",      "delete", "check",
-                           "multi_get", "multi_set", "append",  "num_keys", "wait",   "final",
-                           "total",     "cas_won",   "deleted", "absent",   "busy",   "nospc"};
+    const char *ttl[NC] = {"set",    "get",       "add",       "cas",     "delete",
+                           "check",  "multi_get", "multi_set", "append",  "num_keys",
+                           "wait",   "final",     "total",     "cas_won", "deleted",
+                           "absent", "busy",      "nospc",     "dead"};
     uint64_t sum[NC] = {0};
     char lib[MPI_MAX_LIBRARY_VERSION_STRING];
     int liblen = 0;
@@ -841,22 +1023,24 @@ static void report(run_t *R, double secs)
     lib[strcspn(lib, ",\n")] = 0; /* first phrase: "Open MPI v4.1.4" / "MPICH Version: 4.0.2" */
     const char *osc = getenv("OMPI_MCA_osc");
     printf("stress variant %s, %d ranks, %.1f s, %s, osc=%s%s: operation counts\n",
-           R->small ? "small-store" : R->growing ? "growing-store" : "default", R->c.size, secs,
-           lib, osc ? osc : "default",
-           mt_slow() ? " (MPISTORE_TEST_SLOW)" : "");
+           R->small     ? "small-store"
+           : R->growing ? "growing-store"
+           : R->kill    ? "kill (rows: the survivors)"
+                        : "default",
+           nr, secs, lib, osc ? osc : "default", mt_slow() ? " (MPISTORE_TEST_SLOW)" : "");
     printf("%6s", "rank");
     for (int i = 0; i < NC; i++)
         if (i != ST_OP_FINAL)
             printf(" %9s", ttl[i]);
     printf("\n");
-    for (int r = 0; r <= R->c.size; r++) {
-        uint64_t *row = r < R->c.size ? all + (size_t)r * NC : sum;
-        if (r < R->c.size)
+    for (int r = 0; r <= nr; r++) {
+        uint64_t *row = r < nr ? all + (size_t)r * NC : sum;
+        if (r < nr)
             printf("%6d", r);
         else
             printf("%6s", "total");
         for (int i = 0; i < NC; i++) {
-            if (r < R->c.size)
+            if (r < nr)
                 sum[i] += row[i];
             if (i != ST_OP_FINAL)
                 printf(" %9llu", (unsigned long long)row[i]);
@@ -864,7 +1048,7 @@ static void report(run_t *R, double secs)
         printf("\n");
     }
     printf("stress totals: %llu ops in %.1f s = %.0f ops/s over %d ranks\n",
-           (unsigned long long)sum[ST_OP_COUNT], secs, (double)sum[ST_OP_COUNT] / secs, R->c.size);
+           (unsigned long long)sum[ST_OP_COUNT], secs, (double)sum[ST_OP_COUNT] / secs, nr);
     fflush(stdout);
     free(all);
 }
@@ -899,13 +1083,85 @@ static double env_double(const char *name, double dflt)
     return s && *s ? atof(s) : dflt;
 }
 
+/* The kill variant after the run: the victim dies (if it has not died
+ * inside a call yet); each survivor waits until MPI reports the death, then
+ * all shrink the store (replicas = 1: no key may be lost) and MPI_COMM_WORLD
+ * for the checks.  Returns the global checker's state on the lowest survivor. */
+static st_global *kill_recover(run_t *R)
+{
+    if (R->c.rank == R->victim)
+        stk_die_now();
+    if (!stk_await_death(R->s, R->victim, 60))
+        fail_msg("stress kill: rank %d: MPI has not reported rank %d dead after 60 s", R->c.rank,
+                 R->victim);
+    mpistore_t *ns = NULL;
+    size_t lost = 0;
+    double t0 = MPI_Wtime();
+    int rc = mpistore_shrink(&ns, R->s, &lost);
+    double took = MPI_Wtime() - t0;
+    if (rc != 0)
+        fail_msg("stress kill: rank %d: mpistore_shrink -> %s: %s", R->c.rank, mpistore_errname(rc),
+                 mpistore_errmsg(R->s));
+    if (lost != 0 && R->replicas)
+        st_violation(&R->c, "lost", "mpistore_shrink lost %zu keys with replicas = 1", lost);
+    int me = -1, nc = 0, nr = -1, ns_size = 0;
+#ifdef MPISTORE_HAVE_ULFM
+    MPI_Comm comm = MPI_COMM_NULL;
+    if (MPIX_Comm_shrink(MPI_COMM_WORLD, &comm) != MPI_SUCCESS)
+        fail_msg("stress kill: rank %d: MPIX_Comm_shrink failed", R->c.rank);
+    R->comm = comm;
+#endif
+    MPI_Comm_rank(R->comm, &me);
+    MPI_Comm_size(R->comm, &nc);
+    mpistore_rank(ns, &nr, &ns_size);
+    if (nr != me || ns_size != nc || nc != R->c.size - 1)
+        fail_msg("stress kill: rank %d: the shrunk store is rank %d of %d, MPI's shrunk "
+                 "communicator rank %d of %d",
+                 R->c.rank, nr, ns_size, me, nc);
+    mpistore_close(R->s); /* (the old handle can only be closed) */
+    R->s = ns;
+    if (me == 0)
+        printf("stress kill: victim %d died; %d survivors shrank the store in %.3f s, "
+               "replicas %d, lost_keys %zu\n",
+               R->victim, nc, took, R->replicas, lost);
+    return me == 0 ? st_global_new(&R->c) : NULL;
+}
+
+/* The kill variant's run: until STRESS_SECONDS pass, a call fails with
+ * EPROCFAILED, or MPI reports the death (looked at every 8 calls); the
+ * victim dies at a random MPI_Win_flush after a random 15-75 % of the run. */
+static void kill_run(run_t *R, double start, double secs)
+{
+    if (R->c.rank == R->victim)
+        stk_plan_death(start + secs * (0.15 + 0.6 * (double)rndn(R, 1000) / 1000), rnd(R));
+    size_t margin = 16 + 4 * ((size_t)R->c.size + 1);
+    while (MPI_Wtime() < start + secs && R->log.n + margin < R->log.cap && !R->stop) {
+        if (R->c.rank == R->victim)
+            stk_tick();
+        one_op(R);
+        if (R->c.rank != R->victim && R->ops % 8 == 0 && stk_victim_known(R->s, R->victim))
+            break;
+    }
+}
+
 static void run_variant(int variant)
 {
     const char *only = getenv("STRESS_VARIANTS");
     if (only && *only && !strchr(only, '0' + variant))
         skip();
+    if ((stk_victim() >= 0) != (variant == 3))
+        skip(); /* STRESS_KILL: the kill variant alone; without it, not that one */
+#ifndef MPISTORE_HAVE_ULFM
+    if (variant == 3)
+        fail_msg("STRESS_KILL: this MPI has no fault-tolerance extension (ULFM)");
+#endif
     run_t *R = calloc(1, sizeof *R);
     assert_non_null(R);
+    R->comm = MPI_COMM_WORLD;
+    R->kill = variant == 3;
+    R->victim = stk_victim();
+    if (R->kill && (R->victim < 0 || R->victim >= mt_size || mt_size < 3))
+        fail_msg("STRESS_KILL=%d: needs 3 or more ranks and a victim below %d", R->victim, mt_size);
     R->c.rank = mt_rank;
     R->c.size = mt_size;
     R->c.variant = variant;
@@ -937,9 +1193,12 @@ static void run_variant(int variant)
     if (mt_rank == 0)
         printf("stress variant %s: seed=%llu (STRESS_SEED=%llu reproduces each rank's "
                "operation sequence) ranks=%d seconds=%.1f inject=%s\n",
-               R->small ? "small-store" : R->growing ? "growing-store" : "default",
-               (unsigned long long)seed,
-               (unsigned long long)seed, mt_size, secs, R->c.inject[0] ? R->c.inject : "none");
+               R->small     ? "small-store"
+               : R->growing ? "growing-store"
+               : R->kill    ? "kill"
+                            : "default",
+               (unsigned long long)seed, (unsigned long long)seed, mt_size, secs,
+               R->c.inject[0] ? R->c.inject : "none");
     fflush(stdout);
 
     mpistore_options_t o;
@@ -957,6 +1216,17 @@ static void run_variant(int variant)
         o.bytes_per_rank = 256;
         o.max_value_len = 8192;
     }
+    uint64_t job = 0;
+    if (R->kill) { /* logs in files that outlive their rank; errors returned */
+        MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+        const char *rep = getenv("STRESS_KILL_REPLICAS");
+        R->replicas = rep && strcmp(rep, "0") == 0 ? 0 : 1;
+        o.replicas = R->replicas;
+        job = stk_job_id();
+        stk_create(&R->kl, job, mt_rank, EPOCH_CAP);
+        R->log.e = R->kl.e;
+        R->log.cap = R->kl.cap;
+    }
     R->s = mt_open(&o);
     R->buf = malloc(4 * 8192 + 64);
     assert_non_null(R->buf);
@@ -964,10 +1234,15 @@ static void run_variant(int variant)
         keyname[k] = st_key_name(k);
 
     st_local *L = st_local_new(&R->c);
-    st_global *g = mt_rank == 0 ? st_global_new(&R->c) : NULL;
+    st_global *g = mt_rank == 0 && !R->kill ? st_global_new(&R->c) : NULL;
     mt_barrier();
     double start = MPI_Wtime(), elapsed = 0;
-    for (int cont = 1; cont;) {
+    if (R->kill) {
+        kill_run(R, start, secs);
+        elapsed = MPI_Wtime() - start;
+        g = kill_recover(R);
+    }
+    for (int cont = !R->kill; cont;) {
         R->log.n = 0;
         double end = MPI_Wtime() + (secs < EPOCH_S ? secs : EPOCH_S);
         size_t margin = 16 + 4 * ((size_t)mt_size + 1);
@@ -992,8 +1267,25 @@ static void run_variant(int variant)
         MPI_Bcast(&cont, 1, MPI_INT, 0, MPI_COMM_WORLD); /* rank 0's clock decides */
         R->c.epoch++;
     }
-    final_phase(R, L, g);
+    final_phase(R, L, g, job);
     report(R, elapsed);
+    if (R->kill) {
+        /* no collective over MPI_COMM_WORLD any more, no MPI_Finalize
+         * after a death (docs/testing.md, "Rank failures"): the verdict,
+         * then _exit */
+        int me = -1;
+        MPI_Comm_rank(R->comm, &me);
+        MPI_Barrier(R->comm);
+        if (me == 0)
+            printf("stress kill: victim %d, %d ranks, seed %llu: all passed\n", R->victim,
+                   R->c.size, (unsigned long long)R->c.seed);
+        fflush(NULL);
+        MPI_Barrier(R->comm);
+        mpistore_close(R->s);
+        stk_unmap(&R->kl);
+        stk_remove(&R->kl);
+        _exit(0);
+    }
     int injected = R->inj_done, any = 0;
     MPI_Allreduce(&injected, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
     if (variant == 0 && R->c.inject[0] && mt_size > 1) {
@@ -1030,10 +1322,17 @@ static void stress_growing_store(void **state)
     run_variant(2);
 }
 
+static void stress_kill_replicas(void **state)
+{
+    (void)state;
+    run_variant(3);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(stress_default_store),
     cmocka_unit_test(stress_small_store),
     cmocka_unit_test(stress_growing_store),
+    cmocka_unit_test(stress_kill_replicas),
 };
 
 MT_MAIN("stress_model", tests)

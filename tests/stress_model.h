@@ -67,7 +67,10 @@ enum {
     ST_OK,
     ST_ABSENT, /* timed out / reported missing */
     ST_FAIL,   /* ENOSPC or ETOOBIG: the call says it changed nothing */
-    ST_BUSY    /* timed out while the key "kept changing": present, but no stable read */
+    ST_BUSY,   /* timed out while the key "kept changing": present, but no stable read */
+    ST_DEAD    /* failed with EPROCFAILED, or the caller died inside it (the kill
+                * variant): a read saw nothing, a write (ST_F_MAYBE) may or may
+                * not have happened, and it was its rank's last call */
 };
 
 /* Flags. */
@@ -102,7 +105,7 @@ typedef struct st_log {
 /* What the checker needs to know about the run. */
 typedef struct st_ctx {
     int rank, size;
-    int variant; /* 0 default store, 1 small store */
+    int variant; /* 0 default store, 1 small store, 2 growing, 3 kill (a rank dies) */
     int epoch;
     uint64_t seed;
     const char *inject; /* "" or the injected fault */
