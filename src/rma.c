@@ -142,8 +142,30 @@ static void flush_one(mpistore__rma_t *r, int t, const char *what, int *rc)
         *rc = mpistore__mpierr(r->w.err, e, what, t);
 }
 
+/* The own-word writes held back (mirror_own), in their order, now that
+ * their copies have landed (or their mirror rank died: this rank then holds
+ * the only copy), completed by a flush of this rank: not a round trip. */
+static int own_apply(mpistore__rma_t *r)
+{
+    mpistore__mirror_t *m = &r->mir;
+    int rc = 0, me = r->w.rank;
+    for (size_t i = 0; i < m->nown; i++) {
+        mpistore__own_op_t *o = &m->own[i];
+        int e = o->result ? MPI_Fetch_and_op(o->val, o->result, o->type, me, mpistore__disp(o->off),
+                                             o->op, r->w.win)
+                          : MPI_Accumulate(o->val, 1, o->type, me, mpistore__disp(o->off), 1,
+                                           o->type, o->op, r->w.win);
+        if (e != MPI_SUCCESS && rc == 0)
+            rc = mpistore__mpierr(r->w.err, e, "MPI_Accumulate (own word)", me);
+    }
+    m->nown = 0;
+    flush_one(r, me, "MPI_Win_flush (own words)", &rc);
+    return rc;
+}
+
 /* After the listed ranks' flush: the mirror's pending ranks, in the same
- * round trip (as flush_ranks flushes several ranks one by one). */
+ * round trip (as flush_ranks flushes several ranks one by one), then the
+ * own-word writes that waited for them. */
 static int mirror_complete(mpistore__rma_t *r)
 {
     mpistore__mirror_t *m = &r->mir;
@@ -153,12 +175,13 @@ static int mirror_complete(mpistore__rma_t *r)
         flush_one(r, m->pend[i], "MPI_Win_flush (replica)", &rc);
     }
     m->npend = 0;
-    return rc;
+    int a = m->nown ? own_apply(r) : 0;
+    return rc ? rc : a;
 }
 
 int mpistore__mirror_flush(mpistore__rma_t *r)
 {
-    if (r->mir.npend == 0)
+    if (r->mir.npend == 0 && r->mir.nown == 0)
         return 0;
     r->stats.round_trips++;
     return mirror_complete(r);
@@ -194,7 +217,7 @@ int mpistore__flush_self(mpistore__rma_t *r)
     if (r->rq.dirty)
         r->rq.dirty[r->w.rank] = 0;
     CHECK(MPI_Win_flush(r->w.rank, r->w.win), r->w.rank);
-    int m = r->mir.npend ? mirror_complete(r) : 0;
+    int m = r->mir.npend || r->mir.nown ? mirror_complete(r) : 0;
     int d = mpistore__dyn_flush(&r->w);
     return m ? m : d;
 }
@@ -229,7 +252,7 @@ int mpistore__flush_ranks(mpistore__rma_t *r, const int *ranks, size_t n)
         flush_one(r, t, "MPI_Win_flush", &rc);
     }
     /* replicas: the mirror's operations issued with these */
-    int m = r->mir.npend ? mirror_complete(r) : 0;
+    int m = r->mir.npend || r->mir.nown ? mirror_complete(r) : 0;
     /* the dynamic window's targets, issued with these (blocking operations
      * only: requests never mark it), completed even after a timeout */
     int d = mpistore__dyn_flush(&r->w);
@@ -329,11 +352,33 @@ static int mirror_acc(mpistore__rma_t *r, int target, size_t off, const void *va
     return 0;
 }
 
+/* A mirrored write to this rank's own window: the copy now, the write
+ * itself held back until the copy has landed (mirror_complete; rma.h). */
+static int mirror_own(mpistore__rma_t *r, size_t off, const void *val, void *result,
+                      MPI_Datatype type, int bytes, MPI_Op op)
+{
+    mpistore__mirror_t *m = &r->mir;
+    int rc = mirror_acc(r, r->w.rank, off, val, type, bytes, op);
+    if (rc == 0 && m->nown == MS_MIRROR_OWN)
+        rc = mpistore__mirror_flush(r); /* (lands this copy too) */
+    if (rc)
+        return rc;
+    mpistore__own_op_t *o = &m->own[m->nown++];
+    o->off = off;
+    memcpy(o->val, val, (size_t)bytes);
+    o->result = result;
+    o->type = type;
+    o->op = op;
+    return 0;
+}
+
 /* One-element accumulate (no result): the writes of the protocol. */
 static int acc1(mpistore__rma_t *r, int target, size_t off, const void *val, MPI_Datatype type,
                 int bytes, MPI_Op op)
 {
     count(r, (uint64_t)bytes);
+    if (target == r->w.rank && mirrored(&r->mir, off))
+        return mirror_own(r, off, val, NULL, type, bytes, op);
     mpistore__rq_mark(&r->rq, target);
     CHECK_ISSUE(MPI_Accumulate(val, 1, type, target, mpistore__disp(off), 1, type, op,
                                mpistore__win(&r->w, off, target)),
@@ -375,6 +420,8 @@ int mpistore__fao_i64(mpistore__rma_t *r, int target, size_t off, const int64_t 
                       int64_t *result)
 {
     count(r, 8);
+    if (target == r->w.rank && mirrored(&r->mir, off))
+        return mirror_own(r, off, delta, result, MPI_INT64_T, 8, MPI_SUM);
     mpistore__rq_mark(&r->rq, target);
     CHECK_ISSUE(MPI_Fetch_and_op(delta, result, MPI_INT64_T, target, mpistore__disp(off), MPI_SUM,
                                  mpistore__win(&r->w, off, target)),

@@ -13,13 +13,27 @@
  * window of rank t, is also made at displacement + delta of rank
  * t + 1 (mod n), and every block this rank builds is put there too.  The
  * mirror's operations are completed by the next flush of any rank, or by
- * mpistore__mirror_flush. */
+ * mpistore__mirror_flush.  Such a write to this rank's own window is made
+ * on the mirror first and here only once the mirror's copy has landed (at
+ * that flush): other ranks read our words as soon as they change, and if we
+ * died in between, the failover would read the mirror's older copy. */
+#define MS_MIRROR_OWN 16 /* own-word writes held back at most (then a flush) */
+typedef struct mpistore__own_op {
+    size_t off;
+    unsigned char val[8];
+    void *result; /* a fetch-and-op's result (the caller's, read after the flush) */
+    MPI_Datatype type;
+    MPI_Op op;
+} mpistore__own_op_t;
+
 typedef struct mpistore__mirror {
     size_t delta;          /* 0: no replicas */
     size_t ctl, desc, end; /* [ctl, desc): lock, fp, blen, kind words; [desc, end): desc, cnt */
     int *pend;             /* mirror ranks with operations not yet flushed */
     unsigned char *mark;
     size_t npend;
+    mpistore__own_op_t own[MS_MIRROR_OWN]; /* own words, after their copies */
+    size_t nown;
 } mpistore__mirror_t;
 
 typedef struct mpistore__rma {

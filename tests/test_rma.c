@@ -253,6 +253,59 @@ static void rma_request_reads(void **state)
     mt_close(s);
 }
 
+/* replicas = 1: a mirrored write or fetch-and-op to this rank's own window
+ * leaves the own word unchanged until the flush that lands its copy on the
+ * mirror rank, then changes it in the same flush; the counts are those of
+ * the two operations (primary, copy) and one round trip (rma.h; design.md,
+ * "Own words after their copies"). */
+static void rma_replica_own_words(void **state)
+{
+    (void)state;
+    mpistore_options_t o;
+    mpistore_options_init(&o);
+    o.replicas = 1;
+    mpistore_t *s = mt_open(&o);
+    mpistore__rma_t *r = &s->core->rma;
+    const mpistore__layout_t *y = &s->core->lay;
+    int me = mt_rank, m = mpistore__mirror_of(r, me);
+    size_t slot = y->nphys - 1 - (size_t)me; /* no key lands there in this test */
+    size_t doff = mpistore__desc_off(y, slot), coff = mpistore__cnt_off(y, slot);
+    volatile uint64_t *dword = (volatile uint64_t *)(r->w.base + doff);
+    volatile int64_t *cword = (volatile int64_t *)(r->w.base + coff);
+    assert_true(*dword == 0 && *cword == 0);
+    mt_barrier();
+    st_reset(s);
+    const uint64_t d = 0x5EED0000CAFEull + (uint64_t)me;
+    const int64_t five = 5;
+    int64_t before = -1;
+    MT_OK(s, mpistore__replace_u64(r, me, doff, &d));
+    MT_OK(s, mpistore__fao_i64(r, me, coff, &five, &before));
+    EXPECT_COUNTS(s, 4, 0, 32); /* two words and their two copies */
+    assert_int_equal(r->mir.nown, 2);
+    assert_true(*dword == 0 && *cword == 0); /* held back: the copies first */
+    MT_OK(s, mpistore__mirror_flush(r));
+    EXPECT_COUNTS(s, 0, 1, 0);
+    assert_int_equal(r->mir.nown, 0);
+    assert_true(*dword == d && *cword == 5);
+    assert_int_equal(before, 0); /* the fetch-and-op's result, set by that flush */
+    /* the copies on the mirror rank (m = me at one rank) */
+    uint64_t md = 0;
+    int64_t mc = 0;
+    MT_OK(s, mpistore__read_u64s(r, m, doff + y->mirror, &md, 1));
+    MT_OK(s, mpistore__read_i64(r, m, coff + y->mirror, &mc));
+    MT_OK(s, mpistore__flush(r, m));
+    assert_true(md == d);
+    assert_int_equal(mc, 5);
+    /* flush_self lands held-back words too (after their copies) */
+    mt_barrier();
+    MT_OK(s, mpistore__replace_u64(r, me, doff, &(uint64_t){0}));
+    MT_OK(s, mpistore__fao_i64(r, me, coff, &(int64_t){-5}, &before));
+    MT_OK(s, mpistore__flush_self(r));
+    assert_true(*dword == 0 && *cword == 0 && before == 5);
+    mt_barrier();
+    mt_close(s);
+}
+
 /* The clock helpers: no deadline is +inf, a past deadline has expired. */
 static void rma_deadlines(void **state)
 {
@@ -269,6 +322,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(rma_blocking_reads),
     cmocka_unit_test(rma_request_reads),
     cmocka_unit_test(rma_deadlines),
+    cmocka_unit_test(rma_replica_own_words),
 };
 
 MT_MAIN("rma", tests)
