@@ -588,6 +588,11 @@ struct st_global {
     uint64_t *amaybe;
     st_win *mwins[ST_NT];
     size_t nmwins[ST_NT], capmwins[ST_NT];
+    /* what completed calls of the run saw or did, for the final state:
+     * counter values, token generations, newest record per [key][writer] */
+    int64_t cmax[ST_NC];
+    uint32_t gmax[ST_NT];
+    int64_t *rmax;
 };
 
 st_global *st_global_new(const st_ctx *c)
@@ -599,7 +604,10 @@ st_global *st_global_new(const st_ctx *c)
     g->wcap = calloc((size_t)c->size, sizeof *g->wcap);
     g->acount = calloc((size_t)ST_NK * (size_t)c->size, sizeof *g->acount);
     g->amaybe = calloc((size_t)ST_NK * (size_t)c->size, sizeof *g->amaybe);
-    assert_true(g->wmap && g->wcap && g->acount && g->amaybe);
+    g->rmax = malloc((size_t)ST_NK * (size_t)c->size * sizeof *g->rmax);
+    assert_true(g->wmap && g->wcap && g->acount && g->amaybe && g->rmax);
+    for (size_t i = 0; i < (size_t)ST_NK * (size_t)c->size; i++)
+        g->rmax[i] = -1;
     return g;
 }
 
@@ -616,6 +624,7 @@ void st_global_free(st_global *g)
         free(g->mwins[k]);
     }
     free(g->amaybe);
+    free(g->rmax);
     free(g->wmap);
     free(g->wcap);
     free(g->acount);
@@ -737,6 +746,27 @@ static void check_chain(st_global *g, const st_ctx *c)
     }
 }
 
+/* The newest state a completed call of the run saw or made: the final
+ * state, read after every call of the run ended (the dead rank's too), may
+ * not be older (st_check_final). */
+static void seen_max(st_global *g, const st_ent *e)
+{
+    int k = e->key, cls = st_class(k);
+    bool rec = e->st == ST_OK && !(e->flags & (ST_F_SHORT | ST_F_MAYBE)) && e->w < g->size &&
+               ((e->ev == ST_EV_READ && (e->flags & ST_F_VALID)) || e->ev == ST_EV_WRITE);
+    if (rec && (cls == ST_CLS_R || cls == ST_CLS_T)) {
+        int64_t *m = &g->rmax[(size_t)k * (size_t)g->size + e->w];
+        if ((int64_t)e->seq > *m)
+            *m = e->seq;
+        if (cls == ST_CLS_T && e->aux > g->gmax[k - ST_K_T])
+            g->gmax[k - ST_K_T] = e->aux;
+    }
+    if (cls == ST_CLS_C && e->st == ST_OK &&
+        (e->ev == ST_EV_ADD || (e->ev == ST_EV_CREAD && (e->flags & ST_F_VALID))) &&
+        e->val > g->cmax[k])
+        g->cmax[k] = e->val;
+}
+
 void st_check_global(st_global *g, const st_ctx *c, st_ent *const *logs, const int *counts)
 {
     /* pass 1: what was written */
@@ -744,6 +774,8 @@ void st_check_global(st_global *g, const st_ctx *c, st_ent *const *logs, const i
         for (int i = 0; i < counts[r]; i++) {
             const st_ent *e = &logs[r][i];
             int k = e->key;
+            if (e->op != ST_OP_FINAL)
+                seen_max(g, e);
             if (e->ev == ST_EV_WRITE) {
                 int state = e->st == ST_OK ? W_OK : (e->flags & ST_F_MAYBE) ? W_MAYBE : W_FAIL;
                 grow(&g->wmap[r], &g->wcap[r], (size_t)e->seq + 1);
@@ -874,6 +906,29 @@ void st_check_final(st_global *g, const st_ctx *c, const st_ent *final, const ui
                 st_print_ent("other: ", r, f);
             }
         }
+    }
+    for (int k = 0; k < ST_NK; k++) { /* not older than the run saw */
+        const st_ent *f = &final[k];
+        int cls = st_class(k);
+        if (f->st != ST_OK)
+            continue;
+        if (cls == ST_CLS_C && (f->flags & ST_F_VALID) && f->val < g->cmax[k])
+            st_violation(c, "counter", "%s ends at %lld, below %lld, which a call of the run saw",
+                         st_key_name(k), (long long)f->val, (long long)g->cmax[k]);
+        if ((cls != ST_CLS_R && cls != ST_CLS_T) || !(f->flags & ST_F_VALID) ||
+            (f->flags & ST_F_SHORT) || f->w >= g->size)
+            continue;
+        if ((int64_t)f->seq < g->rmax[(size_t)k * (size_t)g->size + f->w]) {
+            st_violation(c, "stale",
+                         "%s ends on record %u of rank %d, but a call of the run saw or wrote its "
+                         "record %lld there",
+                         st_key_name(k), f->seq, f->w,
+                         (long long)g->rmax[(size_t)k * (size_t)g->size + f->w]);
+            st_print_ent("final:", 0, f);
+        }
+        if (cls == ST_CLS_T && f->aux < g->gmax[k - ST_K_T])
+            st_violation(c, "cas", "%s ends on generation %u, but a call of the run saw %u",
+                         st_key_name(k), f->aux, g->gmax[k - ST_K_T]);
     }
     for (int k = 0; k < ST_NC; k++) {
         const st_ent *f = &final[k];

@@ -61,10 +61,16 @@ void stk_create(stk_log *l, uint64_t job, int rank, size_t cap)
     memset(l, 0, sizeof *l);
     log_path(l->path, sizeof l->path, job, rank);
     size_t bytes = STK_HDR_BYTES + cap * sizeof(st_ent);
-    int fd = open(l->path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0 || ftruncate(fd, (off_t)bytes) != 0 ||
-        map_file(l, fd, bytes, PROT_READ | PROT_WRITE) != 0)
-        fail_msg("stress kill: rank %d: log file %s: %s", rank, l->path, strerror(errno));
+    int fd = open(l->path, O_RDWR | O_CREAT | O_TRUNC, 0600), e = 0;
+    /* blocks allocated now: a full file system is an error here, not a
+     * SIGBUS in the middle of the run */
+    if (fd < 0)
+        e = errno;
+    else if ((e = posix_fallocate(fd, 0, (off_t)bytes)) == 0 &&
+             map_file(l, fd, bytes, PROT_READ | PROT_WRITE) != 0)
+        e = errno;
+    if (e)
+        fail_msg("stress kill: rank %d: log file %s: %s", rank, l->path, strerror(e));
     close(fd);
     l->hdr->magic = STK_MAGIC;
     l->hdr->call = -1;
@@ -75,15 +81,19 @@ int stk_open(stk_log *l, uint64_t job, int rank)
     memset(l, 0, sizeof *l);
     log_path(l->path, sizeof l->path, job, rank);
     struct stat st;
+    const char *why = NULL;
     int fd = open(l->path, O_RDONLY);
-    int rc = fd >= 0 && fstat(fd, &st) == 0 && (size_t)st.st_size > STK_HDR_BYTES
-                 ? map_file(l, fd, (size_t)st.st_size, PROT_READ)
-                 : -1;
-    if (rc != 0 || l->hdr->magic != STK_MAGIC || l->hdr->n + l->hdr->pending > l->cap) {
-        fprintf(stderr, "stress kill: rank %d's log %s: %s\n", rank, l->path,
-                rc ? strerror(errno) : "not a log, or its counts are out of range");
-        rc = -1;
-    }
+    if (fd < 0 || fstat(fd, &st) != 0)
+        why = strerror(errno);
+    else if ((size_t)st.st_size <= STK_HDR_BYTES)
+        why = "too short";
+    else if (map_file(l, fd, (size_t)st.st_size, PROT_READ) != 0)
+        why = strerror(errno);
+    else if (l->hdr->magic != STK_MAGIC || l->hdr->n + l->hdr->pending > l->cap)
+        why = "not a log, or its counts are out of range";
+    int rc = why ? -1 : 0;
+    if (why)
+        fprintf(stderr, "stress kill: rank %d's log %s: %s\n", rank, l->path, why);
     if (fd >= 0)
         close(fd);
     return rc;

@@ -699,6 +699,8 @@ static void op_append(run_t *R)
     if (R->alen[k] > R->alimit && rndn(R, 2) == 0) {
         R->calls[ST_OP_APPEND]--;
         R->calls[ST_OP_DELETE]++;
+        if (R->kill)
+            R->kl.hdr->call = ST_OP_DELETE;
         op_delete_key(R, k); /* keep append values from growing without bound */
         return;
     }
@@ -1110,6 +1112,9 @@ static st_global *kill_recover(run_t *R)
     if (MPIX_Comm_shrink(MPI_COMM_WORLD, &comm) != MPI_SUCCESS)
         fail_msg("stress kill: rank %d: MPIX_Comm_shrink failed", R->c.rank);
     R->comm = comm;
+    /* a survivor that fails from here on ends the job: the others' checks
+     * must not go on to "all passed" without it */
+    MPI_Comm_set_errhandler(comm, MPI_ERRORS_ARE_FATAL);
 #endif
     MPI_Comm_rank(R->comm, &me);
     MPI_Comm_size(R->comm, &nc);
@@ -1134,8 +1139,12 @@ static void kill_run(run_t *R, double start, double secs)
 {
     if (R->c.rank == R->victim)
         stk_plan_death(start + secs * (0.15 + 0.6 * (double)rndn(R, 1000) / 1000), rnd(R));
-    size_t margin = 16 + 4 * ((size_t)R->c.size + 1);
+    /* room for one call (at most 3 entries per rank + 4) and the final
+     * reads (16 keys, an append read up to 1 + ranks entries) */
+    size_t margin = 64 + 8 * ((size_t)R->c.size + 1);
     while (MPI_Wtime() < start + secs && R->log.n + margin < R->log.cap && !R->stop) {
+        if (R->c.rank == R->victim && R->log.n > R->log.cap / 4 * 3)
+            stk_plan_death(0, rnd(R)); /* a fast machine: die before the log is full */
         if (R->c.rank == R->victim)
             stk_tick();
         one_op(R);
