@@ -136,10 +136,15 @@ void stk_plan_death(double at, uint64_t rng)
     death_rng = rng;
 }
 
-void stk_tick(void)
+void stk_tick(bool write_call)
 {
-    if (death_at >= 0 && countdown < 0 && MPI_Wtime() >= death_at)
-        countdown = (long)(st_mix(death_rng) % 64);
+    if (death_at < 0 || countdown >= 0 || MPI_Wtime() < death_at)
+        return;
+    uint64_t x = st_mix(death_rng);
+    if (x % 4 == 0) /* one death in four: at any of the next 64 flushes */
+        countdown = (long)(x / 4 % 64);
+    else if (write_call) /* else inside a write, at one of its first 4 flushes */
+        countdown = (long)(x / 4 % 4);
 }
 
 void stk_die_now(void)

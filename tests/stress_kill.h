@@ -50,11 +50,14 @@ int stk_open(stk_log *l, uint64_t job, int rank);
 void stk_unmap(stk_log *l);
 void stk_remove(stk_log *l);
 
-/* The victim: from `at` (MPI_Wtime) on, stk_tick arms a death at one of its
- * next 1..64 MPI_Win_flush calls (inside a store call, never inside an
- * atomic RMA call: README, "When a rank dies"). */
+/* The victim: from `at` (MPI_Wtime) on, stk_tick, called before each store
+ * call, arms a death at an MPI_Win_flush (inside a store call, never inside
+ * an atomic RMA call: README, "When a rank dies"): with chance 1/4 at one
+ * of the next 64, else at one of the first 4 of the next write call (set,
+ * add, compare_set, delete_key, multi_set, append), where a death leaves
+ * the most behind. */
 void stk_plan_death(double at, uint64_t rng);
-void stk_tick(void);
+void stk_tick(bool write_call);
 /* The victim outlived its run: it dies now, between calls. */
 void stk_die_now(void);
 

@@ -795,6 +795,11 @@ static void one_op(run_t *R)
         p -= ops[i++].weight;
     R->calls[ops[i].op]++;
     R->ops++;
+    if (R->kill && R->c.rank == R->victim) {
+        int op = ops[i].op;
+        stk_tick(op == ST_OP_SET || op == ST_OP_ADD || op == ST_OP_CAS || op == ST_OP_DELETE ||
+                 op == ST_OP_MULTI_SET || op == ST_OP_APPEND);
+    }
     if (R->kill)
         R->kl.hdr->call = ops[i].op;
     ops[i].fn(R);
@@ -1145,8 +1150,6 @@ static void kill_run(run_t *R, double start, double secs)
     while (MPI_Wtime() < start + secs && R->log.n + margin < R->log.cap && !R->stop) {
         if (R->c.rank == R->victim && R->log.n > R->log.cap / 4 * 3)
             stk_plan_death(0, rnd(R)); /* a fast machine: die before the log is full */
-        if (R->c.rank == R->victim)
-            stk_tick();
         one_op(R);
         if (R->c.rank != R->victim && R->ops % 8 == 0 && stk_victim_known(R->s, R->victim))
             break;
