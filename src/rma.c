@@ -61,18 +61,32 @@ static int dyn_dead(mpistore__rma_t *r, size_t off, int target)
                          target);
 }
 
+static int mirror_complete(mpistore__rma_t *r);
+
+/* A call that failed: complete whatever this rank issued before it, the
+ * requests and the own-word writes held back for their copies (after the
+ * copies' flush, whatever it returns), so that no operation outlives the
+ * caller's buffers (a held-back fetch-and-op writes its result there) and
+ * none is left for an unrelated later flush. */
+static void abandon(mpistore__rma_t *r)
+{
+    mpistore__complete_all(&r->rq, &r->w);
+    if (r->mir.npend || r->mir.nown)
+        (void)mirror_complete(r);
+}
+
 /* An RMA call that fails to start: first complete whatever this rank issued
- * before it, so that no operation outlives the caller's buffers. */
+ * before it (abandon). */
 #define CHECK_ISSUE(call, off, target)                                                             \
     do {                                                                                           \
         int rc_ = dyn_dead(r, (off), (target));                                                    \
         if (rc_) {                                                                                 \
-            mpistore__complete_all(&r->rq, &r->w);                                                 \
+            abandon(r);                                                                            \
             return rc_;                                                                            \
         }                                                                                          \
         ISSUE(rc_, call, off);                                                                     \
         if (rc_ != MPI_SUCCESS) {                                                                  \
-            mpistore__complete_all(&r->rq, &r->w);                                                 \
+            abandon(r);                                                                            \
             return mpistore__mpierr(r->w.err, rc_, #call, (target));                               \
         }                                                                                          \
     } while (0)
@@ -156,7 +170,9 @@ static int own_apply(mpistore__rma_t *r)
                           : MPI_Accumulate(o->val, 1, o->type, me, mpistore__disp(o->off), 1,
                                            o->type, o->op, r->w.win);
         if (e != MPI_SUCCESS && rc == 0)
-            rc = mpistore__mpierr(r->w.err, e, "MPI_Accumulate (own word)", me);
+            rc = mpistore__mpierr(
+                r->w.err, e,
+                o->result ? "MPI_Fetch_and_op (own word)" : "MPI_Accumulate (own word)", me);
     }
     m->nown = 0;
     flush_one(r, me, "MPI_Win_flush (own words)", &rc);
@@ -199,7 +215,7 @@ int mpistore__mirror_put(mpistore__rma_t *r, size_t off, size_t len)
         int e = MPI_Put(src + done, n, MPI_BYTE, t, mpistore__disp(off + r->mir.delta + done), n,
                         MPI_BYTE, r->w.win);
         if (e != MPI_SUCCESS) {
-            mpistore__complete_all(&r->rq, &r->w);
+            abandon(r);
             return mpistore__mpierr(r->w.err, e, "MPI_Put (replica)", t);
         }
         done += (size_t)n;
@@ -216,9 +232,11 @@ int mpistore__flush_self(mpistore__rma_t *r)
 {
     if (r->rq.dirty)
         r->rq.dirty[r->w.rank] = 0;
-    CHECK(MPI_Win_flush(r->w.rank, r->w.win), r->w.rank);
-    int m = r->mir.npend || r->mir.nown ? mirror_complete(r) : 0;
+    int e = MPI_Win_flush(r->w.rank, r->w.win);
+    int m = r->mir.npend || r->mir.nown ? mirror_complete(r) : 0; /* even after a failure */
     int d = mpistore__dyn_flush(&r->w);
+    if (e != MPI_SUCCESS)
+        return mpistore__mpierr(r->w.err, e, "MPI_Win_flush(r->w.rank, r->w.win)", r->w.rank);
     return m ? m : d;
 }
 
@@ -278,8 +296,10 @@ int mpistore__rget(mpistore__rma_t *r, int target, size_t off, void *buf, size_t
                       off);
                 rc = mpistore__rq_issued(&r->rq, &r->w, m, "MPI_Rget", target);
             }
-            if (rc)
+            if (rc) {
+                abandon(r);
                 return rc;
+            }
         } else {
             mpistore__rq_mark(&r->rq, target);
             CHECK_ISSUE(MPI_Get(buf, n, MPI_BYTE, target, mpistore__disp(off), n, MPI_BYTE,
@@ -304,13 +324,16 @@ static int getacc(mpistore__rma_t *r, int target, size_t off, void *buf, size_t 
         int rc = dyn_dead(r, off, target), m;
         if (rc == 0)
             rc = mpistore__rq_reserve(&r->rq, &r->w, target, buf, n * size, &st, &req);
+        if (rc == 0) {
+            ISSUE(m,
+                  MPI_Rget_accumulate(NULL, 0, type, st, (int)n, type, target, mpistore__disp(off),
+                                      (int)n, type, MPI_NO_OP, mpistore__win_of(&r->w, off), req),
+                  off);
+            rc = mpistore__rq_issued(&r->rq, &r->w, m, "MPI_Rget_accumulate", target);
+        }
         if (rc)
-            return rc;
-        ISSUE(m,
-              MPI_Rget_accumulate(NULL, 0, type, st, (int)n, type, target, mpistore__disp(off),
-                                  (int)n, type, MPI_NO_OP, mpistore__win_of(&r->w, off), req),
-              off);
-        return mpistore__rq_issued(&r->rq, &r->w, m, "MPI_Rget_accumulate", target);
+            abandon(r);
+        return rc;
     }
     mpistore__rq_mark(&r->rq, target);
     CHECK_ISSUE(MPI_Get_accumulate(NULL, 0, type, buf, (int)n, type, target, mpistore__disp(off),
@@ -358,9 +381,9 @@ static int mirror_own(mpistore__rma_t *r, size_t off, const void *val, void *res
                       MPI_Datatype type, int bytes, MPI_Op op)
 {
     mpistore__mirror_t *m = &r->mir;
-    int rc = mirror_acc(r, r->w.rank, off, val, type, bytes, op);
-    if (rc == 0 && m->nown == MS_MIRROR_OWN)
-        rc = mpistore__mirror_flush(r); /* (lands this copy too) */
+    int rc = m->nown == MS_MIRROR_OWN ? mpistore__mirror_flush(r) : 0; /* room first */
+    if (rc == 0)
+        rc = mirror_acc(r, r->w.rank, off, val, type, bytes, op); /* (fails: abandon) */
     if (rc)
         return rc;
     mpistore__own_op_t *o = &m->own[m->nown++];

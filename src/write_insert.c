@@ -262,6 +262,8 @@ static int rollback_insert(mpistore__core_t *c, const mpistore__key_t *k, mpisto
             rc = mpistore__add_i64(&c->rma, in->home, MS_OFF_COUNT, &minus1);
         if (rc == 0 && in->reserved && k->internal)
             rc = mpistore__add_i64(&c->rma, in->home, MS_OFF_QCOUNT, &minus1);
+        if (rc == 0 && in->reserved) /* replicas: the -1s (held back if ours) before the unlocks */
+            rc = mpistore__mirror_flush(&c->rma);
         if (rc == 0 && in->js != 0)
             rc = mpistore__replace_u32(&c->rma, mpistore__snap_target(in->sn2, in->js),
                                        mpistore__snap_ctl_off(in->sn2, in->js, MS_CTL_LOCK),
