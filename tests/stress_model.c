@@ -1090,6 +1090,23 @@ static double env_double(const char *name, double dflt)
     return s && *s ? atof(s) : dflt;
 }
 
+#ifdef MPISTORE_HAVE_ULFM
+/* An MPI call on the survivors' communicator failed (a survivor died: its
+ * check failed): this rank ends now, said on stderr. */
+static void survivors_failed(MPI_Comm *comm, int *code, ...)
+{
+    char msg[MPI_MAX_ERROR_STRING] = "";
+    int len = 0;
+    (void)comm;
+    MPI_Error_string(*code, msg, &len);
+    fprintf(stderr,
+            "stress kill: rank %d: an MPI call among the survivors failed (%s): this rank ends\n",
+            mt_rank, msg);
+    fflush(NULL);
+    _exit(1);
+}
+#endif
+
 /* The kill variant after the run: the victim dies (if it has not died
  * inside a call yet); each survivor waits until MPI reports the death, then
  * all shrink the store (replicas = 1: no key may be lost) and MPI_COMM_WORLD
@@ -1117,9 +1134,14 @@ static st_global *kill_recover(run_t *R)
     if (MPIX_Comm_shrink(MPI_COMM_WORLD, &comm) != MPI_SUCCESS)
         fail_msg("stress kill: rank %d: MPIX_Comm_shrink failed", R->c.rank);
     R->comm = comm;
-    /* a survivor that fails from here on ends the job: the others' checks
-     * must not go on to "all passed" without it */
-    MPI_Comm_set_errhandler(comm, MPI_ERRORS_ARE_FATAL);
+    /* a survivor that fails from here on ends, and so do the others at
+     * their next call on comm: they must not go on to "all passed" without
+     * it (MPI_ERRORS_ARE_FATAL was seen to leave the job hanging in its
+     * abort under --with-ft ulfm, 1 run in 15) */
+    MPI_Errhandler eh;
+    MPI_Comm_create_errhandler(survivors_failed, &eh);
+    MPI_Comm_set_errhandler(comm, eh);
+    MPI_Errhandler_free(&eh);
 #endif
     MPI_Comm_rank(R->comm, &me);
     MPI_Comm_size(R->comm, &nc);
