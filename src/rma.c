@@ -71,8 +71,7 @@ static int mirror_complete(mpistore__rma_t *r);
 static void abandon(mpistore__rma_t *r)
 {
     mpistore__complete_all(&r->rq, &r->w);
-    if (r->mir.npend || r->mir.nown)
-        (void)mirror_complete(r);
+    (void)mirror_complete(r);
 }
 
 /* An RMA call that fails to start: first complete whatever this rank issued
@@ -181,7 +180,7 @@ static int own_apply(mpistore__rma_t *r)
 
 /* After the listed ranks' flush: the mirror's pending ranks, in the same
  * round trip (as flush_ranks flushes several ranks one by one), then the
- * own-word writes that waited for them. */
+ * own-word writes that waited for them.  Nothing to do without either. */
 static int mirror_complete(mpistore__rma_t *r)
 {
     mpistore__mirror_t *m = &r->mir;
@@ -233,7 +232,7 @@ int mpistore__flush_self(mpistore__rma_t *r)
     if (r->rq.dirty)
         r->rq.dirty[r->w.rank] = 0;
     int e = MPI_Win_flush(r->w.rank, r->w.win);
-    int m = r->mir.npend || r->mir.nown ? mirror_complete(r) : 0; /* even after a failure */
+    int m = mirror_complete(r); /* even after a failure */
     int d = mpistore__dyn_flush(&r->w);
     if (e != MPI_SUCCESS)
         return mpistore__mpierr(r->w.err, e, "MPI_Win_flush(r->w.rank, r->w.win)", r->w.rank);
@@ -270,7 +269,7 @@ int mpistore__flush_ranks(mpistore__rma_t *r, const int *ranks, size_t n)
         flush_one(r, t, "MPI_Win_flush", &rc);
     }
     /* replicas: the mirror's operations issued with these */
-    int m = r->mir.npend || r->mir.nown ? mirror_complete(r) : 0;
+    int m = mirror_complete(r);
     /* the dynamic window's targets, issued with these (blocking operations
      * only: requests never mark it), completed even after a timeout */
     int d = mpistore__dyn_flush(&r->w);

@@ -666,6 +666,17 @@ static int cmp_win(const void *a, const void *b)
     return (x->e.aux > y->e.aux) - (x->e.aux < y->e.aux);
 }
 
+/* Append w to the growable list *v of *n entries (capacity *cap). */
+static void push_win(st_win **v, size_t *n, size_t *cap, st_win w)
+{
+    if (*n == *cap) {
+        *cap = *cap ? 2 * *cap : 1024;
+        *v = realloc(*v, *cap * sizeof **v);
+        assert_non_null(*v);
+    }
+    (*v)[(*n)++] = w;
+}
+
 static uint64_t link_id(const st_ent *e)
 {
     return (uint64_t)e->w << 32 | e->seq;
@@ -790,23 +801,13 @@ void st_check_global(st_global *g, const st_ctx *c, st_ent *const *logs, const i
                     if (e->flags & ST_F_SHORT)
                         g->shortmask[k] |= 1u << e->val;
                 }
-                if (e->st == ST_DEAD && st_class(k) == ST_CLS_T) {
+                if (st_class(k) == ST_CLS_T && state == W_OK) {
                     int t = k - ST_K_T;
-                    if (g->nmwins[t] == g->capmwins[t]) {
-                        g->capmwins[t] = g->capmwins[t] ? 2 * g->capmwins[t] : 64;
-                        g->mwins[t] = realloc(g->mwins[t], g->capmwins[t] * sizeof(st_win));
-                        assert_non_null(g->mwins[t]);
-                    }
-                    g->mwins[t][g->nmwins[t]++] = (st_win){*e, r, c->epoch};
-                }
-                if (state == W_OK && st_class(k) == ST_CLS_T) {
+                    push_win(&g->wins[t], &g->nwins[t], &g->capwins[t], (st_win){*e, r, c->epoch});
+                } else if (st_class(k) == ST_CLS_T && e->st == ST_DEAD) {
                     int t = k - ST_K_T;
-                    if (g->nwins[t] == g->capwins[t]) {
-                        g->capwins[t] = g->capwins[t] ? 2 * g->capwins[t] : 1024;
-                        g->wins[t] = realloc(g->wins[t], g->capwins[t] * sizeof(st_win));
-                        assert_non_null(g->wins[t]);
-                    }
-                    g->wins[t][g->nwins[t]++] = (st_win){*e, r, c->epoch};
+                    push_win(&g->mwins[t], &g->nmwins[t], &g->capmwins[t],
+                             (st_win){*e, r, c->epoch});
                 }
             } else if (e->ev == ST_EV_ADD && e->st == ST_DEAD) {
                 g->maybe_add[k] = true;
