@@ -219,7 +219,48 @@ def main():
         m, t = rep.med("mpistore", "store_barrier", np=np), rep.med("mpi", "barrier", np=np)
         if m is not None and t is not None:
             w("- `Store.barrier` at %d ranks: %.2f us, %s MPI_Barrier" % (np, m, rx(ratio(m, t))))
+    fb = ratio(rep.med("rma_floor", "rma_counter_barrier", np=2),
+               rep.med("rma_floor", "MPI_Barrier", np=2))
+    fc = ratio(rep.med("rma_floor", "rma_c10d_barrier", np=2),
+               rep.med("rma_floor", "MPI_Barrier", np=2))
+    if fb is not None and fc is not None:
+        w("- the floor (`bench/rma_floor`, below): at 2 ranks a counter barrier of bare RMA "
+          "atomics takes %s MPI_Barrier and c10d's two-key barrier at its RMA minimum %s, "
+          "so the targets are within reach of the one-sided operations; the store's barriers "
+          "take %s and %s in the same program" % (
+              rx(fb), rx(fc),
+              rx(ratio(rep.med("rma_floor", "mpistore_store_barrier", np=2),
+                       rep.med("rma_floor", "MPI_Barrier", np=2))),
+              rx(ratio(rep.med("rma_floor", "mpistore_barrier", np=2),
+                       rep.med("rma_floor", "MPI_Barrier", np=2)))))
     w("")
+
+    # ---- the floor: bench/rma_floor ----
+    fnps = [np for np in rep.nps if rep.get("rma_floor", "MPI_Barrier", np=np)]
+    if fnps:
+        w("## The floor: one-sided operations alone (`bench/rma_floor`)\n")
+        w("The same window and operations as the store (`MPI_Win_allocate`, "
+          "`MPI_Win_lock_all`, `accumulate_ordering=waw`), without the store: "
+          "`rma_counter_barrier` is one int64 counter (`MPI_Fetch_and_op` + flush, then "
+          "looks with `sched_yield` between them), `rma_c10d_barrier` a fresh counter per "
+          "barrier whose last member also writes a fresh flag word (c10d's `num_members` and "
+          "`last_member` with nothing but the atomics); the single operations go to the next "
+          "rank, all ranks at once.  Median (p99) us, ratio to this program's MPI_Barrier.\n")
+        names = ("MPI_Barrier", "rma_counter_barrier", "rma_c10d_barrier",
+                 "mpistore_store_barrier", "mpistore_barrier", "fetch_and_op+flush",
+                 "cas_u32+flush", "get_accumulate_1+flush", "get_accumulate_256u32+flush",
+                 "get_8B+flush")
+        w("| op | " + " | ".join("%d ranks" % np for np in fnps) + " |")
+        w("|---|" + "---|" * len(fnps))
+        for name in names:
+            cells = []
+            for np in fnps:
+                r = rep.get("rma_floor", name, np=np)
+                base = rep.med("rma_floor", "MPI_Barrier", np=np)
+                cells.append("%s, %s" % (cell(r), rx(ratio(fnum(r["median_us"]), base)))
+                             if r else "-")
+            w("| %s | %s |" % (name, " | ".join(cells)))
+        w("")
     with open(md_path, "w") as f:
         f.write("\n".join(out))
 

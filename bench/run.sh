@@ -5,7 +5,9 @@
 #
 # Builds the project (build-bench/, Release), then at 1, 2, 4 and 8 ranks (and any
 # extra counts given) runs bench/mpistore_bench (every store operation, the elastic
-# barrier beside MPI_Barrier, synchronize beside MPI_Allgather) and
+# barrier beside MPI_Barrier, synchronize beside MPI_Allgather), from 2 ranks
+# bench/rma_floor (the same barriers built from bare one-sided operations, the
+# floor of the store's data path, beside the store's own) and
 # bench/tcpstore_bench.py (the same barrier and synchronize over TCPStore) under the
 # same `mpiexec -n N`.  At 16 and 32 ranks (COUNTERS_NP) it runs the barrier in
 # counters-only mode: RMA operations per rank still mean something when ranks
@@ -47,7 +49,7 @@ fi
 echo "== build (build-bench, Release)"
 cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DMPISTORE_BUILD_TESTS=OFF \
     -DMPISTORE_BUILD_EXAMPLES=OFF >/dev/null
-cmake --build build-bench -j "$JOBS" --target mpistore_bench >/dev/null
+cmake --build build-bench -j "$JOBS" --target mpistore_bench rma_floor >/dev/null
 
 mkdir -p "$out"
 csv=$out/latest.csv
@@ -71,6 +73,10 @@ cat "$out/latest.env"
 for np in "${NPS[@]}"; do
     echo "== $np ranks: mpistore + MPI"
     mpiexec -n "$np" build-bench/bench/mpistore_bench -n "$ITERS" -c "$csv"
+    if [ "$np" -gt 1 ]; then
+        echo "== $np ranks: the floor of one-sided operations (bench/rma_floor)"
+        mpiexec -n "$np" build-bench/bench/rma_floor -n "$((ITERS / 2))" -c "$csv"
+    fi
     echo "== $np ranks: TCPStore"
     rm -f "$portfile"
     mpiexec -n "$np" $PY bench/tcpstore_bench.py --port-file "$portfile" -n "$PY_ITERS" -c "$csv"

@@ -1,0 +1,277 @@
+/*
+ * rma_floor: the least a barrier built from one-sided operations costs on
+ * this MPI, beside MPI_Barrier and mpistore's barriers, in the same run.
+ *
+ *   mpiexec -n N build/bench/rma_floor [-n iters] [-c results.csv]
+ *
+ * Issue #22 asks for mpistore's barriers within a few times MPI_Barrier.
+ * This program measures, on the window and the operations mpistore uses
+ * (MPI_Win_allocate, MPI_Win_lock_all, accumulate_ordering=waw), what no
+ * store on that path can beat:
+ *
+ *  - rma_counter_barrier: every rank adds 1 to one int64 word on rank 0
+ *    (MPI_Fetch_and_op + MPI_Win_flush), then looks at the word
+ *    (MPI_Fetch_and_op NO_OP + flush, sched_yield between looks, as
+ *    mpistore's waits do) until it reaches the barrier's count.  That is
+ *    c10d's Store.barrier (one counter key) without any key: no lookup, no
+ *    validation, nothing but the atomics.
+ *  - rma_c10d_barrier: c10d's elastic barrier at its RMA minimum: a fresh
+ *    counter word per barrier (a new num_members key), the rank whose add
+ *    returns N also writes a fresh flag word (accumulate REPLACE + flush:
+ *    last_member), the others watch the counter.
+ *  - one operation + flush to the next rank: MPI_Fetch_and_op (int64),
+ *    MPI_Compare_and_swap (uint32), MPI_Get_accumulate NO_OP of 1 int64 and
+ *    of 64 slots' worth of index words (256 uint32: one of mpistore's
+ *    probe-window reads), MPI_Get of 8 bytes.
+ *  - mpistore_store_barrier (one key reused) and mpistore_barrier (fresh
+ *    prefix), the store's own figures.
+ *
+ * Each figure is the median over all ranks' single-call timings; ratios are
+ * against MPI_Barrier of the same run.  Not run by the test suite.
+ */
+#include <mpistore.h>
+#include <mpistore_elastic.h>
+
+#include <sched.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TIMEOUT_S 120.0
+#define FRESH 4096 /* fresh counter and flag words, used round robin */
+
+static int rank, size;
+
+static void check(int rc, const char *what)
+{
+    if (rc != MPI_SUCCESS) {
+        fprintf(stderr, "rma_floor rank %d: %s failed (%d)\n", rank, what, rc);
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median and p99 over every rank's samples (collective); valid on rank 0. */
+typedef struct {
+    const char *name;
+    double med, p99;
+} row_t;
+
+static void median_all(const double *t, int n, row_t *row, const char *name)
+{
+    double *all = rank == 0 ? malloc(sizeof(double) * (size_t)n * (size_t)size) : NULL;
+    if (rank == 0 && !all)
+        check(MPI_ERR_NO_MEM, "malloc");
+    check(MPI_Gather(t, n, MPI_DOUBLE, all, n, MPI_DOUBLE, 0, MPI_COMM_WORLD), "gather");
+    row->name = name;
+    row->med = row->p99 = 0;
+    if (rank == 0) {
+        size_t m = (size_t)n * (size_t)size;
+        qsort(all, m, sizeof(double), cmp_d);
+        row->med = all[m / 2];
+        row->p99 = all[m * 99 / 100];
+        free(all);
+    }
+}
+
+/* Window layout (int64 units): [0] the reused counter, [1, 1+FRESH) fresh
+ * counters, [1+FRESH, 1+2*FRESH) fresh flags, then 256 uint32 of "index". */
+#define W_COUNT 0
+#define W_FRESH 1
+#define W_FLAG (1 + FRESH)
+#define W_INDEX (1 + 2 * FRESH)
+#define W_BYTES ((size_t)(W_INDEX * 8 + 256 * 4))
+
+static int64_t fetch_add(MPI_Win w, int target, MPI_Aint disp, int64_t v)
+{
+    int64_t got = 0;
+    check(MPI_Fetch_and_op(&v, &got, MPI_INT64_T, target, disp, MPI_SUM, w), "fetch_and_op");
+    check(MPI_Win_flush(target, w), "flush");
+    return got;
+}
+
+static int64_t look(MPI_Win w, int target, MPI_Aint disp)
+{
+    int64_t got = 0, unused = 0;
+    check(MPI_Fetch_and_op(&unused, &got, MPI_INT64_T, target, disp, MPI_NO_OP, w), "look");
+    check(MPI_Win_flush(target, w), "flush");
+    return got;
+}
+
+static void wait_count(MPI_Win w, MPI_Aint disp, int64_t until)
+{
+    while (look(w, 0, disp) < until)
+        sched_yield();
+}
+
+int main(int argc, char **argv)
+{
+    int iters = 2000;
+    const char *csvpath = NULL;
+    MPI_Init(&argc, &argv);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "-n"))
+            iters = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "-c"))
+            csvpath = argv[i + 1];
+    }
+    if (iters < 10)
+        iters = 10;
+    double *t = calloc((size_t)iters, sizeof(double));
+    void *base = NULL;
+    MPI_Win w;
+    MPI_Info info;
+    MPI_Info_create(&info);
+    MPI_Info_set(info, "accumulate_ordering", "waw");
+    check(MPI_Win_allocate((MPI_Aint)W_BYTES, 1, info, MPI_COMM_WORLD, &base, &w), "win_allocate");
+    MPI_Info_free(&info);
+    memset(base, 0, W_BYTES);
+    check(MPI_Win_lock_all(0, w), "lock_all");
+    MPI_Barrier(MPI_COMM_WORLD);
+
+    mpistore_t *s = NULL;
+    mpistore_options_t opt;
+    mpistore_options_init(&opt);
+    if (mpistore_open(&s, MPI_COMM_WORLD, &opt) != MPISTORE_OK)
+        check(MPI_ERR_OTHER, "mpistore_open");
+
+    row_t row[16];
+    int nrow = 0;
+    int next = (rank + 1) % size;
+    int warm = iters / 10 + 2;
+
+    /* MPI_Barrier */
+    for (int i = 0; i < warm; i++)
+        MPI_Barrier(MPI_COMM_WORLD);
+    for (int i = 0; i < iters; i++) {
+        double t0 = MPI_Wtime();
+        MPI_Barrier(MPI_COMM_WORLD);
+        t[i] = (MPI_Wtime() - t0) * 1e6;
+    }
+    median_all(t, iters, &row[nrow++], "MPI_Barrier");
+
+    /* one counter word, reused: count up to (k+1)*size */
+    int64_t epoch = 0;
+    for (int i = 0; i < warm + iters; i++) {
+        MPI_Barrier(MPI_COMM_WORLD); /* each sample starts together */
+        double t0 = MPI_Wtime();
+        epoch++;
+        if (fetch_add(w, 0, W_COUNT * 8, 1) + 1 < epoch * size)
+            wait_count(w, W_COUNT * 8, epoch * size);
+        if (i >= warm)
+            t[i - warm] = (MPI_Wtime() - t0) * 1e6;
+    }
+    median_all(t, iters, &row[nrow++], "rma_counter_barrier");
+
+    /* c10d's shape: a fresh counter, the last member writes a fresh flag */
+    for (int i = 0; i < warm + iters; i++) {
+        MPI_Aint cnt = (MPI_Aint)(W_FRESH + i % FRESH) * 8,
+                 flag = (MPI_Aint)(W_FLAG + i % FRESH) * 8;
+        if (i % FRESH == 0 && i > 0) { /* reset the words before reusing them */
+            MPI_Barrier(MPI_COMM_WORLD);
+            if (rank == 0)
+                memset((char *)base + W_FRESH * 8, 0, 2 * FRESH * 8);
+            check(MPI_Win_sync(w), "win_sync");
+        }
+        MPI_Barrier(MPI_COMM_WORLD);
+        double t0 = MPI_Wtime();
+        if (fetch_add(w, 0, cnt, 1) + 1 == size) {
+            int64_t one = 1;
+            check(MPI_Accumulate(&one, 1, MPI_INT64_T, 0, flag, 1, MPI_INT64_T, MPI_REPLACE, w),
+                  "accumulate");
+            check(MPI_Win_flush(0, w), "flush");
+        } else {
+            wait_count(w, cnt, size);
+        }
+        if (i >= warm)
+            t[i - warm] = (MPI_Wtime() - t0) * 1e6;
+    }
+    median_all(t, iters, &row[nrow++], "rma_c10d_barrier");
+
+    /* single operations to the next rank, all ranks at once */
+    for (int op = 0; op < 5; op++) {
+        static const char *names[] = {"fetch_and_op+flush", "cas_u32+flush",
+                                      "get_accumulate_1+flush", "get_accumulate_256u32+flush",
+                                      "get_8B+flush"};
+        for (int i = 0; i < warm + iters; i++) {
+            int64_t one = 1, got = 0;
+            uint32_t idx[256], cmp = 0, nw = 0, old = 0;
+            double t0 = MPI_Wtime();
+            if (op == 0)
+                check(MPI_Fetch_and_op(&one, &got, MPI_INT64_T, next, W_COUNT * 8, MPI_SUM, w),
+                      "fao");
+            else if (op == 1)
+                check(MPI_Compare_and_swap(&nw, &cmp, &old, MPI_UINT32_T, next, W_INDEX * 8, w),
+                      "cas");
+            else if (op == 2)
+                check(MPI_Get_accumulate(&one, 1, MPI_INT64_T, &got, 1, MPI_INT64_T, next,
+                                         W_COUNT * 8, 1, MPI_INT64_T, MPI_NO_OP, w),
+                      "get_accumulate");
+            else if (op == 3)
+                check(MPI_Get_accumulate(idx, 256, MPI_UINT32_T, idx, 256, MPI_UINT32_T, next,
+                                         W_INDEX * 8, 256, MPI_UINT32_T, MPI_NO_OP, w),
+                      "get_accumulate");
+            else
+                check(MPI_Get(&got, 1, MPI_INT64_T, next, W_COUNT * 8, 1, MPI_INT64_T, w), "get");
+            check(MPI_Win_flush(next, w), "flush");
+            if (i >= warm)
+                t[i - warm] = (MPI_Wtime() - t0) * 1e6;
+        }
+        median_all(t, iters, &row[nrow++], names[op]);
+    }
+
+    /* the store's own barriers */
+    for (int i = 0; i < warm + iters; i++) {
+        MPI_Barrier(MPI_COMM_WORLD);
+        double t0 = MPI_Wtime();
+        if (mpistore_store_barrier(s, "floor/sb", (int64_t)(i + 1) * size, TIMEOUT_S) !=
+            MPISTORE_OK)
+            check(MPI_ERR_OTHER, mpistore_errmsg(s));
+        if (i >= warm)
+            t[i - warm] = (MPI_Wtime() - t0) * 1e6;
+    }
+    median_all(t, iters, &row[nrow++], "mpistore_store_barrier");
+    for (int i = 0; i < warm + iters; i++) {
+        char prefix[64];
+        snprintf(prefix, sizeof prefix, "floor/b/%d", i);
+        MPI_Barrier(MPI_COMM_WORLD);
+        double t0 = MPI_Wtime();
+        if (mpistore_barrier(s, rank, size, prefix, TIMEOUT_S) != MPISTORE_OK)
+            check(MPI_ERR_OTHER, mpistore_errmsg(s));
+        if (i >= warm)
+            t[i - warm] = (MPI_Wtime() - t0) * 1e6;
+    }
+    median_all(t, iters, &row[nrow++], "mpistore_barrier");
+
+    if (rank == 0) {
+        FILE *csv = csvpath ? fopen(csvpath, "a") : NULL;
+        printf("| op (%d ranks, %d samples per rank) | median (p99) us | / MPI_Barrier |\n", size,
+               iters);
+        printf("|---|---|---|\n");
+        for (int r = 0; r < nrow; r++) {
+            printf("| %s | %.2f (%.2f) | %.1fx |\n", row[r].name, row[r].med, row[r].p99,
+                   row[r].med / row[0].med);
+            if (csv)
+                fprintf(csv, "rma_floor,%s,,-,%d,%d,%.3f,%.3f,,,\n", row[r].name, size, iters,
+                        row[r].med, row[r].p99);
+        }
+        if (csv)
+            fclose(csv);
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (mpistore_close(s) != MPISTORE_OK)
+        check(MPI_ERR_OTHER, "mpistore_close");
+    check(MPI_Win_unlock_all(w), "unlock_all");
+    MPI_Win_free(&w);
+    free(t);
+    MPI_Finalize();
+    return 0;
+}
