@@ -224,10 +224,9 @@ def main():
     fc = ratio(rep.med("rma_floor", "rma_c10d_barrier", np=2),
                rep.med("rma_floor", "MPI_Barrier", np=2))
     if fb is not None and fc is not None:
-        w("- the floor (`bench/rma_floor`, below): at 2 ranks a counter barrier of bare RMA "
-          "atomics takes %s MPI_Barrier and c10d's two-key barrier at its RMA minimum %s, "
-          "so the targets are within reach of the one-sided operations; the store's barriers "
-          "take %s and %s in the same program" % (
+        w("- barriers of bare one-sided operations (`bench/rma_floor`, below) at 2 ranks: "
+          "one counter %s MPI_Barrier, c10d's two-key shape %s (no key to find or create); "
+          "the store's barriers %s and %s in the same program" % (
               rx(fb), rx(fc),
               rx(ratio(rep.med("rma_floor", "mpistore_store_barrier", np=2),
                        rep.med("rma_floor", "MPI_Barrier", np=2))),
@@ -238,14 +237,15 @@ def main():
     # ---- the floor: bench/rma_floor ----
     fnps = [np for np in rep.nps if rep.get("rma_floor", "MPI_Barrier", np=np)]
     if fnps:
-        w("## The floor: one-sided operations alone (`bench/rma_floor`)\n")
-        w("The same window and operations as the store (`MPI_Win_allocate`, "
-          "`MPI_Win_lock_all`, `accumulate_ordering=waw`), without the store: "
+        w("## Barriers of bare one-sided operations (`bench/rma_floor`)\n")
+        w("A window made as the store makes its own, without the store: "
           "`rma_counter_barrier` is one int64 counter (`MPI_Fetch_and_op` + flush, then "
           "looks with `sched_yield` between them), `rma_c10d_barrier` a fresh counter per "
-          "barrier whose last member also writes a fresh flag word (c10d's `num_members` and "
-          "`last_member` with nothing but the atomics); the single operations go to the next "
-          "rank, all ranks at once.  Median (p99) us, ratio to this program's MPI_Barrier.\n")
+          "barrier whose last member writes a fresh flag word that the others look at (the "
+          "shape of c10d's `num_members` and `last_member`, with no key to find or create); "
+          "the single operations go to the next rank, all ranks at once (uncontended). "
+          "Back to back, as `mpistore_bench`; run up to the core count.  Median (p99) us, "
+          "ratio to this program's MPI_Barrier.\n")
         names = ("MPI_Barrier", "rma_counter_barrier", "rma_c10d_barrier",
                  "mpistore_store_barrier", "mpistore_barrier", "fetch_and_op+flush",
                  "cas_u32+flush", "get_accumulate_1+flush", "get_accumulate_256u32+flush",

@@ -25,8 +25,12 @@ schema with impl "torch-floor" and the mean round in the median column.
 """
 import argparse
 import os
+import select
+import signal
+import statistics
 import sys
 import time
+import traceback
 
 import torch.distributed as dist
 from torch.distributed.elastic.utils import store as elastic
@@ -71,13 +75,41 @@ def one(op, store, prefix, data):
         elastic.barrier(store, world_size=1, key_prefix=prefix, barrier_timeout=60, rank=0)
     elif op == "store_barrier":
         store.add(prefix, 1)
-    else:
+    elif op == "elastic_synchronize":
         out = elastic.synchronize(store, data, 0, 1, prefix, 60)
         assert out == [data]
+    # "noop": nothing, the ring's own hand-offs alone
 
 
-def run(op, n, rounds, cores):
-    """Fork n processes in per-core rings; returns the mean round in us."""
+def _child(me, per, n, cores, pipes, res_w, op, rounds):
+    ring, pos = me // per, me % per
+    os.sched_setaffinity(0, {cores[ring]})
+    size = min(per, n - ring * per)
+    nxt = ring * per + (pos + 1) % size
+    store, data = _DictStore(), b"x" * 64
+    for i in range(20):  # warm-up, alone
+        one(op, store, f"w{i}", data)
+    os.write(res_w, b"r")  # ready
+    if pos == 0:
+        os.read(pipes[me][0], 1)  # the start signal
+    starts = []
+    for r in range(rounds):
+        if r or pos:
+            os.read(pipes[me][0], 1)  # our turn
+        if pos == 0:
+            starts.append(time.perf_counter())
+        one(op, store, f"p{r}", data)
+        os.write(pipes[nxt][1], b"x")
+    if pos == 0:
+        os.read(pipes[me][0], 1)  # the ring's last turn has ended
+        starts.append(time.perf_counter())
+        rounds_us = sorted((b - a) * 1e6 for a, b in zip(starts, starts[1:]))
+        os.write(res_w, f"{statistics.median(rounds_us):.3f}\n".encode())
+
+
+def run(op, n, rounds, cores, timeout=300.0):
+    """Fork n processes in per-core rings; the median round in us (the
+    slowest ring's)."""
     per = -(-n // len(cores))
     pipes = [os.pipe() for _ in range(n)]
     res_r, res_w = os.pipe()
@@ -87,59 +119,84 @@ def run(op, n, rounds, cores):
         if pid:
             pids.append(pid)
             continue
+        code = 0
         try:
-            ring, pos = me // per, me % per
-            os.sched_setaffinity(0, {cores[ring]})
-            size = min(per, n - ring * per)
-            nxt = ring * per + (pos + 1) % size
-            store, data = _DictStore(), b"x" * 64
-            for i in range(20):  # warm-up, alone
-                one(op, store, f"w{i}", data)
-            os.write(res_w, b"r")  # ready
-            if pos == 0:
-                os.read(pipes[me][0], 1)  # the start signal
-            t0 = time.perf_counter()
-            for r in range(rounds):
-                if r or pos:
-                    os.read(pipes[me][0], 1)  # our turn
-                one(op, store, f"p{r}", data)
-                os.write(pipes[nxt][1], b"x")
-            if pos == 0:
-                os.read(pipes[me][0], 1)  # the ring's last turn has ended
-                t = time.perf_counter() - t0
-                os.write(res_w, f"{t / rounds * 1e6:.3f}\n".encode())
-            os._exit(0)
+            _child(me, per, n, cores, pipes, res_w, op, rounds)
         except BaseException:
-            os._exit(1)
-    for _ in range(n):
-        os.read(res_r, 1)
+            traceback.print_exc()
+            code = 1
+        finally:
+            sys.stderr.flush()
+            os._exit(code)
+    os.close(res_w)
     nrings = -(-n // per)
-    for ring in range(nrings):
-        os.write(pipes[ring * per][1], b"s")
-    got = b""
-    while got.count(b"\n") < nrings:
-        got += os.read(res_r, 64)
-    bad = sum(1 for pid in pids if os.waitpid(pid, 0)[1] != 0)
-    if bad:
-        sys.exit(f"torch_floor: {bad} process(es) failed")
+    got, ready, started = b"", 0, False
+    alive, failed = set(pids), 0
+    deadline = time.monotonic() + timeout
+
+    def reap(block):
+        nonlocal failed
+        for pid in list(alive):
+            done, status = os.waitpid(pid, 0 if block else os.WNOHANG)
+            if done:
+                alive.discard(pid)
+                failed += status != 0
+
+    try:
+        while got.count(b"\n") < nrings:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([res_r], [], [], min(left, 1.0))[0]:
+                reap(False)
+                if left <= 0 or failed:
+                    raise RuntimeError(f"{failed} process(es) failed, or the rings took over "
+                                       f"{timeout:.0f} s")
+                continue
+            chunk = os.read(res_r, 4096)
+            if not chunk:
+                raise RuntimeError("every process ended without a result")
+            ready += chunk.count(b"r")
+            got += chunk.replace(b"r", b"")
+            if ready == n and not started:
+                started = True
+                for ring in range(nrings):
+                    os.write(pipes[ring * per][1], b"s")
+    except BaseException:
+        for pid in alive:  # only the processes this program started
+            os.kill(pid, signal.SIGKILL)
+        reap(True)
+        raise
+    finally:
+        os.close(res_r)
+        for r, w in pipes:
+            os.close(r)
+            os.close(w)
+    reap(True)
+    if failed:
+        raise RuntimeError(f"{failed} process(es) failed")
     return max(float(x) for x in got.split())
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("n", type=int, help="processes (ranks)")
+    ap.add_argument("n", type=int, help="processes (ranks), >= 1")
     ap.add_argument("-n", "--rounds", type=int, default=5000)
     ap.add_argument("-c", "--csv")
     a = ap.parse_args()
+    if a.n < 1 or a.rounds < 2:
+        ap.error("need at least 1 process and 2 rounds")
     cores = sorted(os.sched_getaffinity(0))
+    ring = run("noop", a.n, a.rounds, cores)
+    print(f"{'hand-offs alone':20s} np={a.n}  {ring:9.1f} us per round", flush=True)
     for op in OPS:
         us = run(op, a.n, a.rounds, cores)
-        print(f"{op:20s} np={a.n}  floor {us:9.1f} us per round ({len(cores)} cores, "
-              f"no store)", flush=True)
+        code = max(us - ring, 0.0)
+        print(f"{op:20s} np={a.n}  {us:9.1f} us per round, torch's code {code:9.1f} us "
+              f"({len(cores)} cores, no store)", flush=True)
         if a.csv:
             with open(a.csv, "a") as f:
                 f.write(f"torch-floor,{op},{64 if 'sync' in op else ''},-,{a.n},{a.rounds},"
-                        f"{us:.3f},,,,mean round of {a.n} processes on {len(cores)} cores\n")
+                        f"{code:.3f},,,,median round of {a.n} processes on {len(cores)} cores "
+                        f"minus the hand-offs ({us:.3f} - {ring:.3f} us)\n")
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@
 # (init_process_group samples, default 20), NP_LIST (default "1 2 4"),
 # FLOOR_ROUNDS (rounds of bench/torch_floor.py per rank count, default 5000).
 # At every rank count above 1 it also runs bench/torch_floor.py: torch's own
-# code for each row over no store at all, with that many processes sharing
-# the cores, the least time any store can give (the "floor" column).
+# code for each row over no store at all, in that many processes taking turns
+# on the cores, without the turns' hand-offs: a lower bound for any store (the
+# "floor" column).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
@@ -48,7 +49,7 @@ import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 by = {(r["impl"], r["op"], r["nprocs"]): r for r in rows}
 print("| op | ranks | MPIStore median / p99 (us) | TCPStore median / p99 (us) | TCPStore / MPIStore (median) "
-      "| floor: torch over no store (us) | 10x TCPStore needs (us) | 10x possible here |")
+      "| floor: torch's code, no store (us) | 10x TCPStore needs (us) | 10x above the floor |")
 print("|---|---|---|---|---|---|---|---|")
 for op in ("elastic_barrier", "store_barrier", "elastic_synchronize", "init_process_group"):
     for np_ in sorted({r["nprocs"] for r in rows}, key=int):
