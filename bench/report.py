@@ -219,19 +219,16 @@ def main():
         m, t = rep.med("mpistore", "store_barrier", np=np), rep.med("mpi", "barrier", np=np)
         if m is not None and t is not None:
             w("- `Store.barrier` at %d ranks: %.2f us, %s MPI_Barrier" % (np, m, rx(ratio(m, t))))
-    fb = ratio(rep.med("rma_floor", "rma_counter_barrier", np=2),
-               rep.med("rma_floor", "MPI_Barrier", np=2))
-    fc = ratio(rep.med("rma_floor", "rma_c10d_barrier", np=2),
-               rep.med("rma_floor", "MPI_Barrier", np=2))
+    def floor2(op):  # an rma_floor row at 2 ranks / that program's MPI_Barrier
+        return ratio(rep.med("rma_floor", op, np=2), rep.med("rma_floor", "MPI_Barrier", np=2))
+
+    fb, fc = floor2("rma_counter_barrier"), floor2("rma_c10d_barrier")
     if fb is not None and fc is not None:
         w("- barriers of bare one-sided operations (`bench/rma_floor`, below) at 2 ranks: "
           "one counter %s MPI_Barrier, c10d's two-key shape %s (no key to find or create); "
           "the store's barriers %s and %s in the same program" % (
-              rx(fb), rx(fc),
-              rx(ratio(rep.med("rma_floor", "mpistore_store_barrier", np=2),
-                       rep.med("rma_floor", "MPI_Barrier", np=2))),
-              rx(ratio(rep.med("rma_floor", "mpistore_barrier", np=2),
-                       rep.med("rma_floor", "MPI_Barrier", np=2)))))
+              rx(fb), rx(fc), rx(floor2("mpistore_store_barrier")),
+              rx(floor2("mpistore_barrier"))))
     w("")
 
     # ---- the floor: bench/rma_floor ----

@@ -117,6 +117,119 @@ static void wait_count(MPI_Win w, MPI_Aint disp, int64_t until)
         sched_yield();
 }
 
+/* What every measured operation may use. */
+typedef struct {
+    MPI_Win w;
+    void *base;
+    mpistore_t *s;
+    int next;      /* the next rank */
+    int64_t epoch; /* rma_counter_barrier: barriers so far */
+} ctx_t;
+
+/* One sample of an operation: call i (warm-up calls included). */
+typedef void (*op_fn)(ctx_t *x, int i);
+
+static void op_mpi_barrier(ctx_t *x, int i)
+{
+    (void)x, (void)i;
+    check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier");
+}
+
+/* one counter word, reused: count up to (k+1)*size */
+static void op_counter_barrier(ctx_t *x, int i)
+{
+    (void)i;
+    x->epoch++;
+    if (fetch_add(x->w, 0, W_COUNT * 8, 1) + 1 < x->epoch * size)
+        wait_count(x->w, W_COUNT * 8, x->epoch * size);
+}
+
+/* c10d's shape: a fresh counter, the last member writes a fresh flag */
+static void op_c10d_barrier(ctx_t *x, int i)
+{
+    MPI_Aint cnt = (MPI_Aint)(W_FRESH + i % FRESH) * 8, flag = (MPI_Aint)(W_FLAG + i % FRESH) * 8;
+    if (fetch_add(x->w, 0, cnt, 1) + 1 == size) {
+        int64_t one = 1;
+        check(MPI_Accumulate(&one, 1, MPI_INT64_T, 0, flag, 1, MPI_INT64_T, MPI_REPLACE, x->w),
+              "accumulate");
+        check(MPI_Win_flush(0, x->w), "flush");
+    } else {
+        wait_count(x->w, flag, 1); /* last_member */
+    }
+}
+
+/* before call i of op_c10d_barrier, untimed: reset the words before reuse */
+static void pre_c10d_barrier(ctx_t *x, int i)
+{
+    if (i % FRESH == 0 && i > 0) {
+        MPI_Barrier(MPI_COMM_WORLD);
+        if (rank == 0)
+            memset((char *)x->base + W_FRESH * 8, 0, 2 * FRESH * 8);
+        check(MPI_Win_sync(x->w), "win_sync");
+        MPI_Barrier(MPI_COMM_WORLD);
+    }
+}
+
+/* single operations to the next rank, all ranks at once */
+static void op_fetch_and_op(ctx_t *x, int i)
+{
+    (void)i;
+    int64_t one = 1, got = 0;
+    check(MPI_Fetch_and_op(&one, &got, MPI_INT64_T, x->next, W_COUNT * 8, MPI_SUM, x->w), "fao");
+    check(MPI_Win_flush(x->next, x->w), "flush");
+}
+
+static void op_cas_u32(ctx_t *x, int i)
+{
+    (void)i;
+    uint32_t cmp = 0, nw = 0, old = 0;
+    check(MPI_Compare_and_swap(&nw, &cmp, &old, MPI_UINT32_T, x->next, W_INDEX * 8, x->w), "cas");
+    check(MPI_Win_flush(x->next, x->w), "flush");
+}
+
+static void op_get_accumulate_1(ctx_t *x, int i)
+{
+    (void)i;
+    int64_t got = 0;
+    check(MPI_Get_accumulate(NULL, 0, MPI_INT64_T, &got, 1, MPI_INT64_T, x->next, W_COUNT * 8, 1,
+                             MPI_INT64_T, MPI_NO_OP, x->w),
+          "get_accumulate");
+    check(MPI_Win_flush(x->next, x->w), "flush");
+}
+
+static void op_get_accumulate_256(ctx_t *x, int i)
+{
+    (void)i;
+    uint32_t idx[256];
+    check(MPI_Get_accumulate(NULL, 0, MPI_UINT32_T, idx, 256, MPI_UINT32_T, x->next, W_INDEX * 8,
+                             256, MPI_UINT32_T, MPI_NO_OP, x->w),
+          "get_accumulate");
+    check(MPI_Win_flush(x->next, x->w), "flush");
+}
+
+static void op_get_8(ctx_t *x, int i)
+{
+    (void)i;
+    int64_t got = 0;
+    check(MPI_Get(&got, 1, MPI_INT64_T, x->next, W_COUNT * 8, 1, MPI_INT64_T, x->w), "get");
+    check(MPI_Win_flush(x->next, x->w), "flush");
+}
+
+/* the store's own barriers */
+static void op_store_barrier(ctx_t *x, int i)
+{
+    if (mpistore_store_barrier(x->s, "floor/sb", (int64_t)(i + 1) * size, TIMEOUT_S) != MPISTORE_OK)
+        check(MPI_ERR_OTHER, mpistore_errmsg(x->s));
+}
+
+static void op_barrier(ctx_t *x, int i)
+{
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "floor/b/%d", i);
+    if (mpistore_barrier(x->s, rank, size, prefix, TIMEOUT_S) != MPISTORE_OK)
+        check(MPI_ERR_OTHER, mpistore_errmsg(x->s));
+}
+
 int main(int argc, char **argv)
 {
     int iters = 2000;
@@ -155,121 +268,46 @@ int main(int argc, char **argv)
     if (mpistore_open(&s, MPI_COMM_WORLD, &opt) != MPISTORE_OK)
         check(MPI_ERR_OTHER, "mpistore_open");
 
-    row_t row[16];
-    int nrow = 0;
-    int next = (rank + 1) % size;
+    static const struct {
+        const char *name;
+        op_fn pre, op; /* pre: untimed, before each call (may be NULL) */
+    } ops[] = {
+        {"MPI_Barrier", NULL, op_mpi_barrier},
+        {"rma_counter_barrier", NULL, op_counter_barrier},
+        {"rma_c10d_barrier", pre_c10d_barrier, op_c10d_barrier},
+        {"fetch_and_op+flush", NULL, op_fetch_and_op},
+        {"cas_u32+flush", NULL, op_cas_u32},
+        {"get_accumulate_1+flush", NULL, op_get_accumulate_1},
+        {"get_accumulate_256u32+flush", NULL, op_get_accumulate_256},
+        {"get_8B+flush", NULL, op_get_8},
+        {"mpistore_store_barrier", NULL, op_store_barrier},
+        {"mpistore_barrier", NULL, op_barrier},
+    };
+    enum { NOPS = sizeof ops / sizeof ops[0] };
+    row_t row[NOPS];
+    ctx_t x = {.w = w, .base = base, .s = s, .next = (rank + 1) % size};
     int warm = iters / 10 + 2;
-
-    /* MPI_Barrier */
-    for (int i = 0; i < warm; i++)
+    /* every operation back to back, after a warm-up; only the samples after
+     * the warm-up count */
+    for (int k = 0; k < NOPS; k++) {
         MPI_Barrier(MPI_COMM_WORLD);
-    for (int i = 0; i < iters; i++) {
-        double t0 = MPI_Wtime();
-        MPI_Barrier(MPI_COMM_WORLD);
-        t[i] = (MPI_Wtime() - t0) * 1e6;
-    }
-    median_all(t, iters, &row[nrow++], "MPI_Barrier");
-
-    /* one counter word, reused: count up to (k+1)*size */
-    int64_t epoch = 0;
-    MPI_Barrier(MPI_COMM_WORLD);
-    for (int i = 0; i < warm + iters; i++) {
-        double t0 = MPI_Wtime();
-        epoch++;
-        if (fetch_add(w, 0, W_COUNT * 8, 1) + 1 < epoch * size)
-            wait_count(w, W_COUNT * 8, epoch * size);
-        if (i >= warm)
-            t[i - warm] = (MPI_Wtime() - t0) * 1e6;
-    }
-    median_all(t, iters, &row[nrow++], "rma_counter_barrier");
-
-    /* c10d's shape: a fresh counter, the last member writes a fresh flag */
-    MPI_Barrier(MPI_COMM_WORLD);
-    for (int i = 0; i < warm + iters; i++) {
-        MPI_Aint cnt = (MPI_Aint)(W_FRESH + i % FRESH) * 8,
-                 flag = (MPI_Aint)(W_FLAG + i % FRESH) * 8;
-        if (i % FRESH == 0 && i > 0) { /* reset the words before reusing them */
-            MPI_Barrier(MPI_COMM_WORLD);
-            if (rank == 0)
-                memset((char *)base + W_FRESH * 8, 0, 2 * FRESH * 8);
-            check(MPI_Win_sync(w), "win_sync");
-            MPI_Barrier(MPI_COMM_WORLD);
-        }
-        double t0 = MPI_Wtime();
-        if (fetch_add(w, 0, cnt, 1) + 1 == size) {
-            int64_t one = 1;
-            check(MPI_Accumulate(&one, 1, MPI_INT64_T, 0, flag, 1, MPI_INT64_T, MPI_REPLACE, w),
-                  "accumulate");
-            check(MPI_Win_flush(0, w), "flush");
-        } else {
-            wait_count(w, flag, 1); /* last_member */
-        }
-        if (i >= warm)
-            t[i - warm] = (MPI_Wtime() - t0) * 1e6;
-    }
-    median_all(t, iters, &row[nrow++], "rma_c10d_barrier");
-
-    /* single operations to the next rank, all ranks at once */
-    for (int op = 0; op < 5; op++) {
-        static const char *names[] = {"fetch_and_op+flush", "cas_u32+flush",
-                                      "get_accumulate_1+flush", "get_accumulate_256u32+flush",
-                                      "get_8B+flush"};
         for (int i = 0; i < warm + iters; i++) {
-            int64_t one = 1, got = 0;
-            uint32_t idx[256], cmp = 0, nw = 0, old = 0;
+            if (ops[k].pre)
+                ops[k].pre(&x, i);
             double t0 = MPI_Wtime();
-            if (op == 0)
-                check(MPI_Fetch_and_op(&one, &got, MPI_INT64_T, next, W_COUNT * 8, MPI_SUM, w),
-                      "fao");
-            else if (op == 1)
-                check(MPI_Compare_and_swap(&nw, &cmp, &old, MPI_UINT32_T, next, W_INDEX * 8, w),
-                      "cas");
-            else if (op == 2)
-                check(MPI_Get_accumulate(NULL, 0, MPI_INT64_T, &got, 1, MPI_INT64_T, next,
-                                         W_COUNT * 8, 1, MPI_INT64_T, MPI_NO_OP, w),
-                      "get_accumulate");
-            else if (op == 3)
-                check(MPI_Get_accumulate(NULL, 0, MPI_UINT32_T, idx, 256, MPI_UINT32_T, next,
-                                         W_INDEX * 8, 256, MPI_UINT32_T, MPI_NO_OP, w),
-                      "get_accumulate");
-            else
-                check(MPI_Get(&got, 1, MPI_INT64_T, next, W_COUNT * 8, 1, MPI_INT64_T, w), "get");
-            check(MPI_Win_flush(next, w), "flush");
+            ops[k].op(&x, i);
             if (i >= warm)
                 t[i - warm] = (MPI_Wtime() - t0) * 1e6;
         }
-        median_all(t, iters, &row[nrow++], names[op]);
+        median_all(t, iters, &row[k], ops[k].name);
     }
-
-    /* the store's own barriers */
-    MPI_Barrier(MPI_COMM_WORLD);
-    for (int i = 0; i < warm + iters; i++) {
-        double t0 = MPI_Wtime();
-        if (mpistore_store_barrier(s, "floor/sb", (int64_t)(i + 1) * size, TIMEOUT_S) !=
-            MPISTORE_OK)
-            check(MPI_ERR_OTHER, mpistore_errmsg(s));
-        if (i >= warm)
-            t[i - warm] = (MPI_Wtime() - t0) * 1e6;
-    }
-    median_all(t, iters, &row[nrow++], "mpistore_store_barrier");
-    MPI_Barrier(MPI_COMM_WORLD);
-    for (int i = 0; i < warm + iters; i++) {
-        char prefix[64];
-        snprintf(prefix, sizeof prefix, "floor/b/%d", i);
-        double t0 = MPI_Wtime();
-        if (mpistore_barrier(s, rank, size, prefix, TIMEOUT_S) != MPISTORE_OK)
-            check(MPI_ERR_OTHER, mpistore_errmsg(s));
-        if (i >= warm)
-            t[i - warm] = (MPI_Wtime() - t0) * 1e6;
-    }
-    median_all(t, iters, &row[nrow++], "mpistore_barrier");
 
     if (rank == 0) {
         FILE *csv = csvpath ? fopen(csvpath, "a") : NULL;
         printf("| op (%d ranks, %d samples per rank) | median (p99) us | / MPI_Barrier |\n", size,
                iters);
         printf("|---|---|---|\n");
-        for (int r = 0; r < nrow; r++) {
+        for (int r = 0; r < NOPS; r++) {
             printf("| %s | %.2f (%.2f) | %.1fx |\n", row[r].name, row[r].med, row[r].p99,
                    row[r].med / row[0].med);
             if (csv)

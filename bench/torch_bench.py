@@ -29,6 +29,7 @@ from torch.distributed.elastic.utils import store as elastic
 
 import mpistore
 from mpistore.torch import MPIStore
+from torch_floor import DictStore  # bench/, this script's directory
 
 TIMEOUT = 120
 
@@ -37,24 +38,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-class _DictStore(dist.Store):
-    """A one-process store that does nothing but a dict: torch's Python floor."""
-
-    def __init__(self):
-        super().__init__()
-        self.d = {}
-
-    def add(self, key, value):
-        self.d[key] = self.d.get(key, 0) + value
-        return self.d[key]
-
-    def set(self, key, value):
-        self.d[key] = value
-
-    def wait(self, keys, timeout=None):
-        assert all(k in self.d for k in keys)
 
 
 def main():
@@ -128,7 +111,7 @@ def main():
     if size == 1:
         # torch's own Python cost: the elastic barrier over a store that does
         # nothing (a dict); no store below it can be faster than this
-        floor = _DictStore()
+        floor = DictStore()
         xs = []
         for i in range(a.iters):
             t0 = time.perf_counter()
