@@ -101,15 +101,25 @@ static int window_fail(int mpirc, size_t bytes, int nodes, int level)
                                 bytes, text);
 }
 
-/* Collective: the shared-memory nodes comm spans (or -1) and the ranks of
- * comm on this rank's node, and whether every rank's windows fit its host
- * (mpistore__window_fits): 0, or 1 with why set on the ranks whose host is too
- * small, 2 on the others. */
-static int host_check(MPI_Comm comm, size_t win_bytes, int *nodes, int *local, char *why, size_t n)
+/* MPISTORE_SHM=0: this rank asks for the MPI path on one node. */
+static int shm_off(void)
+{
+    const char *e = getenv("MPISTORE_SHM");
+    return e && strcmp(e, "0") == 0;
+}
+
+/* Collective: the shared-memory nodes comm spans (or -1), the ranks of comm
+ * on this rank's node, whether the window may be shared memory (one node
+ * and no rank set MPISTORE_SHM=0: *shm), and whether every rank's windows
+ * fit its host (mpistore__window_fits): 0, or 1 with why set on the ranks
+ * whose host is too small, 2 on the others. */
+static int host_check(MPI_Comm comm, size_t win_bytes, int *nodes, int *local, int *shm, char *why,
+                      size_t n)
 {
     MPI_Comm node = MPI_COMM_NULL;
-    int lrank = 0, mine[2] = {0, 0}, sum[2] = {0, 0};
+    int lrank = 0, mine[3] = {0, 0, 0}, sum[3] = {0, 0, 0};
     *local = 1;
+    *shm = 0;
     /* the reduction runs on every rank, even if the split failed here */
     if (MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
         MPI_Comm_rank(node, &lrank);
@@ -118,11 +128,13 @@ static int host_check(MPI_Comm comm, size_t win_bytes, int *nodes, int *local, c
     }
     mine[0] = lrank == 0;
     mine[1] = mpistore__window_fits(win_bytes, *local, why, n) != 0;
-    if (MPI_Allreduce(mine, sum, 2, MPI_INT, MPI_SUM, comm) != MPI_SUCCESS) {
+    mine[2] = shm_off();
+    if (MPI_Allreduce(mine, sum, 3, MPI_INT, MPI_SUM, comm) != MPI_SUCCESS) {
         *nodes = -1;
         return 0;
     }
     *nodes = sum[0];
+    *shm = sum[0] == 1 && sum[2] == 0;
     return mine[1] ? 1 : sum[1] ? 2 : 0;
 }
 
@@ -175,6 +187,7 @@ typedef struct {
     mpistore_t *s;
     MPI_Comm dup; /* the store's communicator, once duplicated */
     int nodes;    /* shared-memory nodes the store spans, or -1 */
+    int shm;      /* one node, no rank opted out: try a shared window (open_window) */
 } open_state_t;
 
 /* Local: MPI is usable and comm is a communicator (a rank that fails here
@@ -324,7 +337,8 @@ static int open_host(open_state_t *st)
 {
     char why[300];
     int local = 1;
-    int fit = host_check(st->dup, st->c->lay.win_bytes, &st->nodes, &local, why, sizeof why);
+    int fit =
+        host_check(st->dup, st->c->lay.win_bytes, &st->nodes, &local, &st->shm, why, sizeof why);
     if (fit == 1)
         return open_fail(MPISTORE_ENOMEM, "mpistore_open: %s", why);
     if (fit == 2)
@@ -334,12 +348,39 @@ static int open_host(open_state_t *st)
     return MPISTORE_OK;
 }
 
+/* Collective, one node (st->shm): the window in shared memory, mapped by
+ * every rank (design.md, "One node").  1 if every rank has it; 0 if no
+ * rank uses it (MPI could not make it everywhere, e.g. a one-sided
+ * component forced with --mca osc that has no shared windows): the caller
+ * then makes the ordinary window. */
+static int open_shared_window(open_state_t *st)
+{
+    mpistore__wins_t *w = &st->c->rma.w;
+    int rc = mpistore__wins_allocate(w, st->c->lay.win_bytes, 1);
+    int mine[2] = {w->win != MPI_WIN_NULL, rc == MPI_SUCCESS}, all[2] = {0, 0};
+    if (MPI_Allreduce(mine, all, 2, MPI_INT, MPI_MIN, st->dup) != MPI_SUCCESS)
+        all[0] = all[1] = 0;
+    if (all[1])
+        return 1;
+    /* every rank has a window to free together; a rank without one leaves
+     * the others' to the end of the job rather than a collective that
+     * could not complete */
+    if (all[0])
+        (void)mpistore__wins_free(w, 0, 1);
+    w->win = MPI_WIN_NULL;
+    w->base = NULL;
+    w->peer = NULL;
+    return 0;
+}
+
 /* Collective: the store's window, with its hints.  0 or OPEN_FAILED_WINDOW
  * (the reason, with the setting that fixes it, in this rank's message). */
 static int open_window(open_state_t *st)
 {
     size_t bytes = st->c->lay.win_bytes;
-    int rc = mpistore__wins_allocate(&st->c->rma.w, bytes);
+    if (st->shm && open_shared_window(st))
+        return 0;
+    int rc = mpistore__wins_allocate(&st->c->rma.w, bytes, 0);
     if (rc == MPI_SUCCESS)
         return 0;
     (void)window_fail(rc, bytes, st->nodes, st->level);

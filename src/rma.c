@@ -9,6 +9,7 @@
 #include "rma.h"
 
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,6 +63,68 @@ static int dyn_dead(mpistore__rma_t *r, size_t off, int target)
 }
 
 static int mirror_complete(mpistore__rma_t *r);
+
+/* ---- one node: the allocated window in shared memory (docs/design.md,
+ * "One node: the window in shared memory") ---- */
+
+/* Atomics between processes must be lock-free: a C library's fallback lock
+ * for wider or odd types lives in one process only. */
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2 && ATOMIC_LONG_LOCK_FREE == 2 &&
+                   ATOMIC_LLONG_LOCK_FREE == 2,
+               "the one-node path needs lock-free 32- and 64-bit atomics");
+
+void (*mpistore__flush_hook)(void) = NULL;
+
+/* Rank t's byte at encoded displacement off, mapped in this process; NULL
+ * when the operation goes through MPI (no shared window, or grown memory,
+ * which lives in the dynamic window). */
+static inline unsigned char *direct(const mpistore__rma_t *r, int t, size_t off)
+{
+    return r->w.peer && !(off & MS_DYN) ? r->w.peer[t] + off : NULL;
+}
+
+/* What MPI_Fetch_and_op or MPI_Accumulate does to one word of 4 or 8 bytes
+ * (MPI_NO_OP, MPI_REPLACE, MPI_BOR, MPI_BAND, MPI_SUM: the ones the store
+ * uses), as one sequentially consistent C11 atomic; the old value to
+ * result unless NULL.  A signed sum is the same bits as an unsigned one. */
+static void direct_op(unsigned char *p, const void *val, void *result, int bytes, MPI_Op op)
+{
+    if (bytes == 4) {
+        _Atomic uint32_t *a = (_Atomic uint32_t *)(void *)p;
+        uint32_t v = 0, old;
+        if (val)
+            memcpy(&v, val, 4);
+        if (op == MPI_NO_OP)
+            old = atomic_load(a);
+        else if (op == MPI_REPLACE)
+            old = atomic_exchange(a, v);
+        else if (op == MPI_BOR)
+            old = atomic_fetch_or(a, v);
+        else if (op == MPI_BAND)
+            old = atomic_fetch_and(a, v);
+        else
+            old = atomic_fetch_add(a, v);
+        if (result)
+            memcpy(result, &old, 4);
+        return;
+    }
+    _Atomic uint64_t *a = (_Atomic uint64_t *)(void *)p;
+    uint64_t v = 0, old;
+    if (val)
+        memcpy(&v, val, 8);
+    if (op == MPI_NO_OP)
+        old = atomic_load(a);
+    else if (op == MPI_REPLACE)
+        old = atomic_exchange(a, v);
+    else if (op == MPI_BOR)
+        old = atomic_fetch_or(a, v);
+    else if (op == MPI_BAND)
+        old = atomic_fetch_and(a, v);
+    else
+        old = atomic_fetch_add(a, v);
+    if (result)
+        memcpy(result, &old, 8);
+}
 
 /* A call that failed: complete whatever this rank issued before it, the
  * requests and the own-word writes held back for their copies (after the
@@ -150,6 +213,12 @@ static void flush_one(mpistore__rma_t *r, int t, const char *what, int *rc)
 {
     if (r->rq.dirty)
         r->rq.dirty[t] = 0;
+    if (r->w.peer) { /* one node: every operation completed when issued */
+        atomic_thread_fence(memory_order_seq_cst);
+        if (mpistore__flush_hook)
+            mpistore__flush_hook();
+        return;
+    }
     int e = MPI_Win_flush(t, r->w.win);
     if (e != MPI_SUCCESS && *rc == 0)
         *rc = mpistore__mpierr(r->w.err, e, what, t);
@@ -164,6 +233,11 @@ static int own_apply(mpistore__rma_t *r)
     int rc = 0, me = r->w.rank;
     for (size_t i = 0; i < m->nown; i++) {
         mpistore__own_op_t *o = &m->own[i];
+        unsigned char *p = direct(r, me, o->off);
+        if (p) {
+            direct_op(p, o->val, o->result, o->bytes, o->op);
+            continue;
+        }
         int e = o->result ? MPI_Fetch_and_op(o->val, o->result, o->type, me, mpistore__disp(o->off),
                                              o->op, r->w.win)
                           : MPI_Accumulate(o->val, 1, o->type, me, mpistore__disp(o->off), 1,
@@ -209,6 +283,11 @@ int mpistore__mirror_put(mpistore__rma_t *r, size_t off, size_t len)
     int t = mirror_target(r, r->w.rank);
     count(r, len);
     const unsigned char *src = r->w.base + off;
+    unsigned char *p = direct(r, t, off + r->mir.delta);
+    if (p) { /* made visible by the publication that follows (a seq_cst atomic) */
+        memcpy(p, src, len);
+        return 0;
+    }
     for (size_t done = 0; done < len;) { /* MPI counts are int */
         int n = len - done > (1u << 30) ? (1 << 30) : (int)(len - done);
         int e = MPI_Put(src + done, n, MPI_BYTE, t, mpistore__disp(off + r->mir.delta + done), n,
@@ -231,7 +310,13 @@ int mpistore__flush_self(mpistore__rma_t *r)
 {
     if (r->rq.dirty)
         r->rq.dirty[r->w.rank] = 0;
-    int e = MPI_Win_flush(r->w.rank, r->w.win);
+    int e = MPI_SUCCESS;
+    if (r->w.peer) {
+        atomic_thread_fence(memory_order_seq_cst);
+        if (mpistore__flush_hook)
+            mpistore__flush_hook();
+    } else
+        e = MPI_Win_flush(r->w.rank, r->w.win);
     int m = mirror_complete(r); /* even after a failure */
     int d = mpistore__dyn_flush(&r->w);
     if (e != MPI_SUCCESS)
@@ -279,6 +364,11 @@ int mpistore__flush_ranks(mpistore__rma_t *r, const int *ranks, size_t n)
 int mpistore__rget(mpistore__rma_t *r, int target, size_t off, void *buf, size_t len)
 {
     count(r, len);
+    const unsigned char *p = direct(r, target, off);
+    if (p) { /* as MPI_Get: not atomic, validated by the caller after the flush's fence */
+        memcpy(buf, p, len);
+        return 0;
+    }
     while (len > 0) { /* MPI counts are int */
         int n = len > (1u << 30) ? (1 << 30) : (int)len;
         if (mpistore__rq_on(&r->rq)) {
@@ -317,6 +407,11 @@ static int getacc(mpistore__rma_t *r, int target, size_t off, void *buf, size_t 
                   MPI_Datatype type, size_t size)
 {
     count(r, n * size);
+    unsigned char *p = direct(r, target, off);
+    for (size_t i = 0; p && i < n; i++) /* element-wise atomic, as MPI_NO_OP */
+        direct_op(p + i * size, NULL, (unsigned char *)buf + i * size, (int)size, MPI_NO_OP);
+    if (p)
+        return 0;
     if (mpistore__rq_on(&r->rq)) {
         void *st = NULL;
         MPI_Request *req = NULL;
@@ -355,6 +450,13 @@ int mpistore__cas_u32(mpistore__rma_t *r, int target, size_t off, const uint32_t
                       const uint32_t *expected, uint32_t *result)
 {
     count(r, 4);
+    unsigned char *p = direct(r, target, off);
+    if (p) {
+        uint32_t old = *expected;
+        (void)atomic_compare_exchange_strong((_Atomic uint32_t *)(void *)p, &old, *desired);
+        *result = old; /* the word's value before, as MPI_Compare_and_swap gives it */
+        return 0;
+    }
     mpistore__rq_mark(&r->rq, target);
     CHECK_ISSUE(MPI_Compare_and_swap(desired, expected, result, MPI_UINT32_T, target,
                                      mpistore__disp(off), mpistore__win(&r->w, off, target)),
@@ -369,6 +471,11 @@ static int mirror_acc(mpistore__rma_t *r, int target, size_t off, const void *va
     int t = mirror_target(r, target);
     size_t moff = off + r->mir.delta;
     count(r, (uint64_t)bytes);
+    unsigned char *p = direct(r, t, moff);
+    if (p) {
+        direct_op(p, val, NULL, bytes, op);
+        return 0;
+    }
     CHECK_ISSUE(MPI_Accumulate(val, 1, type, t, mpistore__disp(moff), 1, type, op, r->w.win), moff,
                 t);
     return 0;
@@ -390,6 +497,7 @@ static int mirror_own(mpistore__rma_t *r, size_t off, const void *val, void *res
     memcpy(o->val, val, (size_t)bytes);
     o->result = result;
     o->type = type;
+    o->bytes = bytes;
     o->op = op;
     return 0;
 }
@@ -401,10 +509,15 @@ static int acc1(mpistore__rma_t *r, int target, size_t off, const void *val, MPI
     count(r, (uint64_t)bytes);
     if (target == r->w.rank && mirrored(&r->mir, off))
         return mirror_own(r, off, val, NULL, type, bytes, op);
-    mpistore__rq_mark(&r->rq, target);
-    CHECK_ISSUE(MPI_Accumulate(val, 1, type, target, mpistore__disp(off), 1, type, op,
-                               mpistore__win(&r->w, off, target)),
-                off, target);
+    unsigned char *p = direct(r, target, off);
+    if (p) {
+        direct_op(p, val, NULL, bytes, op);
+    } else {
+        mpistore__rq_mark(&r->rq, target);
+        CHECK_ISSUE(MPI_Accumulate(val, 1, type, target, mpistore__disp(off), 1, type, op,
+                                   mpistore__win(&r->w, off, target)),
+                    off, target);
+    }
     return mirrored(&r->mir, off) ? mirror_acc(r, target, off, val, type, bytes, op) : 0;
 }
 
@@ -444,10 +557,15 @@ int mpistore__fao_i64(mpistore__rma_t *r, int target, size_t off, const int64_t 
     count(r, 8);
     if (target == r->w.rank && mirrored(&r->mir, off))
         return mirror_own(r, off, delta, result, MPI_INT64_T, 8, MPI_SUM);
-    mpistore__rq_mark(&r->rq, target);
-    CHECK_ISSUE(MPI_Fetch_and_op(delta, result, MPI_INT64_T, target, mpistore__disp(off), MPI_SUM,
-                                 mpistore__win(&r->w, off, target)),
-                off, target);
+    unsigned char *p = direct(r, target, off);
+    if (p) {
+        direct_op(p, delta, result, 8, MPI_SUM);
+    } else {
+        mpistore__rq_mark(&r->rq, target);
+        CHECK_ISSUE(MPI_Fetch_and_op(delta, result, MPI_INT64_T, target, mpistore__disp(off),
+                                     MPI_SUM, mpistore__win(&r->w, off, target)),
+                    off, target);
+    }
     /* the mirror's copy: the same add, once (exactly once per copy) */
     return mirrored(&r->mir, off) ? mirror_acc(r, target, off, delta, MPI_INT64_T, 8, MPI_SUM) : 0;
 }
@@ -458,6 +576,11 @@ int mpistore__read_u64(mpistore__rma_t *r, int target, size_t off, uint64_t *res
             &r->rq)) /* the same atomic read, as a request: MPI_Rget_accumulate(NO_OP) */
         return mpistore__read_u64s(r, target, off, result, 1);
     count(r, 8);
+    unsigned char *p = direct(r, target, off);
+    if (p) {
+        direct_op(p, NULL, result, 8, MPI_NO_OP);
+        return 0;
+    }
     mpistore__rq_mark(&r->rq, target);
     static const uint64_t unused = 0;
     CHECK_ISSUE(MPI_Fetch_and_op(&unused, result, MPI_UINT64_T, target, mpistore__disp(off),
@@ -475,6 +598,11 @@ int mpistore__read_local_u64(mpistore__rma_t *r, size_t off, uint64_t *result)
 {
     static const uint64_t unused = 0;
     int me = r->w.rank;
+    unsigned char *p = direct(r, me, off);
+    if (p) {
+        direct_op(p, NULL, result, 8, MPI_NO_OP);
+        return 0;
+    }
     int rc = MPI_Fetch_and_op(&unused, result, MPI_UINT64_T, me, mpistore__disp(off), MPI_NO_OP,
                               mpistore__win_of(&r->w, off));
     if (rc == MPI_SUCCESS)

@@ -23,6 +23,7 @@ typedef struct mpistore__own_op {
     unsigned char val[8];
     void *result; /* a fetch-and-op's result (the caller's, read after the flush) */
     MPI_Datatype type;
+    int bytes; /* of type: 4 or 8 */
     MPI_Op op;
 } mpistore__own_op_t;
 
@@ -57,6 +58,11 @@ int mpistore__mirror_flush(mpistore__rma_t *r);
 /* Put len bytes of this rank's window at off (a block just built) to the
  * same place of its mirror. */
 int mpistore__mirror_put(mpistore__rma_t *r, size_t off, size_t len);
+
+/* Tests only (tests/stress_kill.c): called at every flush of the one-node
+ * path (design.md, "One node"), which makes no MPI_Win_flush for MPI's
+ * profiling interface to catch.  NULL: nothing is called. */
+extern void (*mpistore__flush_hook)(void);
 
 int mpistore__flush(mpistore__rma_t *r, int target);
 int mpistore__flush2(mpistore__rma_t *r, int a, int b);

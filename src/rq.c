@@ -242,6 +242,8 @@ int mpistore__rq_wanted(const mpistore__wins_t *w, int nodes)
      * on a 0.46 us get).  MPICH leaves its windows unnamed too: ask which
      * MPI this is. */
     char name[MPI_MAX_OBJECT_NAME] = "", lib[64];
+    if (w->peer) /* one node, shared memory: the allocated window is never waited on */
+        return 0;
     if (nodes != 1)
         return 1;
     mpistore__wins_name(w, name, sizeof name);

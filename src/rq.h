@@ -79,9 +79,11 @@ static inline int mpistore__rq_late(const mpistore__rq_t *q)
     return q->late - 1;
 }
 /* open, once the window exists: do reads in deadline scopes need requests?
- * Not on a one-node job whose window is Open MPI's osc/rdma or osc/sm (every
- * read is done by the origin in shared memory, whatever the target does);
- * yes everywhere else.  Env MPISTORE_RMA_REQUESTS=0/1 decides instead. */
+ * Not on a store whose window is mapped shared memory (w->peer: the RMA
+ * layer reads it with loads), nor on a one-node job whose window is Open
+ * MPI's osc/rdma or osc/sm (every read is done by the origin in shared
+ * memory, whatever the target does); yes everywhere else.  Env MPISTORE_RMA_REQUESTS=0/1 decides
+ * instead. */
 int mpistore__rq_wanted(const mpistore__wins_t *w, int nodes);
 /* open, collective, when requests are used: one read of every peer and a
  * barrier.  On Open MPI's osc/pt2pt the first operation of a window towards

@@ -9,6 +9,7 @@
 #include "errors.h"
 #include "window.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +38,26 @@ static void *map_pages(size_t n)
     return m == MAP_FAILED ? NULL : m;
 }
 
-int mpistore__wins_allocate(mpistore__wins_t *w, size_t bytes)
+/* Every rank's part of a shared window, mapped in this process: w->peer
+ * (0), or an MPI error code. */
+static int shared_peers(mpistore__wins_t *w, size_t bytes)
+{
+    for (int t = 0; t < w->nranks; t++) {
+        MPI_Aint size = 0;
+        int unit = 0;
+        void *p = NULL;
+        int rc = MPI_Win_shared_query(w->win, t, &size, &unit, &p);
+        if (rc != MPI_SUCCESS)
+            return rc;
+        if (!p || (size_t)size < bytes)
+            return MPI_ERR_WIN;
+        w->peers[t] = p;
+    }
+    w->peer = w->peers;
+    return MPI_SUCCESS;
+}
+
+int mpistore__wins_allocate(mpistore__wins_t *w, size_t bytes, int shared)
 {
     MPI_Info info;
     MPI_Info_create(&info);
@@ -47,8 +67,20 @@ int mpistore__wins_allocate(mpistore__wins_t *w, size_t bytes)
     MPI_Info_set(info, "accumulate_ordering", "waw");
     MPI_Info_set(info, "same_size", "true");
     MPI_Info_set(info, "same_disp_unit", "true");
-    int rc = MPI_Win_allocate((MPI_Aint)bytes, 1, info, w->comm, &w->base, &w->win);
-    MPI_Info_free(&info);
+    int rc;
+    w->peer = NULL;
+    if (shared) {
+        /* each rank's part on pages of its own (no false sharing across
+         * parts, first touch by its owner) */
+        MPI_Info_set(info, "alloc_shared_noncontig", "true");
+        rc = MPI_Win_allocate_shared((MPI_Aint)bytes, 1, info, w->comm, &w->base, &w->win);
+        MPI_Info_free(&info);
+        if (rc == MPI_SUCCESS)
+            return shared_peers(w, bytes); /* on failure the window stays, for the caller */
+    } else {
+        rc = MPI_Win_allocate((MPI_Aint)bytes, 1, info, w->comm, &w->base, &w->win);
+        MPI_Info_free(&info);
+    }
     if (rc != MPI_SUCCESS) {
         w->win = MPI_WIN_NULL;
         w->base = NULL;
@@ -122,6 +154,7 @@ int mpistore__wins_free(mpistore__wins_t *w, int dyn_everywhere, int win_everywh
     if (w->win != MPI_WIN_NULL && win_everywhere && (r = MPI_Win_free(&w->win)) != MPI_SUCCESS)
         rc = r;
     w->win = MPI_WIN_NULL;
+    w->peer = NULL;
     /* every rank is past its last access (MPI_Win_free above synchronizes):
      * the grown memory can go */
     for (unsigned i = 0; i < w->nxwin; i++) {
@@ -140,7 +173,8 @@ int mpistore__grow_init(mpistore__wins_t *w)
     size_t n = (size_t)w->nranks;
     w->dyn_list = calloc(n, sizeof *w->dyn_list);
     w->dyn_mark = calloc(n, 1);
-    return w->dyn_list && w->dyn_mark ? 0 : -1;
+    w->peers = calloc(n, sizeof *w->peers);
+    return w->dyn_list && w->dyn_mark && w->peers ? 0 : -1;
 }
 
 void mpistore__win_unmap(const mpistore__wins_t *w, void *m, size_t n)
@@ -156,8 +190,10 @@ void mpistore__grow_free(mpistore__wins_t *w)
     w->dwarm = NULL;
     free(w->dyn_list);
     free(w->dyn_mark);
+    free(w->peers);
     w->dyn_list = NULL;
     w->dyn_mark = NULL;
+    w->peers = w->peer = NULL;
 }
 
 MPI_Aint mpistore__win_warm_word(mpistore__wins_t *w)
@@ -177,6 +213,10 @@ MPI_Aint mpistore__win_warm_word(mpistore__wins_t *w)
 
 int mpistore__win_sync(mpistore__wins_t *w, size_t off)
 {
+    if (w->peer && !(off & MS_DYN)) { /* one node: the next atomic publishes them */
+        atomic_thread_fence(memory_order_seq_cst);
+        return 0;
+    }
     int rc = MPI_Win_sync(mpistore__win_of(w, off));
     return rc == MPI_SUCCESS ? 0 : mpistore__mpierr(w->err, rc, "MPI_Win_sync", w->rank);
 }

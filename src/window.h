@@ -15,10 +15,15 @@
 typedef struct mpistore__wins {
     MPI_Comm comm; /* the store's communicator (a duplicate) */
     int rank, nranks;
-    mpistore__err_t *err; /* where failures are described (the core's sink) */
-    MPI_Win win;          /* the allocated window: header, index, arena */
-    unsigned char *base;  /* this rank's part of it */
-    MPI_Win dwin;         /* the dynamic window; MPI_WIN_NULL on a one-rank store: xwin */
+    mpistore__err_t *err;  /* where failures are described (the core's sink) */
+    MPI_Win win;           /* the allocated window: header, index, arena */
+    unsigned char *base;   /* this rank's part of it */
+    unsigned char **peer;  /* one node (mpistore__wins_allocate, shared): every rank's part of the
+                              allocated window, mapped here (peer[rank] == base); the RMA layer
+                              reaches it with C11 atomics instead of MPI calls (design.md, "One
+                              node").  NULL: every operation goes through MPI */
+    unsigned char **peers; /* the array peer points to, nranks entries (mpistore__grow_init) */
+    MPI_Win dwin;          /* the dynamic window; MPI_WIN_NULL on a one-rank store: xwin */
     MPI_Win xwin[MS_MAX_XWIN];
     unsigned nxwin;
     int *dyn_list; /* ranks with dynamic-window operations in flight */
@@ -34,8 +39,11 @@ typedef struct mpistore__wins {
 
 /* ---- open and close (collective; store.c decides, here is the MPI) ---- */
 /* The allocated window of bytes per rank with the store's hints (0 or the
- * MPI error code; the window stays MPI_WIN_NULL on failure). */
-int mpistore__wins_allocate(mpistore__wins_t *w, size_t bytes);
+ * MPI error code; the window stays MPI_WIN_NULL on failure).  shared (every
+ * rank on one node, agreed by all): MPI_Win_allocate_shared, and w->peer
+ * set; if the window was made but a rank's part could not be mapped, the
+ * error code with w->win kept (the caller frees it collectively). */
+int mpistore__wins_allocate(mpistore__wins_t *w, size_t bytes, int shared);
 /* The dynamic window (on more than one rank), locked for the store's
  * lifetime: 0 or the MPI error code. */
 int mpistore__wins_dynamic(mpistore__wins_t *w);

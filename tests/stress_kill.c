@@ -120,20 +120,30 @@ static long countdown = -1; /* flushes left before the death; -1: not armed */
 static double death_at = -1;
 static uint64_t death_rng;
 
-/* MPI's profiling interface: the death comes inside a store call, between
- * RMA operations (a lock held, a block written but not published, a
- * publication issued but not flushed, an add half mirrored). */
-int MPI_Win_flush(int target, MPI_Win win)
+/* MPI's profiling interface (or, on one node, the library's flush hook):
+ * the death comes inside a store call, between RMA operations (a lock held, a block written but not
+ * published, a publication issued but not flushed, an add half mirrored). */
+static void flush_point(void)
 {
     if (countdown >= 0 && countdown-- == 0)
         raise(SIGKILL);
+}
+
+int MPI_Win_flush(int target, MPI_Win win)
+{
+    flush_point();
     return PMPI_Win_flush(target, win);
 }
+
+/* The one-node path's flushes are fences, not MPI calls: the library calls
+ * this hook at each (src/rma.h). */
+extern void (*mpistore__flush_hook)(void);
 
 void stk_plan_death(double at, uint64_t rng)
 {
     death_at = at;
     death_rng = rng;
+    mpistore__flush_hook = flush_point;
 }
 
 void stk_tick(bool write_call)

@@ -43,6 +43,26 @@ int __wrap_MPI_Win_allocate(MPI_Aint size, int disp_unit, MPI_Info info, MPI_Com
     return fail_win_allocate_on == mt_rank ? MPI_ERR_NO_MEM : MPI_SUCCESS;
 }
 
+/* The same for the one-node path's shared window (--wrap=MPI_Win_allocate_shared):
+ * fail_shared_on fails it on one rank (-2: on every rank). */
+int __real_MPI_Win_allocate_shared(MPI_Aint size, int disp_unit, MPI_Info info, MPI_Comm comm,
+                                   void *baseptr, MPI_Win *win);
+int __wrap_MPI_Win_allocate_shared(MPI_Aint size, int disp_unit, MPI_Info info, MPI_Comm comm,
+                                   void *baseptr, MPI_Win *win);
+static int fail_shared_on = -1;
+static int shared_calls = 0;                  /* shared windows asked for */
+static MPI_Win wrapped_shared = MPI_WIN_NULL; /* the window of a failed call, on every rank */
+int __wrap_MPI_Win_allocate_shared(MPI_Aint size, int disp_unit, MPI_Info info, MPI_Comm comm,
+                                   void *baseptr, MPI_Win *win)
+{
+    shared_calls++;
+    int rc = __real_MPI_Win_allocate_shared(size, disp_unit, info, comm, baseptr, win);
+    if (rc != MPI_SUCCESS || fail_shared_on == -1)
+        return rc;
+    wrapped_shared = *win;
+    return fail_shared_on == mt_rank || fail_shared_on == -2 ? MPI_ERR_NO_MEM : MPI_SUCCESS;
+}
+
 #define S mt_store
 
 static void expect_absent(mpistore_t *s, const char *key)
@@ -501,10 +521,12 @@ static void errors_empi_one_rank(void **state)
     if (mt_size < 2)
         skip();
     mpistore_t *s = (mpistore_t *)0x1;
-    fail_win_allocate_on = mt_size - 1;
+    fail_win_allocate_on = fail_shared_on = mt_size - 1; /* whichever window open makes */
     int rc = mpistore_open(&s, MPI_COMM_WORLD, NULL);
-    fail_win_allocate_on = -1;
+    fail_win_allocate_on = fail_shared_on = -1;
     assert_int_equal(MPI_Win_free(&wrapped_win), MPI_SUCCESS);
+    if (wrapped_shared != MPI_WIN_NULL) /* left by open: one rank did not have it */
+        assert_int_equal(MPI_Win_free(&wrapped_shared), MPI_SUCCESS);
     assert_int_equal(rc, -MPISTORE_EMPI);
     assert_ptr_equal(s, (mpistore_t *)0x1);
     const char *want = mt_rank == mt_size - 1 ? "MPI_Win_allocate" : "on another rank";
@@ -513,6 +535,43 @@ static void errors_empi_one_rank(void **state)
                  mpistore_errmsg(NULL), want);
     MT_OK(NULL, mpistore_open(&s, MPI_COMM_WORLD, NULL));
     MT_OK(s, mpistore_set(s, mt_unique("one_rank"), "x", 1));
+    MT_OK(NULL, mpistore_close(s));
+    mt_barrier();
+}
+
+/* The shared window of the one-node path fails on every rank (as when a
+ * one-sided component without shared windows is forced, --mca osc pt2pt):
+ * open falls back to the ordinary window and the store works.  On one node
+ * (without MPISTORE_SHM=0) open must have asked for the shared window. */
+static void errors_shared_fallback(void **state)
+{
+    (void)state;
+    MPI_Comm node;
+    int local = 0;
+    assert_int_equal(
+        MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node),
+        MPI_SUCCESS);
+    MPI_Comm_size(node, &local);
+    MPI_Comm_free(&node);
+    const char *off = getenv("MPISTORE_SHM");
+    int one_node = local == mt_size && !(off && strcmp(off, "0") == 0);
+    mpistore_t *s = NULL;
+    shared_calls = 0;
+    fail_shared_on = -2;
+    int rc = mpistore_open(&s, MPI_COMM_WORLD, NULL);
+    fail_shared_on = -1;
+    if (wrapped_shared != MPI_WIN_NULL)
+        assert_int_equal(MPI_Win_free(&wrapped_shared), MPI_SUCCESS);
+    MT_OK(NULL, rc);
+    if (one_node != (shared_calls == 1))
+        fail_msg("rank %d: %d shared windows asked for on %s", mt_rank, shared_calls,
+                 one_node ? "one node" : "the MPI path");
+    const char *k = mt_unique("fallback");
+    char kk[96];
+    snprintf(kk, sizeof kk, "%s/%d", k, mt_rank);
+    MT_OK(s, mpistore_set(s, kk, "v", 1));
+    snprintf(kk, sizeof kk, "%s/%d", k, (mt_rank + 1) % mt_size);
+    mt_expect_str(s, kk, "v"); /* another rank's key, once it is there */
     MT_OK(NULL, mpistore_close(s));
     mt_barrier();
 }
@@ -540,6 +599,7 @@ static const struct CMUnitTest tests[] = {
     MT_TEST(errors_enomem),
     cmocka_unit_test(errors_window_too_big),
     cmocka_unit_test(errors_empi_one_rank),
+    cmocka_unit_test(errors_shared_fallback),
     MT_TEST(errors_estate),
 };
 
