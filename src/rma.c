@@ -87,6 +87,25 @@ static inline unsigned char *direct(const mpistore__rma_t *r, int t, size_t off)
  * (MPI_NO_OP, MPI_REPLACE, MPI_BOR, MPI_BAND, MPI_SUM: the ones the store
  * uses), as one sequentially consistent C11 atomic; the old value to
  * result unless NULL.  A signed sum is the same bits as an unsigned one. */
+/* MPI_Get_accumulate(MPI_NO_OP) of n elements of 4 or 8 bytes: each element
+ * read atomically, in no particular order, complete at the next flush's
+ * fence, which is what MPI promises for it (relaxed loads: a snapshot reads
+ * hundreds of words). */
+static void direct_loads(const unsigned char *p, void *buf, size_t n, size_t size)
+{
+    if (size == 4) {
+        const _Atomic uint32_t *a = (const _Atomic uint32_t *)(const void *)p;
+        uint32_t *out = buf;
+        for (size_t i = 0; i < n; i++)
+            out[i] = atomic_load_explicit(&a[i], memory_order_relaxed);
+    } else {
+        const _Atomic uint64_t *a = (const _Atomic uint64_t *)(const void *)p;
+        uint64_t *out = buf;
+        for (size_t i = 0; i < n; i++)
+            out[i] = atomic_load_explicit(&a[i], memory_order_relaxed);
+    }
+}
+
 static void direct_op(unsigned char *p, const void *val, void *result, int bytes, MPI_Op op)
 {
     if (bytes == 4) {
@@ -408,10 +427,10 @@ static int getacc(mpistore__rma_t *r, int target, size_t off, void *buf, size_t 
 {
     count(r, n * size);
     unsigned char *p = direct(r, target, off);
-    for (size_t i = 0; p && i < n; i++) /* element-wise atomic, as MPI_NO_OP */
-        direct_op(p + i * size, NULL, (unsigned char *)buf + i * size, (int)size, MPI_NO_OP);
-    if (p)
+    if (p) {
+        direct_loads(p, buf, n, size);
         return 0;
+    }
     if (mpistore__rq_on(&r->rq)) {
         void *st = NULL;
         MPI_Request *req = NULL;
