@@ -105,20 +105,21 @@ int mpistore__keys_check(mpistore__core_t *c, mpistore__prefix_t pre, const char
 /* Level 0 (whose home slot's kind word carries the home rank's level mask)
  * from the allocated window, every grown level this rank knows of from its
  * host's dynamic window: all in flight together (design.md, "Growth"). */
-int mpistore__snapshot_issue(mpistore__core_t *c, const mpistore__key_t *k, mpistore__snap_t *sn)
+static int snapshot_issue(mpistore__core_t *c, const mpistore__key_t *k, mpistore__snap_t *sn,
+                          int home_only)
 {
     const mpistore__levc_t *lc = &c->lev.cache[k->rank];
     int rc;
     sn->rank = k->rank;
     sn->first = k->home;
-    sn->nlev = 1 + lc->n;
+    sn->nlev = home_only ? 1 : 1 + lc->n;
     sn->nlev_word = 0;
     sn->lstart[0] = 0;
     sn->ltarget[0] = k->rank;
     sn->lctl[0] = mpistore__ctl_off(&c->lay, k->home, 0);
     sn->ldesc[0] = mpistore__desc_off(&c->lay, k->home);
     sn->lcnt[0] = mpistore__cnt_off(&c->lay, k->home);
-    sn->lstart[1] = c->lay.probe;
+    sn->lstart[1] = home_only ? 1 : c->lay.probe;
     for (unsigned l = 1; l < sn->nlev; l++) {
         size_t ctl, desc, cnt, total,
             b = (size_t)(k->hash & (mpistore__level_nslots(&c->lay, l) - 1));
@@ -141,6 +142,11 @@ int mpistore__snapshot_issue(mpistore__core_t *c, const mpistore__key_t *k, mpis
                                      sn->desc + sn->lstart[l], m);
     }
     return rc;
+}
+
+int mpistore__snapshot_issue(mpistore__core_t *c, const mpistore__key_t *k, mpistore__snap_t *sn)
+{
+    return snapshot_issue(c, k, sn, 0);
 }
 
 int mpistore__snapshot_fix(mpistore__core_t *c, const mpistore__key_t *k, mpistore__snap_t *sn)
@@ -178,8 +184,15 @@ int mpistore__snapshot_claim(mpistore__core_t *c, const mpistore__key_t *k, mpis
     uint32_t got = 1;
     size_t lockoff = mpistore__ctl_off(&c->lay, k->home, MS_CTL_LOCK);
     int rc = mpistore__cas_u32(&c->rma, k->rank, lockoff, &locked, &never, &got);
+    /* One node (design.md, "One node"): the swap's answer is there at once.
+     * A claimed home slot needs only its own words of the look (a claimed
+     * insert reads no other slot: the key is absent and the slot is its
+     * own); the same two reads, of 5 words instead of the whole window.
+     * Not when the home rank has grown levels: the look covers them. */
+    int home_only = rc == 0 && mpistore__rma_immediate(&c->rma, lockoff) && got == never &&
+                    c->lev.cache[k->rank].n == 0;
     if (rc == 0)
-        rc = mpistore__snapshot_issue(c, k, sn);
+        rc = snapshot_issue(c, k, sn, home_only);
     if (rc == 0)
         rc = mpistore__flush(&c->rma, k->rank);
     if (rc == 0)

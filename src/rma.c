@@ -80,7 +80,7 @@ void (*mpistore__flush_hook)(void) = NULL;
  * which lives in the dynamic window). */
 static inline unsigned char *direct(const mpistore__rma_t *r, int t, size_t off)
 {
-    return r->w.peer && !(off & MS_DYN) ? r->w.peer[t] + off : NULL;
+    return mpistore__rma_immediate(r, off) ? r->w.peer[t] + off : NULL;
 }
 
 /* What MPI_Fetch_and_op or MPI_Accumulate does to one word of 4 or 8 bytes

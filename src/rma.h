@@ -59,6 +59,14 @@ int mpistore__mirror_flush(mpistore__rma_t *r);
  * same place of its mirror. */
 int mpistore__mirror_put(mpistore__rma_t *r, size_t off, size_t len);
 
+/* Do operations on the word at encoded displacement off complete at their
+ * call, results included (one node: the allocated window in shared memory,
+ * design.md "One node")?  Else only at the next flush. */
+static inline int mpistore__rma_immediate(const mpistore__rma_t *r, size_t off)
+{
+    return r->w.peer && !(off & MS_DYN);
+}
+
 /* Tests only (tests/stress_kill.c): called at every flush of the one-node
  * path (design.md, "One node"), which makes no MPI_Win_flush for MPI's
  * profiling interface to catch.  NULL: nothing is called. */
