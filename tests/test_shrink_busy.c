@@ -1,11 +1,12 @@
 /* mpistore_shrink after a rank died in the middle of writes (docs/design.md,
  * "Shrink", "Replicas"): under `mpiexec --with-ft ulfm -n N test_shrink_busy
- * V [rep]`.
+ * V [rep] [timer]`.
  *
  * Every rank owns NOWN string keys, which only it sets, each time with a
  * higher sequence number ("w:i:seq"), and all ranks add 1 to NCNT shared
  * counters, round-robin, as fast as they can.  Rank V kills itself (SIGKILL)
- * entering a random one of its next 2000-8000 MPI_Win_flush calls, so it may
+ * entering a random one of its next 2000-8000 MPI_Win_flush calls (timer: at
+ * a random instant, see arm_death), so it may
  * die holding a slot lock, with a block written but not published, between
  * an insert's claim and its publication, or registered for a lock-free add.  Each survivor stops
  * once MPI reports the death (mpistore_failed_ranks), all shrink, and each checks:
@@ -33,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -62,12 +64,29 @@ int MPI_Win_flush(int target, MPI_Win win)
  * calls this hook at each (src/rma.h). */
 extern void (*mpistore__flush_hook)(void);
 
-static void arm_death(void)
+/* timer: the death at a random instant 20-200 ms into the busy loop, at
+ * whatever instruction the victim is (inside an atomic operation too).  Only
+ * on the one-node path (the test skips itself on MPI's): there the store's
+ * atomics are single instructions that leave nothing half done, while an
+ * MPI atomic cut short can leave its implementation's lock taken (above). */
+static void die_now(int sig)
 {
-    mpistore__flush_hook = flush_point;
+    (void)sig;
+    raise(SIGKILL);
+}
+
+static void arm_death(int timer)
+{
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     srand((unsigned)ts.tv_nsec ^ (unsigned)getpid());
+    if (timer) {
+        struct itimerval it = {.it_value = {.tv_sec = 0, .tv_usec = 20000 + rand() % 180000}};
+        signal(SIGALRM, die_now);
+        setitimer(ITIMER_REAL, &it, NULL);
+        return;
+    }
+    mpistore__flush_hook = flush_point;
     countdown = 2000 + rand() % 6000;
 }
 
@@ -104,9 +123,20 @@ static int victim_known(mpistore_t *s, int victim)
 int main(int argc, char **argv)
 {
     int victim = argc > 1 ? atoi(argv[1]) : 1;
-    int rep = argc > 2 && strcmp(argv[2], "rep") == 0;
+    int rep = 0, timer = 0;
+    for (int a = 2; a < argc; a++) {
+        rep |= strcmp(argv[a], "rep") == 0;
+        timer |= strcmp(argv[a], "timer") == 0;
+    }
     if (ulfm_start(&argc, &argv, 3, victim))
         return 2;
+    const char *shm = getenv("MPISTORE_SHM");
+    if (timer && shm && strcmp(shm, "0") == 0) {
+        if (rank == 0)
+            printf(ULFMTEST_TAG ": skipped: a death at any instant needs the one-node path\n");
+        MPI_Finalize();
+        return 77;
+    }
     mpistore_t *s = ulfm_open(0, rep);
     char key[32], val[48];
     int home[NOWN], vhome = 0, nhomed_v = 0;
@@ -138,7 +168,7 @@ int main(int argc, char **argv)
     }
     MPI_Barrier(MPI_COMM_WORLD);
     if (rank == victim)
-        arm_death();
+        arm_death(timer);
 
     /* the busy loop: a set of one of its own keys and an add, each turn */
     long turn = 0;
