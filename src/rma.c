@@ -106,43 +106,48 @@ static void direct_loads(const unsigned char *p, void *buf, size_t n, size_t siz
     }
 }
 
+/* One accumulate-family operation on a word of type T, as a C11 atomic: its
+ * old value.  One function per width (a 32-bit word is never touched as
+ * part of a 64-bit one). */
+#define DIRECT_RMW(name, T)                                                                        \
+    static T name(_Atomic T *a, T v, MPI_Op op)                                                    \
+    {                                                                                              \
+        if (op == MPI_NO_OP)                                                                       \
+            return atomic_load(a);                                                                 \
+        if (op == MPI_REPLACE)                                                                     \
+            return atomic_exchange(a, v);                                                          \
+        if (op == MPI_BOR)                                                                         \
+            return atomic_fetch_or(a, v);                                                          \
+        if (op == MPI_BAND)                                                                        \
+            return atomic_fetch_and(a, v);                                                         \
+        return atomic_fetch_add(a, v); /* MPI_SUM */                                               \
+    }
+DIRECT_RMW(rmw32, uint32_t)
+DIRECT_RMW(rmw64, uint64_t)
+
 static void direct_op(unsigned char *p, const void *val, void *result, int bytes, MPI_Op op)
 {
-    if (bytes == 4) {
-        _Atomic uint32_t *a = (_Atomic uint32_t *)(void *)p;
-        uint32_t v = 0, old;
-        if (val)
-            memcpy(&v, val, 4);
-        if (op == MPI_NO_OP)
-            old = atomic_load(a);
-        else if (op == MPI_REPLACE)
-            old = atomic_exchange(a, v);
-        else if (op == MPI_BOR)
-            old = atomic_fetch_or(a, v);
-        else if (op == MPI_BAND)
-            old = atomic_fetch_and(a, v);
-        else
-            old = atomic_fetch_add(a, v);
-        if (result)
-            memcpy(result, &old, 4);
-        return;
-    }
-    _Atomic uint64_t *a = (_Atomic uint64_t *)(void *)p;
-    uint64_t v = 0, old;
+    uint32_t v32 = 0, o32 = 0;
+    uint64_t v64 = 0, o64 = 0;
+    void *old = bytes == 4 ? (void *)&o32 : (void *)&o64;
     if (val)
-        memcpy(&v, val, 8);
-    if (op == MPI_NO_OP)
-        old = atomic_load(a);
-    else if (op == MPI_REPLACE)
-        old = atomic_exchange(a, v);
-    else if (op == MPI_BOR)
-        old = atomic_fetch_or(a, v);
-    else if (op == MPI_BAND)
-        old = atomic_fetch_and(a, v);
+        memcpy(bytes == 4 ? (void *)&v32 : (void *)&v64, val, (size_t)bytes);
+    if (bytes == 4)
+        o32 = rmw32((_Atomic uint32_t *)(void *)p, v32, op);
     else
-        old = atomic_fetch_add(a, v);
+        o64 = rmw64((_Atomic uint64_t *)(void *)p, v64, op);
     if (result)
-        memcpy(result, &old, 8);
+        memcpy(result, old, (size_t)bytes);
+}
+
+/* A flush on the one-node path: every operation completed at its call; the
+ * fence orders them (and a block's plain loads) before what follows. */
+static void direct_fence(mpistore__rma_t *r)
+{
+    (void)r;
+    atomic_thread_fence(memory_order_seq_cst);
+    if (mpistore__flush_hook)
+        mpistore__flush_hook();
 }
 
 /* A call that failed: complete whatever this rank issued before it, the
@@ -233,9 +238,7 @@ static void flush_one(mpistore__rma_t *r, int t, const char *what, int *rc)
     if (r->rq.dirty)
         r->rq.dirty[t] = 0;
     if (r->w.peer) { /* one node: every operation completed when issued */
-        atomic_thread_fence(memory_order_seq_cst);
-        if (mpistore__flush_hook)
-            mpistore__flush_hook();
+        direct_fence(r);
         return;
     }
     int e = MPI_Win_flush(t, r->w.win);
@@ -330,11 +333,9 @@ int mpistore__flush_self(mpistore__rma_t *r)
     if (r->rq.dirty)
         r->rq.dirty[r->w.rank] = 0;
     int e = MPI_SUCCESS;
-    if (r->w.peer) {
-        atomic_thread_fence(memory_order_seq_cst);
-        if (mpistore__flush_hook)
-            mpistore__flush_hook();
-    } else
+    if (r->w.peer)
+        direct_fence(r);
+    else
         e = MPI_Win_flush(r->w.rank, r->w.win);
     int m = mirror_complete(r); /* even after a failure */
     int d = mpistore__dyn_flush(&r->w);
@@ -366,6 +367,8 @@ int mpistore__flush_ranks(mpistore__rma_t *r, const int *ranks, size_t n)
     mpistore__rq_t *q = &r->rq;
     r->stats.round_trips++; /* all issued together: one wait */
     int rc = q->nrq ? mpistore__rq_wait(q, &r->w) : 0, scope = mpistore__rq_on(q);
+    if (r->w.peer) /* one node: the fence, whichever ranks the loop below skips */
+        direct_fence(r);
     for (size_t i = 0; i < n; i++) {
         int t = ranks ? ranks[i] : (int)i;
         if (scope && q->dirty && !q->dirty[t])

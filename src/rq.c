@@ -242,8 +242,6 @@ int mpistore__rq_wanted(const mpistore__wins_t *w, int nodes)
      * on a 0.46 us get).  MPICH leaves its windows unnamed too: ask which
      * MPI this is. */
     char name[MPI_MAX_OBJECT_NAME] = "", lib[64];
-    if (w->peer) /* one node, shared memory: the allocated window is never waited on */
-        return 0;
     if (nodes != 1)
         return 1;
     mpistore__wins_name(w, name, sizeof name);
@@ -277,8 +275,8 @@ static void warmup_dynamic(mpistore__wins_t *w)
 
 void mpistore__rq_warmup(mpistore__rq_t *q, mpistore__wins_t *w)
 {
-    int64_t sink = 0; /* the count word: int64 atomics only */
-    for (int r = 0; r < w->nranks; r++) {
+    int64_t sink = 0;                                 /* the count word: int64 atomics only */
+    for (int r = 0; r < w->nranks && !w->peer; r++) { /* shared memory: never through MPI */
         if (r == w->rank)
             continue;
         if (MPI_Get_accumulate(NULL, 0, MPI_INT64_T, &sink, 1, MPI_INT64_T, r, MS_OFF_COUNT, 1,

@@ -79,11 +79,12 @@ static inline int mpistore__rq_late(const mpistore__rq_t *q)
     return q->late - 1;
 }
 /* open, once the window exists: do reads in deadline scopes need requests?
- * Not on a store whose window is mapped shared memory (w->peer: the RMA
- * layer reads it with loads), nor on a one-node job whose window is Open
- * MPI's osc/rdma or osc/sm (every read is done by the origin in shared
- * memory, whatever the target does); yes everywhere else.  Env MPISTORE_RMA_REQUESTS=0/1 decides
- * instead. */
+ * Not on a one-node job whose window is Open MPI's osc/rdma or osc/sm (every
+ * read is done by the origin in shared memory, whatever the target does);
+ * yes everywhere else.  On one node with the shared-memory window (w->peer)
+ * the answer is for grown memory only, which stays in MPI's dynamic window:
+ * the allocated window is read with loads, never with requests.  Env MPISTORE_RMA_REQUESTS=0/1
+ * decides instead. */
 int mpistore__rq_wanted(const mpistore__wins_t *w, int nodes);
 /* open, collective, when requests are used: one read of every peer and a
  * barrier.  On Open MPI's osc/pt2pt the first operation of a window towards

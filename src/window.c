@@ -75,8 +75,10 @@ int mpistore__wins_allocate(mpistore__wins_t *w, size_t bytes, int shared)
         MPI_Info_set(info, "alloc_shared_noncontig", "true");
         rc = MPI_Win_allocate_shared((MPI_Aint)bytes, 1, info, w->comm, &w->base, &w->win);
         MPI_Info_free(&info);
-        if (rc == MPI_SUCCESS)
+        if (rc == MPI_SUCCESS) { /* a failed query returns, for the fallback */
+            MPI_Win_set_errhandler(w->win, MPI_ERRORS_RETURN);
             return shared_peers(w, bytes); /* on failure the window stays, for the caller */
+        }
     } else {
         rc = MPI_Win_allocate((MPI_Aint)bytes, 1, info, w->comm, &w->base, &w->win);
         MPI_Info_free(&info);

@@ -66,7 +66,9 @@ static int candidates_stable(const mpistore__snap_t *sn, uint32_t fp)
  * abandoned. */
 static int claims(const mpistore__core_t *c, const mpistore__wreq_t *w)
 {
-    if (c->rma.rq.use)
+    /* (level 0, where the home slot is, is the allocated window: on one
+     * node the swap completes at its call and cannot be abandoned) */
+    if (c->rma.rq.use && !mpistore__rma_immediate(&c->rma, 0))
         return 0;
     switch (w->kind) {
     case W_SET:
