@@ -1,5 +1,6 @@
 /* Every error code, provoked for real, and "a failed call changes nothing". */
 #include "mpitest.h"
+#include "ops.h" /* white-box: which window a store has */
 
 #include <math.h>
 #include <mpi.h>
@@ -50,6 +51,7 @@ int __real_MPI_Win_allocate_shared(MPI_Aint size, int disp_unit, MPI_Info info, 
 int __wrap_MPI_Win_allocate_shared(MPI_Aint size, int disp_unit, MPI_Info info, MPI_Comm comm,
                                    void *baseptr, MPI_Win *win);
 static int fail_shared_on = -1;
+static int fail_query_on = -1;                /* the rank whose MPI_Win_shared_query calls fail */
 static int shared_calls = 0;                  /* shared windows asked for */
 static MPI_Win wrapped_shared = MPI_WIN_NULL; /* the window of a failed call, on every rank */
 int __wrap_MPI_Win_allocate_shared(MPI_Aint size, int disp_unit, MPI_Info info, MPI_Comm comm,
@@ -61,6 +63,17 @@ int __wrap_MPI_Win_allocate_shared(MPI_Aint size, int disp_unit, MPI_Info info, 
         return rc;
     wrapped_shared = *win;
     return fail_shared_on == mt_rank || fail_shared_on == -2 ? MPI_ERR_NO_MEM : MPI_SUCCESS;
+}
+
+/* --wrap=MPI_Win_shared_query: the shared window exists everywhere, but one
+ * rank cannot map the others' parts. */
+int __real_MPI_Win_shared_query(MPI_Win win, int r, MPI_Aint *size, int *disp_unit, void *baseptr);
+int __wrap_MPI_Win_shared_query(MPI_Win win, int r, MPI_Aint *size, int *disp_unit, void *baseptr);
+int __wrap_MPI_Win_shared_query(MPI_Win win, int r, MPI_Aint *size, int *disp_unit, void *baseptr)
+{
+    if (fail_query_on == mt_rank)
+        return MPI_ERR_WIN;
+    return __real_MPI_Win_shared_query(win, r, size, disp_unit, baseptr);
 }
 
 #define S mt_store
@@ -539,13 +552,9 @@ static void errors_empi_one_rank(void **state)
     mt_barrier();
 }
 
-/* The shared window of the one-node path fails on every rank (as when a
- * one-sided component without shared windows is forced, --mca osc pt2pt):
- * open falls back to the ordinary window and the store works.  On one node
- * (without MPISTORE_SHM=0) open must have asked for the shared window. */
-static void errors_shared_fallback(void **state)
+/* Is this job on one node, and did nobody ask for MPI's path? */
+static int one_node_path(void)
 {
-    (void)state;
     MPI_Comm node;
     int local = 0;
     assert_int_equal(
@@ -554,18 +563,31 @@ static void errors_shared_fallback(void **state)
     MPI_Comm_size(node, &local);
     MPI_Comm_free(&node);
     const char *off = getenv("MPISTORE_SHM");
-    int one_node = local == mt_size && !(off && strcmp(off, "0") == 0);
+    return local == mt_size && !(off && strcmp(off, "0") == 0);
+}
+
+/* Open with the shared window failing as asked (shared_fail: the rank whose
+ * MPI_Win_allocate_shared fails, -2 every rank; query_fail: the rank whose
+ * MPI_Win_shared_query fails): open falls back to the ordinary window on
+ * every rank and the store works.  On one node (without MPISTORE_SHM=0)
+ * open must have asked for the shared window once. */
+static void shared_falls_back(int shared_fail, int query_fail)
+{
+    int one_node = one_node_path();
     mpistore_t *s = NULL;
     shared_calls = 0;
-    fail_shared_on = -2;
+    fail_shared_on = shared_fail;
+    fail_query_on = query_fail;
     int rc = mpistore_open(&s, MPI_COMM_WORLD, NULL);
-    fail_shared_on = -1;
-    if (wrapped_shared != MPI_WIN_NULL)
+    fail_shared_on = fail_query_on = -1;
+    if (wrapped_shared != MPI_WIN_NULL) /* left by open: a rank did not have it */
         assert_int_equal(MPI_Win_free(&wrapped_shared), MPI_SUCCESS);
     MT_OK(NULL, rc);
     if (one_node != (shared_calls == 1))
         fail_msg("rank %d: %d shared windows asked for on %s", mt_rank, shared_calls,
                  one_node ? "one node" : "the MPI path");
+    if (s->core->rma.w.peer) /* every rank on the same path: MPI's */
+        fail_msg("rank %d: the store kept a shared window after a rank could not use it", mt_rank);
     const char *k = mt_unique("fallback");
     char kk[96];
     snprintf(kk, sizeof kk, "%s/%d", k, mt_rank);
@@ -574,6 +596,32 @@ static void errors_shared_fallback(void **state)
     mt_expect_str(s, kk, "v"); /* another rank's key, once it is there */
     MT_OK(NULL, mpistore_close(s));
     mt_barrier();
+}
+
+/* As when a one-sided component without shared windows is forced
+ * (--mca osc pt2pt): the shared window fails on every rank. */
+static void errors_shared_fallback(void **state)
+{
+    (void)state;
+    shared_falls_back(-2, -1);
+}
+
+/* It fails on one rank only: the others' windows are left to the end of
+ * the job (a collective free could not complete), all fall back. */
+static void errors_shared_fails_on_one(void **state)
+{
+    (void)state;
+    if (mt_size < 2)
+        skip();
+    shared_falls_back(mt_size - 1, -1);
+}
+
+/* Every rank has it, one cannot map the others' parts: freed together,
+ * all fall back. */
+static void errors_shared_query_fails(void **state)
+{
+    (void)state;
+    shared_falls_back(-1, mt_size - 1);
 }
 
 static void errors_estate(void **state)
@@ -600,6 +648,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(errors_window_too_big),
     cmocka_unit_test(errors_empi_one_rank),
     cmocka_unit_test(errors_shared_fallback),
+    cmocka_unit_test(errors_shared_fails_on_one),
+    cmocka_unit_test(errors_shared_query_fails),
     MT_TEST(errors_estate),
 };
 

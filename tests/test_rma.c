@@ -224,6 +224,55 @@ static void scope_completes(mpistore_t *s)
     assert_null(s->core->rma.rq.orphans);
 }
 
+/* Is this job on one node, and did nobody ask for MPI's path? */
+static int one_node_path(void)
+{
+    MPI_Comm node;
+    int local = 0;
+    assert_int_equal(
+        MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node),
+        MPI_SUCCESS);
+    MPI_Comm_size(node, &local);
+    MPI_Comm_free(&node);
+    const char *off = getenv("MPISTORE_SHM");
+    return local == mt_size && !(off && strcmp(off, "0") == 0);
+}
+
+/* The path a store takes (docs/design.md, "One node"): every rank's part of
+ * the window mapped here exactly on one node without MPISTORE_SHM=0, unless
+ * the cell forces a one-sided component without shared windows (it sets
+ * MPISTORE_TEST_WINDOW=mpi: the fallback); and then truly shared: a word the
+ * next rank wrote through the RMA layer is in its part as this process sees
+ * it. */
+static void rma_path(void **state)
+{
+    (void)state;
+    mpistore_t *s = mt_open(NULL);
+    const mpistore__wins_t *w = &s->core->rma.w;
+    const char *cell = getenv("MPISTORE_TEST_WINDOW");
+    int forced_mpi = cell && strcmp(cell, "mpi") == 0;
+    int want = one_node_path() && !forced_mpi;
+    if ((w->peer != NULL) != want)
+        fail_msg("rank %d: the window is %s, expected %s", mt_rank,
+                 w->peer ? "shared memory" : "MPI's", want ? "shared memory" : "MPI's");
+    int next = (mt_rank + 1) % mt_size, prev = (mt_rank + mt_size - 1) % mt_size;
+    const uint64_t v = 0xABCD0000u + (uint64_t)mt_rank;
+    MT_OK(s, mpistore__replace_u64(&s->core->rma, next, scratch(s, mt_rank) + 48, &v));
+    MT_OK(s, mpistore__flush(&s->core->rma, next));
+    mt_barrier();
+    if (w->peer) {
+        assert_ptr_equal(w->peer[mt_rank], w->base);
+        uint64_t seen =
+            0; /* what prev wrote into this rank's part, and into next's by next's map */
+        memcpy(&seen, w->base + scratch(s, prev) + 48, 8);
+        assert_true(seen == 0xABCD0000u + (uint64_t)prev);
+        memcpy(&seen, w->peer[next] + scratch(s, mt_rank) + 48, 8);
+        assert_true(seen == v);
+    }
+    mt_barrier();
+    mt_close(s);
+}
+
 static void rma_blocking_reads(void **state)
 {
     (void)state;
@@ -319,6 +368,7 @@ static void rma_deadlines(void **state)
 }
 
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(rma_path),
     cmocka_unit_test(rma_blocking_reads),
     cmocka_unit_test(rma_request_reads),
     cmocka_unit_test(rma_deadlines),
