@@ -64,6 +64,8 @@ trap 'rm -rf "$portfile" "$portfile.tmp" "$datadir"' EXIT
     echo "kernel: $(uname -sr)"
     echo "os: $(. /etc/os-release && echo "$PRETTY_NAME")"
     echo "mpi: $(mpirun --version 2>/dev/null | head -1)"
+    # one node: the store's shared-memory window unless MPISTORE_SHM=0 (docs/design.md)
+    echo "store window on one node: $([ "${MPISTORE_SHM:-1}" = 0 ] && echo "MPI's (MPISTORE_SHM=0)" || echo "shared memory")"
     echo "torch: $($PY -c 'import torch; print(torch.__version__)')"
     echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "iterations: C $ITERS (64 KiB values and multi_get: $((ITERS / 4)); barrier $((ITERS / 2)); synchronize $((ITERS / 4))), TCPStore $PY_ITERS"
