@@ -118,6 +118,19 @@ const char *mt_unique(const char *tag)
     return b;
 }
 
+int mt_one_node_path(void)
+{
+    MPI_Comm node;
+    int local = 0;
+    assert_int_equal(
+        MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node),
+        MPI_SUCCESS);
+    MPI_Comm_size(node, &local);
+    MPI_Comm_free(&node);
+    const char *off = getenv("MPISTORE_SHM");
+    return local == mt_size && !(off && strcmp(off, "0") == 0);
+}
+
 void mt_expect_str(mpistore_t *s, const char *key, const char *want)
 {
     void *v = NULL;

@@ -88,6 +88,9 @@ void mt_queue_on(mpistore_t *s, const char *tag, int home, char *out, size_t n);
 
 /* get key and compare with an expected C string */
 void mt_expect_str(mpistore_t *s, const char *key, const char *want);
+/* Is every rank of the job on one node, and did nobody set MPISTORE_SHM=0?
+ * (Then a store's window is shared memory: docs/design.md, "One node".) */
+int mt_one_node_path(void);
 void mt_barrier(void);
 
 #endif

@@ -552,20 +552,6 @@ static void errors_empi_one_rank(void **state)
     mt_barrier();
 }
 
-/* Is this job on one node, and did nobody ask for MPI's path? */
-static int one_node_path(void)
-{
-    MPI_Comm node;
-    int local = 0;
-    assert_int_equal(
-        MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node),
-        MPI_SUCCESS);
-    MPI_Comm_size(node, &local);
-    MPI_Comm_free(&node);
-    const char *off = getenv("MPISTORE_SHM");
-    return local == mt_size && !(off && strcmp(off, "0") == 0);
-}
-
 /* Open with the shared window failing as asked (shared_fail: the rank whose
  * MPI_Win_allocate_shared fails, -2 every rank; query_fail: the rank whose
  * MPI_Win_shared_query fails): open falls back to the ordinary window on
@@ -573,7 +559,7 @@ static int one_node_path(void)
  * open must have asked for the shared window once. */
 static void shared_falls_back(int shared_fail, int query_fail)
 {
-    int one_node = one_node_path();
+    int one_node = mt_one_node_path();
     mpistore_t *s = NULL;
     shared_calls = 0;
     fail_shared_on = shared_fail;

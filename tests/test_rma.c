@@ -224,20 +224,6 @@ static void scope_completes(mpistore_t *s)
     assert_null(s->core->rma.rq.orphans);
 }
 
-/* Is this job on one node, and did nobody ask for MPI's path? */
-static int one_node_path(void)
-{
-    MPI_Comm node;
-    int local = 0;
-    assert_int_equal(
-        MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node),
-        MPI_SUCCESS);
-    MPI_Comm_size(node, &local);
-    MPI_Comm_free(&node);
-    const char *off = getenv("MPISTORE_SHM");
-    return local == mt_size && !(off && strcmp(off, "0") == 0);
-}
-
 /* The path a store takes (docs/design.md, "One node"): every rank's part of
  * the window mapped here exactly on one node without MPISTORE_SHM=0, unless
  * the cell forces a one-sided component without shared windows (it sets
@@ -251,7 +237,7 @@ static void rma_path(void **state)
     const mpistore__wins_t *w = &s->core->rma.w;
     const char *cell = getenv("MPISTORE_TEST_WINDOW");
     int forced_mpi = cell && strcmp(cell, "mpi") == 0;
-    int want = one_node_path() && !forced_mpi;
+    int want = mt_one_node_path() && !forced_mpi;
     if ((w->peer != NULL) != want)
         fail_msg("rank %d: the window is %s, expected %s", mt_rank,
                  w->peer ? "shared memory" : "MPI's", want ? "shared memory" : "MPI's");
