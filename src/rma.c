@@ -83,10 +83,6 @@ static inline unsigned char *direct(const mpistore__rma_t *r, int t, size_t off)
     return mpistore__rma_immediate(r, off) ? r->w.peer[t] + off : NULL;
 }
 
-/* What MPI_Fetch_and_op or MPI_Accumulate does to one word of 4 or 8 bytes
- * (MPI_NO_OP, MPI_REPLACE, MPI_BOR, MPI_BAND, MPI_SUM: the ones the store
- * uses), as one sequentially consistent C11 atomic; the old value to
- * result unless NULL.  A signed sum is the same bits as an unsigned one. */
 /* MPI_Get_accumulate(MPI_NO_OP) of n elements of 4 or 8 bytes: each element
  * read atomically, in no particular order, complete at the next flush's
  * fence, which is what MPI promises for it (relaxed loads: a snapshot reads
@@ -125,6 +121,10 @@ static void direct_loads(const unsigned char *p, void *buf, size_t n, size_t siz
 DIRECT_RMW(rmw32, uint32_t)
 DIRECT_RMW(rmw64, uint64_t)
 
+/* What MPI_Fetch_and_op or MPI_Accumulate does to one word of 4 or 8 bytes
+ * (MPI_NO_OP, MPI_REPLACE, MPI_BOR, MPI_BAND, MPI_SUM: the ones the store
+ * uses), as one sequentially consistent C11 atomic; the old value to
+ * result unless NULL.  A signed sum is the same bits as an unsigned one. */
 static void direct_op(unsigned char *p, const void *val, void *result, int bytes, MPI_Op op)
 {
     uint32_t v32 = 0, o32 = 0;
