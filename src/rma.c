@@ -237,10 +237,8 @@ static void flush_one(mpistore__rma_t *r, int t, const char *what, int *rc)
 {
     if (r->rq.dirty)
         r->rq.dirty[t] = 0;
-    if (r->w.peer) { /* one node: every operation completed when issued */
-        direct_fence(r);
+    if (r->w.peer) /* one node: the flush's one direct_fence completes it */
         return;
-    }
     int e = MPI_Win_flush(t, r->w.win);
     if (e != MPI_SUCCESS && *rc == 0)
         *rc = mpistore__mpierr(r->w.err, e, what, t);
@@ -295,6 +293,8 @@ int mpistore__mirror_flush(mpistore__rma_t *r)
     if (r->mir.npend == 0 && r->mir.nown == 0)
         return 0;
     r->stats.round_trips++;
+    if (r->w.peer)
+        direct_fence(r);
     return mirror_complete(r);
 }
 
@@ -367,7 +367,7 @@ int mpistore__flush_ranks(mpistore__rma_t *r, const int *ranks, size_t n)
     mpistore__rq_t *q = &r->rq;
     r->stats.round_trips++; /* all issued together: one wait */
     int rc = q->nrq ? mpistore__rq_wait(q, &r->w) : 0, scope = mpistore__rq_on(q);
-    if (r->w.peer) /* one node: the fence, whichever ranks the loop below skips */
+    if (r->w.peer) /* one node: the flush is this fence (flush_one then does nothing) */
         direct_fence(r);
     for (size_t i = 0; i < n; i++) {
         int t = ranks ? ranks[i] : (int)i;

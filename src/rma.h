@@ -64,7 +64,7 @@ int mpistore__mirror_put(mpistore__rma_t *r, size_t off, size_t len);
  * design.md "One node")?  Else only at the next flush. */
 static inline int mpistore__rma_immediate(const mpistore__rma_t *r, size_t off)
 {
-    return r->w.peer && !(off & MS_DYN);
+    return mpistore__wins_direct(&r->w, off);
 }
 
 /* Tests only (tests/stress_kill.c): called at every flush of the one-node

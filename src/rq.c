@@ -275,8 +275,9 @@ static void warmup_dynamic(mpistore__wins_t *w)
 
 void mpistore__rq_warmup(mpistore__rq_t *q, mpistore__wins_t *w)
 {
-    int64_t sink = 0;                                 /* the count word: int64 atomics only */
-    for (int r = 0; r < w->nranks && !w->peer; r++) { /* shared memory: never through MPI */
+    int64_t sink = 0; /* the count word: int64 atomics only */
+    /* (a shared-memory window, w->peer, is never touched through MPI) */
+    for (int r = 0; r < w->nranks && !w->peer; r++) {
         if (r == w->rank)
             continue;
         if (MPI_Get_accumulate(NULL, 0, MPI_INT64_T, &sink, 1, MPI_INT64_T, r, MS_OFF_COUNT, 1,

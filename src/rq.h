@@ -83,8 +83,8 @@ static inline int mpistore__rq_late(const mpistore__rq_t *q)
  * read is done by the origin in shared memory, whatever the target does);
  * yes everywhere else.  On one node with the shared-memory window (w->peer)
  * the answer is for grown memory only, which stays in MPI's dynamic window:
- * the allocated window is read with loads, never with requests.  Env MPISTORE_RMA_REQUESTS=0/1
- * decides instead. */
+ * the allocated window is read with loads, never with requests.  Env
+ * MPISTORE_RMA_REQUESTS=0/1 decides instead. */
 int mpistore__rq_wanted(const mpistore__wins_t *w, int nodes);
 /* open, collective, when requests are used: one read of every peer and a
  * barrier.  On Open MPI's osc/pt2pt the first operation of a window towards

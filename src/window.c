@@ -215,7 +215,7 @@ MPI_Aint mpistore__win_warm_word(mpistore__wins_t *w)
 
 int mpistore__win_sync(mpistore__wins_t *w, size_t off)
 {
-    if (w->peer && !(off & MS_DYN)) { /* one node: the next atomic publishes them */
+    if (mpistore__wins_direct(w, off)) { /* one node: the next atomic publishes them */
         atomic_thread_fence(memory_order_seq_cst);
         return 0;
     }

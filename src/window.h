@@ -112,6 +112,13 @@ static inline void mpistore__dyn_leave(const mpistore__wins_t *w, size_t off)
     if (w->quiet && (off & MS_DYN))
         mpistore__mpiyield_hold();
 }
+/* One node (w->peer): is the word at encoded displacement off in the
+ * shared-memory window, reached with the library's own atomics rather than
+ * MPI (design.md, "One node")?  Grown memory never is. */
+static inline int mpistore__wins_direct(const mpistore__wins_t *w, size_t off)
+{
+    return w->peer && !(off & MS_DYN);
+}
 static inline MPI_Aint mpistore__disp(size_t off)
 {
     return (MPI_Aint)(off & MS_DISP_MASK); /* user-space addresses are below 2^56 */
