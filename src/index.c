@@ -135,11 +135,9 @@ static int snapshot_issue(mpistore__core_t *c, const mpistore__key_t *k, mpistor
     rc = 0;
     for (unsigned l = 0; rc == 0 && l < sn->nlev; l++) {
         size_t m = sn->lstart[l + 1] - sn->lstart[l];
-        rc = mpistore__read_u32s(&c->rma, sn->ltarget[l], sn->lctl[l],
-                                 sn->ctl + sn->lstart[l] * MS_CTL_WORDS, m * MS_CTL_WORDS);
-        if (rc == 0)
-            rc = mpistore__read_u64s(&c->rma, sn->ltarget[l], sn->ldesc[l],
-                                     sn->desc + sn->lstart[l], m);
+        rc = mpistore__read_slots(&c->rma, sn->ltarget[l], sn->lctl[l], sn->ldesc[l],
+                                  sn->ctl + sn->lstart[l] * MS_CTL_WORDS, sn->desc + sn->lstart[l],
+                                  m);
     }
     return rc;
 }

@@ -468,6 +468,29 @@ int mpistore__read_u64s(mpistore__rma_t *r, int target, size_t off, uint64_t *bu
     return getacc(r, target, off, buf, n, MPI_UINT64_T, 8);
 }
 
+int mpistore__read_slots(mpistore__rma_t *r, int target, size_t ctl_off, size_t desc_off,
+                         uint32_t *ctl, uint64_t *desc, size_t n)
+{
+    const unsigned char *pc = direct(r, target, ctl_off), *pd = direct(r, target, desc_off);
+    if (!pc || !pd) {
+        int rc = getacc(r, target, ctl_off, ctl, n * MS_CTL_WORDS, MPI_UINT32_T, 4);
+        return rc ? rc : getacc(r, target, desc_off, desc, n, MPI_UINT64_T, 8);
+    }
+    size_t i = 0;
+    while (i < n) {
+        direct_loads(pc + i * MS_CTL_WORDS * 4, ctl + i * MS_CTL_WORDS, MS_CTL_WORDS, 4);
+        direct_loads(pd + i * 8, desc + i, 1, 8);
+        i++;
+        if (desc[i - 1] == 0 && mpistore__lock_ver(ctl[(i - 1) * MS_CTL_WORDS + MS_CTL_LOCK]) == 0)
+            break; /* never published: no key lies beyond it (design.md) */
+    }
+    memset(ctl + i * MS_CTL_WORDS, 0, (n - i) * MS_CTL_WORDS * sizeof *ctl);
+    memset(desc + i, 0, (n - i) * sizeof *desc);
+    count(r, i * MS_CTL_WORDS * 4);
+    count(r, i * 8);
+    return 0;
+}
+
 int mpistore__cas_u32(mpistore__rma_t *r, int target, size_t off, const uint32_t *desired,
                       const uint32_t *expected, uint32_t *result)
 {

@@ -86,6 +86,14 @@ int mpistore__rget(mpistore__rma_t *r, int target, size_t off, void *buf, size_t
 int mpistore__read_u32s(mpistore__rma_t *r, int target, size_t off, uint32_t *buf, size_t n);
 int mpistore__read_u64s(mpistore__rma_t *r, int target, size_t off, uint64_t *buf, size_t n);
 int mpistore__read_i64(mpistore__rma_t *r, int target, size_t off, int64_t *buf);
+/* n index slots from slot words ctl_off (MS_CTL_WORDS uint32 each) and
+ * descriptors desc_off: read_u32s and read_u64s of them.  Where the words
+ * complete at the call (one node), the slots are read in order and the
+ * read stops after the first slot never published (descriptor 0, lock
+ * version 0); the slots after it are given as 0 (design.md, "A look stops
+ * at a slot never published").  Two RMA calls either way. */
+int mpistore__read_slots(mpistore__rma_t *r, int target, size_t ctl_off, size_t desc_off,
+                         uint32_t *ctl, uint64_t *desc, size_t n);
 /* One uint64 read with MPI_Fetch_and_op(NO_OP) (a request in a scope). */
 int mpistore__read_u64(mpistore__rma_t *r, int target, size_t off, uint64_t *result);
 /* This rank's own word, uncounted (a local look, not an operation's RMA

@@ -125,7 +125,10 @@ static int claimed_home(const mpistore__snap_t *sn, mpistore__ins_t *in)
 
 /* Claim the first free slot of the re-read window that is stable, level 0
  * first: MS_DONE (in->js, in->slot_exp), MS_RETRY (lost every race for a
- * free slot), MS_NO_ROOM (no slot is free) or <0. */
+ * free slot), MS_NO_ROOM (no slot is free) or <0.  Where looks stop at a
+ * slot never published (one node), never past one: its claim is a try, and
+ * if it is taken the insert waits for it (design.md, "A look stops at a
+ * slot never published"). */
 static int claim_free_slot(mpistore__core_t *c, mpistore__ins_t *in)
 {
     const mpistore__snap_t *sn2 = in->sn2;
@@ -134,12 +137,16 @@ static int claim_free_slot(mpistore__core_t *c, mpistore__ins_t *in)
         if (mpistore__desc_valid(sn2->desc[j]))
             continue;
         empties++;
-        if (!mpistore__snap_stable(sn2, j))
+        size_t lockoff = mpistore__snap_ctl_off(sn2, j, MS_CTL_LOCK);
+        int last = sn2->desc[j] == 0 && mpistore__rma_immediate(&c->rma, lockoff);
+        if (!mpistore__snap_stable(sn2, j)) {
+            if (last)
+                return MS_RETRY;
             continue;
+        }
         uint32_t e = mpistore__snap_lock(sn2, j), wnt = e | 1u, g = 0;
         int t = mpistore__snap_target(sn2, j);
-        int rc = mpistore__cas_u32(&c->rma, t, mpistore__snap_ctl_off(sn2, j, MS_CTL_LOCK), &wnt,
-                                   &e, &g);
+        int rc = mpistore__cas_u32(&c->rma, t, lockoff, &wnt, &e, &g);
         if (rc == 0)
             rc = mpistore__flush(&c->rma, t);
         if (rc) {
@@ -151,6 +158,8 @@ static int claim_free_slot(mpistore__core_t *c, mpistore__ins_t *in)
             in->slot_exp = e;
             return MS_DONE;
         }
+        if (last)
+            return MS_RETRY;
     }
     return empties > 0 ? MS_RETRY : MS_NO_ROOM;
 }

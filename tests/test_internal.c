@@ -166,7 +166,79 @@ static void internal_same_key_home_taken(void **state)
     mt_close(s);
 }
 
+/* A look stops at a slot never published (one node, design.md "A look stops
+ * at a slot never published"): a key must never be placed past such a slot
+ * while another rank's insert holds it, or looks would miss the key.  Rank
+ * 0 takes the slot after key a's home slot as a claiming insert does (lock
+ * word 0 -> locked), then sets b, of the same home: where looks stop there,
+ * the set waits for the slot (and times out, the slot never being given
+ * back); elsewhere it goes past it.  Whatever it did, a set that returned OK
+ * is seen by every rank's look, and after the slot is given back b lands. */
+static void internal_insert_waits_for_unpublished_slot(void **state)
+{
+    (void)state;
+    mpistore_options_t o;
+    mpistore_options_init(&o);
+    o.keys_per_rank = 64;
+    mpistore_t *s = mt_open(&o);
+    mpistore__core_t *c = s->core;
+    char a[64], b[64];
+    mpistore__key_t ka, kb;
+    snprintf(a, sizeof a, "unpub.a");
+    mpistore__key_of(s, a, &ka);
+    for (int j = 0;; j++) { /* b: a's home rank and bucket */
+        snprintf(b, sizeof b, "unpub.b%d", j);
+        mpistore__key_of(s, b, &kb);
+        int ok = kb.rank == ka.rank && kb.home == ka.home;
+        mpistore__key_release(&kb);
+        if (ok)
+            break;
+    }
+    int t = ka.rank;
+    size_t lockoff = mpistore__ctl_off(&c->lay, ka.home + 1, MS_CTL_LOCK);
+    int stops = mpistore__rma_immediate(&c->rma, lockoff);
+    mpistore__key_release(&ka);
+    const char *keys[] = {b};
+    bool all = false;
+    if (mt_rank == 0) {
+        const uint32_t never = 0, locked = 1;
+        uint32_t got = 7;
+        MT_OK(s, mpistore_set(s, a, "a", 1)); /* a takes the home slot */
+        assert_int_equal(mpistore__cas_u32(&c->rma, t, lockoff, &locked, &never, &got), 0);
+        assert_int_equal(mpistore__flush(&c->rma, t), 0);
+        assert_int_equal(got, never); /* the slot after it was never used */
+        MT_OK(s, mpistore_set_timeout(s, 0.2));
+        int rc = mpistore_set(s, b, "b", 1);
+        MT_OK(s, mpistore_check(s, keys, 1, &all));
+        if (rc == MPISTORE_OK && !all) /* what placing b past the slot did */
+            fail_msg("set of '%s' returned OK, then a look misses it", b);
+        if (stops && rc != -MPISTORE_ETIMEDOUT)
+            fail_msg("set of '%s' past a slot never published -> %s, expected ETIMEDOUT (%s)", b,
+                     mpistore_errname(rc), mpistore_errmsg(s));
+        if (!stops && rc != MPISTORE_OK)
+            fail_msg("set of '%s' (MPI's path) -> %s: %s", b, mpistore_errname(rc),
+                     mpistore_errmsg(s));
+        assert_int_equal(all, rc == MPISTORE_OK);
+        MT_OK(s, mpistore_set_timeout(s, 60.0));
+    }
+    mt_barrier();
+    MT_OK(s, mpistore_check(s, keys, 1, &all)); /* every rank sees what rank 0 saw */
+    assert_int_equal(all, !stops);
+    mt_barrier();
+    if (mt_rank == 0) {
+        const uint32_t never = 0;
+        assert_int_equal(mpistore__replace_u32(&c->rma, t, lockoff, &never), 0);
+        assert_int_equal(mpistore__flush(&c->rma, t), 0);
+        MT_OK(s, mpistore_set(s, b, "b2", 2)); /* given back: b lands (in that slot) */
+    }
+    mt_barrier();
+    mt_expect_str(s, b, "b2");
+    mt_expect_str(s, a, "a");
+    mt_close(s);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(internal_insert_waits_for_unpublished_slot),
     cmocka_unit_test(internal_fingerprint_collision),
     cmocka_unit_test(internal_multi_get_collision_counter),
     cmocka_unit_test(internal_stale_length_hint),
