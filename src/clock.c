@@ -9,6 +9,11 @@ double mpistore__now(void)
     return MPI_Wtime();
 }
 
+double mpistore__deadline_at(double t0, double timeout_s)
+{
+    return timeout_s > 0 ? t0 + timeout_s : INFINITY;
+}
+
 double mpistore__deadline(double timeout_s)
 {
     return timeout_s > 0 ? mpistore__now() + timeout_s : INFINITY;

@@ -183,18 +183,21 @@ static int watch_count(mpistore_t *s, const mpistore__watch_t *w, int64_t world_
             continue; /* free again: look registered at once */
         if ((rc = mpistore__fail_check(&c->rma, "the barrier"))) /* a full store: no waiting */
             break;
+        double now = mpistore__now();
         if ((rc = mpistore__ft_check(&c->ft, c->rma.w.comm, &c->err, -1, "barrier key", key,
-                                     mpistore__now() - t0)))
+                                     now - t0)))
             break; /* a member died (the helpers wait in an every-rank scope) */
-        if (mpistore__expired(deadline)) {
-            rc = mpistore__err(&c->err, MPISTORE_ETIMEDOUT, MEMBERS_WAIT_TIMEOUT,
-                               mpistore__now() - t0, world_size, v);
+        if (now >= deadline) {
+            rc = mpistore__err(&c->err, MPISTORE_ETIMEDOUT, MEMBERS_WAIT_TIMEOUT, now - t0,
+                               world_size, v);
             break;
         }
         mpistore__backoff(c->rma.w.comm, &c->lock, &bo);
     }
     mpistore__rq_end(&c->rma.rq, saved);
     *seen = v;
+    if (rc != -MPISTORE_ETIMEDOUT)
+        return rc;
     return mpistore__late_prefix(c, rc, MEMBERS_WAIT_TIMEOUT, mpistore__now() - t0, world_size, v);
 }
 
@@ -208,7 +211,7 @@ static int watch_count(mpistore_t *s, const mpistore__watch_t *w, int64_t world_
 static int await_members(mpistore_t *s, const arrival_t *a, int world_size, const char *last,
                          double timeout)
 {
-    double t0 = mpistore__now(), deadline = mpistore__deadline(timeout);
+    double t0 = mpistore__now(), deadline = mpistore__deadline_at(t0, timeout);
     int64_t v = 0;
     int rc = MS_GONE; /* no counter to watch: wait for last_member */
     /* only a member that saw the count below world_size watches it: one

@@ -62,12 +62,13 @@ static int await(mpistore_t *s, const mpistore__key_t *k, const char *qkey, doub
         if ((rc = mpistore__fail_check(&s->core->rma,
                                        "a wait for an absent key"))) /* a full store: no waiting */
             return rc;
+        double now = mpistore__now();
         if ((rc = mpistore__ft_check(&s->core->ft, s->core->rma.w.comm, mpistore__sink(s), k->rank,
-                                     "key", k->full, mpistore__now() - t0)))
+                                     "key", k->full, now - t0)))
             return rc; /* its home rank (or, in a helper, any rank) died */
-        if (mpistore__expired(deadline))
-            return mpistore__err(mpistore__sink(s), MPISTORE_ETIMEDOUT, KEY_WAIT_TIMEOUT,
-                                 mpistore__now() - t0, k->full, k->rank);
+        if (now >= deadline)
+            return mpistore__err(mpistore__sink(s), MPISTORE_ETIMEDOUT, KEY_WAIT_TIMEOUT, now - t0,
+                                 k->full, k->rank);
         mpistore__backoff(s->core->rma.w.comm, &s->core->lock, &bo);
     }
 }
@@ -405,18 +406,19 @@ static int mg_chunk(mpistore_t *s, const char *const *keys, size_t n, double t0,
                 rc = mpistore__fail_check(&s->core->rma, "a multi_get of absent keys");
             break;
         }
+        double now = mpistore__now();
         for (size_t i = 0; rc == 0 && i < n; i++) /* a pending key's home rank died */
             if (!m[i].found)
                 rc = mpistore__ft_check(&s->core->ft, s->core->rma.w.comm, mpistore__sink(s),
-                                        m[i].k.rank, "key", m[i].k.full, mpistore__now() - t0);
+                                        m[i].k.rank, "key", m[i].k.full, now - t0);
         if (rc)
             break;
-        if (mpistore__expired(deadline)) {
+        if (now >= deadline) {
             size_t i = 0;
             while (m[i].found)
                 i++;
-            rc = mpistore__err(mpistore__sink(s), MPISTORE_ETIMEDOUT, KEY_WAIT_TIMEOUT,
-                               mpistore__now() - t0, m[i].k.full, m[i].k.rank);
+            rc = mpistore__err(mpistore__sink(s), MPISTORE_ETIMEDOUT, KEY_WAIT_TIMEOUT, now - t0,
+                               m[i].k.full, m[i].k.rank);
             break;
         }
         mpistore__backoff(s->core->rma.w.comm, &s->core->lock, &bo);

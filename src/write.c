@@ -144,17 +144,17 @@ static int write_until(mpistore__core_t *c, const mpistore__key_t *kp, mpistore_
         if (rc == MS_RETRY_NOW)
             continue; /* grown: the next look finds room (at most once per level) */
         watch = reg;
+        double now = mpistore__now();
         if ((rc = mpistore__ft_check(&c->ft, c->rma.w.comm, &c->err, k.rank, "key", k.full,
-                                     mpistore__now() - t0)))
+                                     now - t0)))
             break; /* the key's home rank died */
-        if ((rc = mpistore__ft_stuck(&c->ft, &c->err, "a write of key", k.full, k.rank,
-                                     mpistore__now() - t0)))
+        if ((rc = mpistore__ft_stuck(&c->ft, &c->err, "a write of key", k.full, k.rank, now - t0)))
             break; /* a rank died, and the slot's lock is not given back */
-        if (mpistore__expired(deadline)) {
+        if (now >= deadline) {
             rc = mpistore__err(
                 &c->err, MPISTORE_ETIMEDOUT,
-                "timeout after %.3f s waiting for the lock of key '%.64s' (home rank %d)",
-                mpistore__now() - t0, k.full, k.rank);
+                "timeout after %.3f s waiting for the lock of key '%.64s' (home rank %d)", now - t0,
+                k.full, k.rank);
             break;
         }
         mpistore__backoff(c->rma.w.comm, &c->lock, &bo);
