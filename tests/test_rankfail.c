@@ -11,7 +11,9 @@
  *
  * White-box (the library's internal headers): before it dies the victim
  * also leaves an add registered on a counter and a slot lock taken, as a
- * rank killed in the middle of those writes would. */
+ * rank killed in the middle of those writes would, and in a second store
+ * a never used slot claimed, as a rank killed in the middle of an insert
+ * would. */
 #include <mpistore.h>
 #include <mpistore_elastic.h>
 
@@ -87,6 +89,26 @@ static void leave_registration_and_lock(mpistore_t *s, const char *cnt, const ch
     CHECK(rc == 0, "the victim could not leave its registration and lock (%d)", rc);
 }
 
+/* Keys a and b of store s with one home rank (`home`) and home bucket: a
+ * is set before the death, and the victim claims the slot after a's (never
+ * used) as an insert does, then dies holding it. */
+static void same_bucket(mpistore_t *s, int home, char *a, char *b, size_t n, size_t *lockoff)
+{
+    mpistore__key_t ka, kb;
+    key_on(s, home, "nbr-a", a, n);
+    CHECK(mpistore__key_of(s, a, &ka) == 0, "key_of %s", a);
+    for (int i = 0;; i++) {
+        snprintf(b, n, "nbr-b-%d", i);
+        CHECK(mpistore__key_of(s, b, &kb) == 0, "key_of %s", b);
+        int same = kb.rank == ka.rank && kb.home == ka.home;
+        mpistore__key_release(&kb);
+        if (same)
+            break;
+    }
+    *lockoff = mpistore__ctl_off(&s->core->lay, ka.home + 1, MS_CTL_LOCK);
+    mpistore__key_release(&ka);
+}
+
 /* A queue whose internal key the victim hosts: its host is only named by a
  * blocking pop's timeout ("hosted by rank N"); tried with 1 ms timeouts. */
 static void queue_on(mpistore_t *s, int host, char *out, size_t n)
@@ -112,7 +134,15 @@ int main(int argc, char **argv)
     if (ulfm_start(&argc, &argv, 3, victim))
         return 2;
     mpistore_t *s = ulfm_open(0, argc > 2 && strcmp(argv[2], "rep") == 0);
+    /* a second store for case 11, where no other key can meet its two */
+    mpistore_t *s2 = ulfm_open(0, argc > 2 && strcmp(argv[2], "rep") == 0);
     int live = (victim + 1) % size; /* a survivor */
+    char nbr_a[64], nbr_b[64], on_dead2[64];
+    size_t nbr_lock = 0;
+    same_bucket(s2, live, nbr_a, nbr_b, sizeof nbr_a, &nbr_lock);
+    key_on(s2, victim, "absent", on_dead2, sizeof on_dead2);
+    if (rank == live)
+        CHECK(mpistore_set(s2, nbr_a, "a", 1) == 0, "set %s: %s", nbr_a, mpistore_errmsg(s2));
     char on_dead[64], on_live[64], q_dead[64], kept[64], cnt[64], held[64];
     key_on(s, live, "counter", cnt, sizeof cnt);
     key_on(s, live, "held", held, sizeof held);
@@ -127,6 +157,13 @@ int main(int argc, char **argv)
     MPI_Barrier(MPI_COMM_WORLD);
     if (rank == victim) {
         leave_registration_and_lock(s, cnt, held);
+        const uint32_t never = 0, locked = 1;
+        uint32_t got = 7;
+        int crc = mpistore__cas_u32(&s2->core->rma, live, nbr_lock, &locked, &never, &got);
+        if (crc == 0)
+            crc = mpistore__flush(&s2->core->rma, live);
+        CHECK(crc == 0 && got == never, "the victim could not claim the slot after %s (%d, %u)",
+              nbr_a, crc, got);
         raise(SIGKILL);
     }
 
@@ -212,6 +249,25 @@ int main(int argc, char **argv)
     CHECK(rc == -MPISTORE_EPROCFAILED && strstr(mpistore_errmsg(s), "may hold it"),
           "set of %s (slot locked by the victim) returned %s: %s", held, mpistore_errname(rc),
           mpistore_errmsg(s));
+    /* 11. one node (design.md, "A look stops at a slot never published"):
+     * an insert whose probe window runs into a slot the dead rank was
+     * claiming waits for it, and fails like case 10; on MPI's path it goes
+     * past the slot */
+    expect_died(s2, mpistore_get(s2, on_dead2, &v, &len), "get (second store)", on_dead2);
+    int stops = mpistore__rma_immediate(&s2->core->rma, nbr_lock);
+    if (rank == live)
+        printf("rankfail: case 11 on %s\n", stops ? "one node's path" : "MPI's path");
+    rc = mpistore_set(s2, nbr_b, "b", 1);
+    if (stops)
+        CHECK(rc == -MPISTORE_EPROCFAILED && strstr(mpistore_errmsg(s2), "may hold it"),
+              "set of %s (next slot claimed by the victim) returned %s: %s", nbr_b,
+              mpistore_errname(rc), mpistore_errmsg(s2));
+    else
+        CHECK(rc == 0, "set of %s (MPI's path) returned %s: %s", nbr_b, mpistore_errname(rc),
+              mpistore_errmsg(s2));
+    rc = mpistore_close(s2);
+    CHECK(rc == -MPISTORE_EPROCFAILED, "close of the second store returned %s: %s",
+          mpistore_errname(rc), mpistore_errmsg(NULL));
     /* 8. close returns (a documented code) instead of hanging in a collective */
     rc = mpistore_close(s);
     CHECK(rc == -MPISTORE_EPROCFAILED && strstr(mpistore_errmsg(NULL), "died"),
