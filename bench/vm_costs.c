@@ -10,7 +10,10 @@
  *    process is running (a sleeper woken there waits for it);
  *  - a hand-off by sched_yield between two processes pinned to one CPU
  *    (each waits for the other's turn in shared memory, yielding);
- *  - sched_yield with nothing else to run, and a plain system call.
+ *  - sched_yield with nothing else to run, and a plain system call;
+ *  - what a waiter takes from a busy process on its CPU: the busy process's
+ *    throughput beside a process looping on sched_yield, and beside one
+ *    looping on a 50 us nanosleep, as a share of its throughput alone.
  * Not run by the test suite.
  */
 #define _GNU_SOURCE
@@ -50,6 +53,37 @@ static double sleep_us(long ns, int n)
     for (int i = 0; i < n; i++)
         nanosleep(&ts, NULL);
     return (now() - t) / n * 1e6;
+}
+
+/* Rounds of a fixed loop per second, for secs seconds on this CPU. */
+static double work_rate(double secs)
+{
+    static volatile unsigned long sink;
+    unsigned long rounds = 0;
+    double t0 = now(), t;
+    while ((t = now()) - t0 < secs) {
+        for (unsigned long i = 0; i < 1000; i++)
+            sink += i;
+        rounds++;
+    }
+    return (double)rounds / (t - t0);
+}
+
+/* A waiter on cpu until killed: sched_yield (sleep_ns 0) or nanosleep. */
+static pid_t waiter_on(int cpu, long sleep_ns)
+{
+    pid_t p = fork();
+    if (p == 0) {
+        pin(cpu);
+        struct timespec ts = {0, sleep_ns};
+        for (;;) {
+            if (sleep_ns)
+                nanosleep(&ts, NULL);
+            else
+                sched_yield();
+        }
+    }
+    return p;
 }
 
 static pid_t busy_on(int cpu)
@@ -122,5 +156,17 @@ int main(void)
     printf("hand-off by sched_yield between two processes on one CPU: %.2f us per turn\n",
            (now() - t) / (double)m / 2 * 1e6);
     waitpid(p, NULL, 0);
+
+    double alone = work_rate(0.5);
+    for (int sleeping = 0; sleeping < 2; sleeping++) {
+        pid_t w = waiter_on(cpu, sleeping ? 50000 : 0);
+        usleep(20000);
+        double with = work_rate(0.5);
+        kill(w, SIGKILL);
+        waitpid(w, NULL, 0);
+        printf("a busy process beside a waiter on its CPU (%s): %.0f%% of its throughput "
+               "alone\n",
+               sleeping ? "nanosleep 50 us loop" : "sched_yield loop", 100.0 * with / alone);
+    }
     return 0;
 }
