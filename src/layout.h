@@ -84,6 +84,15 @@ static inline int mpistore__lock_held(uint32_t l)
 {
     return (int)(l & 1u);
 }
+/* The version a publication from lock word l writes: one more, except that
+ * after 2^31 - 1 it goes on at 2^22, never at 0.  Version 0 means "never
+ * published" (the claims from 0, "A look stops at a slot never published"
+ * in design.md), and 2^22 keeps the descriptor's 22 bits in step. */
+static inline uint32_t mpistore__lock_next_ver(uint32_t l)
+{
+    uint32_t v = mpistore__lock_ver(l);
+    return v < 0x7FFFFFFFu ? v + 1u : (MS_DESC_VER_MASK + 1u);
+}
 
 /* A block header as it sits in window memory (32 bytes). */
 typedef struct mpistore__blk {

@@ -476,10 +476,11 @@ int mpistore__read_slots(mpistore__rma_t *r, int target, size_t ctl_off, size_t 
         int rc = getacc(r, target, ctl_off, ctl, n * MS_CTL_WORDS, MPI_UINT32_T, 4);
         return rc ? rc : getacc(r, target, desc_off, desc, n, MPI_UINT64_T, 8);
     }
+    const _Atomic uint64_t *d = (const _Atomic uint64_t *)(const void *)pd;
     size_t i = 0;
-    while (i < n) {
+    while (i < n) { /* the descriptor first, acquire: then the lock word (design.md) */
+        desc[i] = atomic_load_explicit(&d[i], memory_order_acquire);
         direct_loads(pc + i * MS_CTL_WORDS * 4, ctl + i * MS_CTL_WORDS, MS_CTL_WORDS, 4);
-        direct_loads(pd + i * 8, desc + i, 1, 8);
         i++;
         if (desc[i - 1] == 0 && mpistore__lock_ver(ctl[(i - 1) * MS_CTL_WORDS + MS_CTL_LOCK]) == 0)
             break; /* never published: no key lies beyond it (design.md) */

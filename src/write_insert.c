@@ -302,7 +302,7 @@ static int publish_insert(const mpistore__write_t *x, mpistore__ins_t *in)
     int rc = mpistore__publish(c, &pub);
     if (rc == 0 && in->kind == MS_KIND_CNT) /* the descriptor mpistore__publish wrote */
         mpistore__watch_make(x->k, in->sn2, in->js,
-                             mpistore__desc_make(mpistore__lock_ver(in->slot_exp) + 1u, 1,
+                             mpistore__desc_make(mpistore__lock_next_ver(in->slot_exp), 1,
                                                  (uint32_t)c->rma.w.rank, in->uoff),
                              &x->w->watch);
     if (rc == 0 && in->js != 0)

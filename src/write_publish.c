@@ -16,7 +16,7 @@ int mpistore__unlock_unchanged(mpistore__core_t *c, int target, size_t lockoff,
 int mpistore__release_home(mpistore__core_t *c, int home, size_t h, uint32_t lockword,
                            uint64_t desc)
 {
-    uint32_t ver = mpistore__lock_ver(lockword) + 1u, nl = ver << 1;
+    uint32_t ver = mpistore__lock_next_ver(lockword), nl = ver << 1;
     uint64_t nd =
         mpistore__desc_make(ver, mpistore__desc_valid(desc), (uint32_t)mpistore__desc_rank(desc),
                             mpistore__desc_uoff(desc));
@@ -58,7 +58,7 @@ int mpistore__publish(mpistore__core_t *c, const mpistore__pub_t *p)
     const mpistore__snap_t *sn = p->sn;
     mpistore__rma_t *r = &c->rma;
     int t = mpistore__snap_target(sn, p->i), home = sn->rank;
-    uint32_t ver = mpistore__lock_ver(p->lockword) + 1u, nl = ver << 1, nb = p->total;
+    uint32_t ver = mpistore__lock_next_ver(p->lockword), nl = ver << 1, nb = p->total;
     uint64_t nd = mpistore__desc_make(ver, p->valid, (uint32_t)r->w.rank, p->uoff);
     int64_t delta = p->count_delta;
     /* replicas: the new block's copy is complete before any descriptor
