@@ -166,6 +166,23 @@ static void internal_same_key_home_taken(void **state)
     mt_close(s);
 }
 
+/* Keys a and b of one home rank and home bucket (b found by trying names). */
+static void same_bucket(mpistore_t *s, const char *tag, char *a, char *b, size_t n,
+                        mpistore__key_t *ka)
+{
+    mpistore__key_t kb;
+    snprintf(a, n, "%s.a", tag);
+    mpistore__key_of(s, a, ka);
+    for (int j = 0;; j++) {
+        snprintf(b, n, "%s.b%d", tag, j);
+        mpistore__key_of(s, b, &kb);
+        int ok = kb.rank == ka->rank && kb.home == ka->home;
+        mpistore__key_release(&kb);
+        if (ok)
+            break;
+    }
+}
+
 /* A look stops at a slot never published (one node, design.md "A look stops
  * at a slot never published"): a key must never be placed past such a slot
  * while another rank's insert holds it, or looks would miss the key.  Rank
@@ -183,17 +200,8 @@ static void internal_insert_waits_for_unpublished_slot(void **state)
     mpistore_t *s = mt_open(&o);
     mpistore__core_t *c = s->core;
     char a[64], b[64];
-    mpistore__key_t ka, kb;
-    snprintf(a, sizeof a, "unpub.a");
-    mpistore__key_of(s, a, &ka);
-    for (int j = 0;; j++) { /* b: a's home rank and bucket */
-        snprintf(b, sizeof b, "unpub.b%d", j);
-        mpistore__key_of(s, b, &kb);
-        int ok = kb.rank == ka.rank && kb.home == ka.home;
-        mpistore__key_release(&kb);
-        if (ok)
-            break;
-    }
+    mpistore__key_t ka;
+    same_bucket(s, "unpub", a, b, sizeof a, &ka);
     int t = ka.rank;
     size_t lockoff = mpistore__ctl_off(&c->lay, ka.home + 1, MS_CTL_LOCK);
     int stops = mpistore__rma_immediate(&c->rma, lockoff);
@@ -207,8 +215,9 @@ static void internal_insert_waits_for_unpublished_slot(void **state)
         assert_int_equal(mpistore__cas_u32(&c->rma, t, lockoff, &locked, &never, &got), 0);
         assert_int_equal(mpistore__flush(&c->rma, t), 0);
         assert_int_equal(got, never); /* the slot after it was never used */
-        MT_OK(s, mpistore_set_timeout(s, 0.2));
+        MT_OK(s, mpistore_set_timeout(s, stops ? 0.2 : 60.0)); /* MPI's path: slow cells */
         int rc = mpistore_set(s, b, "b", 1);
+        MT_OK(s, mpistore_set_timeout(s, 60.0));
         MT_OK(s, mpistore_check(s, keys, 1, &all));
         if (rc == MPISTORE_OK && !all) /* what placing b past the slot did */
             fail_msg("set of '%s' returned OK, then a look misses it", b);
@@ -219,7 +228,6 @@ static void internal_insert_waits_for_unpublished_slot(void **state)
             fail_msg("set of '%s' (MPI's path) -> %s: %s", b, mpistore_errname(rc),
                      mpistore_errmsg(s));
         assert_int_equal(all, rc == MPISTORE_OK);
-        MT_OK(s, mpistore_set_timeout(s, 60.0));
     }
     mt_barrier();
     MT_OK(s, mpistore_check(s, keys, 1, &all)); /* every rank sees what rank 0 saw */
@@ -237,7 +245,140 @@ static void internal_insert_waits_for_unpublished_slot(void **state)
     mt_close(s);
 }
 
+/* The flush hook of the one-node path (rma.h) as a rival insert: at the
+ * first flush after the home slot was locked (lock_home's), it claims the
+ * never used slot after it, between the look under the home lock and the
+ * insert's own claim of that slot. */
+static struct {
+    mpistore__core_t *c;
+    int t;
+    size_t home, next;
+    int fired;
+} rival;
+
+static void rival_claims_next(void)
+{
+    uint32_t home = 0, got = 7;
+    const uint32_t never = 0, locked = 1;
+    if (rival.fired || mpistore__read_u32s(&rival.c->rma, rival.t, rival.home, &home, 1) != 0 ||
+        !mpistore__lock_held(home))
+        return;
+    rival.fired =
+        mpistore__cas_u32(&rival.c->rma, rival.t, rival.next, &locked, &never, &got) == 0 &&
+        got == never;
+}
+
+/* The other way of not getting the slot never published: the insert's claim
+ * of it loses the race.  It must not go on to the slots after it, which its
+ * look did not read (given as 0): it waits for the rival (here, for ever:
+ * ETIMEDOUT) and never reports a key that looks cannot find.  One node only
+ * (the hook is called by its flushes). */
+static void internal_insert_lost_race_for_unpublished_slot(void **state)
+{
+    (void)state;
+    mpistore_options_t o;
+    mpistore_options_init(&o);
+    o.keys_per_rank = 64;
+    mpistore_t *s = mt_open(&o);
+    mpistore__core_t *c = s->core;
+    char a[64], b[64];
+    mpistore__key_t ka;
+    same_bucket(s, "race", a, b, sizeof a, &ka);
+    size_t home = mpistore__ctl_off(&c->lay, ka.home, MS_CTL_LOCK),
+           next = mpistore__ctl_off(&c->lay, ka.home + 1, MS_CTL_LOCK);
+    int t = ka.rank;
+    mpistore__key_release(&ka);
+    if (!mpistore__rma_immediate(&c->rma, next)) {
+        mt_close(s);
+        skip(); /* MPI's path: looks read whole windows, no hook is called */
+    }
+    const char *keys[] = {b};
+    bool all = false;
+    if (mt_rank == 0) {
+        MT_OK(s, mpistore_set(s, a, "a", 1)); /* a takes the home slot */
+        rival.c = c, rival.t = t, rival.home = home, rival.next = next, rival.fired = 0;
+        MT_OK(s, mpistore_set_timeout(s, 0.2));
+        mpistore__flush_hook = rival_claims_next;
+        int rc = mpistore_set(s, b, "b", 1);
+        mpistore__flush_hook = NULL;
+        MT_OK(s, mpistore_set_timeout(s, 60.0));
+        assert_true(rival.fired); /* the race happened */
+        MT_OK(s, mpistore_check(s, keys, 1, &all));
+        if (rc == MPISTORE_OK && !all)
+            fail_msg("set of '%s' returned OK past the slot it lost, then a look misses it", b);
+        if (rc != -MPISTORE_ETIMEDOUT)
+            fail_msg("set of '%s' with the next slot taken by a rival -> %s, expected ETIMEDOUT "
+                     "(%s)",
+                     b, mpistore_errname(rc), mpistore_errmsg(s));
+        const uint32_t never = 0; /* the rival gives it back */
+        assert_int_equal(mpistore__replace_u32(&c->rma, t, next, &never), 0);
+        assert_int_equal(mpistore__flush(&c->rma, t), 0);
+        MT_OK(s, mpistore_set(s, b, "b2", 2));
+    }
+    mt_barrier();
+    mt_expect_str(s, b, "b2");
+    mt_close(s);
+}
+
+/* A slot's lock version after 2^31 - 1 publications goes on at 2^22, not at
+ * 0 (which means "never published"): else a delete by rank 0 there would
+ * leave lock word 0 and descriptor 0, and looks of its home bucket would
+ * stop at it and miss a key placed after it. */
+static void internal_lock_version_wrap(void **state)
+{
+    (void)state;
+    assert_int_equal(mpistore__lock_next_ver(0), 1);
+    assert_int_equal(mpistore__lock_next_ver((5u << 1) | 1u), 6);
+    assert_int_equal(mpistore__lock_next_ver(0x7FFFFFFEu << 1), 0x7FFFFFFFu);
+    assert_int_equal(mpistore__lock_next_ver(0x7FFFFFFFu << 1), 1u << 22);
+    mpistore_options_t o;
+    mpistore_options_init(&o);
+    o.keys_per_rank = 64;
+    mpistore_t *s = mt_open(&o);
+    mpistore__core_t *c = s->core;
+    char a[64], b[64];
+    mpistore__key_t ka;
+    same_bucket(s, "wrap", a, b, sizeof a, &ka);
+    int t = ka.rank;
+    size_t lockoff = mpistore__ctl_off(&c->lay, ka.home, MS_CTL_LOCK),
+           descoff = mpistore__desc_off(&c->lay, ka.home);
+    mpistore__key_release(&ka);
+    const char *keys[] = {b};
+    bool all = false;
+    if (mt_rank == 0) {
+        MT_OK(s, mpistore_set(s, a, "a", 1)); /* home slot */
+        MT_OK(s, mpistore_set(s, b, "b", 1)); /* the slot after it */
+        /* a's slot as after 2^31 - 1 publications (nobody else writes it) */
+        uint64_t d = 0;
+        assert_int_equal(mpistore__read_u64(&c->rma, t, descoff, &d), 0);
+        assert_int_equal(mpistore__flush(&c->rma, t), 0);
+        uint64_t nd = mpistore__desc_make(0x7FFFFFFFu, 1, (uint32_t)mpistore__desc_rank(d),
+                                          mpistore__desc_uoff(d));
+        const uint32_t nl = 0x7FFFFFFFu << 1;
+        assert_int_equal(mpistore__replace_u64(&c->rma, t, descoff, &nd), 0);
+        assert_int_equal(mpistore__replace_u32(&c->rma, t, lockoff, &nl), 0);
+        assert_int_equal(mpistore__flush(&c->rma, t), 0);
+        mt_expect_str(s, a, "a");
+        MT_OK(s, mpistore_delete_key(s, a, &all)); /* by rank 0: descriptor 0 */
+        assert_true(all);
+        MT_OK(s, mpistore_check(s, keys, 1, &all));
+        if (!all)
+            fail_msg("key '%s' after a slot deleted at lock version 2^31 - 1 is not found", b);
+        uint32_t l = 0;
+        assert_int_equal(mpistore__read_u32s(&c->rma, t, lockoff, &l, 1), 0);
+        assert_int_equal(mpistore__flush(&c->rma, t), 0);
+        assert_int_equal(l, (1u << 22) << 1);
+    }
+    mt_barrier();
+    MT_OK(s, mpistore_check(s, keys, 1, &all)); /* b, after a's slot, is still found */
+    assert_true(all);
+    mt_expect_str(s, b, "b");
+    mt_close(s);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(internal_insert_lost_race_for_unpublished_slot),
+    cmocka_unit_test(internal_lock_version_wrap),
     cmocka_unit_test(internal_insert_waits_for_unpublished_slot),
     cmocka_unit_test(internal_fingerprint_collision),
     cmocka_unit_test(internal_multi_get_collision_counter),
