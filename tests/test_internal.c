@@ -183,6 +183,18 @@ static void same_bucket(mpistore_t *s, const char *tag, char *a, char *b, size_t
     }
 }
 
+/* A store of 64 keys per rank, and keys a and b of it with one home rank
+ * and home bucket (*ka: a's, to release). */
+static mpistore_t *open_with_pair(const char *tag, char *a, char *b, size_t n, mpistore__key_t *ka)
+{
+    mpistore_options_t o;
+    mpistore_options_init(&o);
+    o.keys_per_rank = 64;
+    mpistore_t *s = mt_open(&o);
+    same_bucket(s, tag, a, b, n, ka);
+    return s;
+}
+
 /* A look stops at a slot never published (one node, design.md "A look stops
  * at a slot never published"): a key must never be placed past such a slot
  * while another rank's insert holds it, or looks would miss the key.  Rank
@@ -194,14 +206,10 @@ static void same_bucket(mpistore_t *s, const char *tag, char *a, char *b, size_t
 static void internal_insert_waits_for_unpublished_slot(void **state)
 {
     (void)state;
-    mpistore_options_t o;
-    mpistore_options_init(&o);
-    o.keys_per_rank = 64;
-    mpistore_t *s = mt_open(&o);
-    mpistore__core_t *c = s->core;
     char a[64], b[64];
     mpistore__key_t ka;
-    same_bucket(s, "unpub", a, b, sizeof a, &ka);
+    mpistore_t *s = open_with_pair("unpub", a, b, sizeof a, &ka);
+    mpistore__core_t *c = s->core;
     int t = ka.rank;
     size_t lockoff = mpistore__ctl_off(&c->lay, ka.home + 1, MS_CTL_LOCK);
     int stops = mpistore__rma_immediate(&c->rma, lockoff);
@@ -276,14 +284,10 @@ static void rival_claims_next(void)
 static void internal_insert_lost_race_for_unpublished_slot(void **state)
 {
     (void)state;
-    mpistore_options_t o;
-    mpistore_options_init(&o);
-    o.keys_per_rank = 64;
-    mpistore_t *s = mt_open(&o);
-    mpistore__core_t *c = s->core;
     char a[64], b[64];
     mpistore__key_t ka;
-    same_bucket(s, "race", a, b, sizeof a, &ka);
+    mpistore_t *s = open_with_pair("race", a, b, sizeof a, &ka);
+    mpistore__core_t *c = s->core;
     size_t home = mpistore__ctl_off(&c->lay, ka.home, MS_CTL_LOCK),
            next = mpistore__ctl_off(&c->lay, ka.home + 1, MS_CTL_LOCK);
     int t = ka.rank;
@@ -331,14 +335,10 @@ static void internal_lock_version_wrap(void **state)
     assert_int_equal(mpistore__lock_next_ver((5u << 1) | 1u), 6);
     assert_int_equal(mpistore__lock_next_ver(0x7FFFFFFEu << 1), 0x7FFFFFFFu);
     assert_int_equal(mpistore__lock_next_ver(0x7FFFFFFFu << 1), 1u << 22);
-    mpistore_options_t o;
-    mpistore_options_init(&o);
-    o.keys_per_rank = 64;
-    mpistore_t *s = mt_open(&o);
-    mpistore__core_t *c = s->core;
     char a[64], b[64];
     mpistore__key_t ka;
-    same_bucket(s, "wrap", a, b, sizeof a, &ka);
+    mpistore_t *s = open_with_pair("wrap", a, b, sizeof a, &ka);
+    mpistore__core_t *c = s->core;
     int t = ka.rank;
     size_t lockoff = mpistore__ctl_off(&c->lay, ka.home, MS_CTL_LOCK),
            descoff = mpistore__desc_off(&c->lay, ka.home);
